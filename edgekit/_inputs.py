@@ -1,0 +1,119 @@
+"""Input specs (`--input name:shape:dtype`), user inputs (.npz) and realistic generated inputs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ._errors import EdgekitError
+from ._types import Signature, TensorSpec
+
+DEFAULT_DIMS = {"batch": 1, "sequence": 128}
+_DTYPES = {"float32", "float16", "float64", "int64", "int32", "int8", "uint8", "bool"}
+_SPEC_FIX = "write it as name:shape:dtype, e.g. --input pixels:1x3x32x32:float32 or input_ids:batchx128:int64"
+
+
+def parse_input_spec(text: str) -> TensorSpec:
+    """Parse ``name:shape:dtype``; a shape is dims joined by x or ',', a dim an int or an axis name."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[0]:
+        raise EdgekitError(f"bad --input {text!r}", _SPEC_FIX)
+    name, shape_text = parts[0], parts[1]
+    dtype = parts[2] if len(parts) == 3 else "float32"
+    if dtype not in _DTYPES:
+        raise EdgekitError(f"bad dtype {dtype!r} in --input {text!r}", f"use one of {sorted(_DTYPES)}")
+    dims: list[int | str] = []
+    for tok in re.split(r"[x,]", shape_text) if shape_text else []:
+        tok = tok.strip()
+        if tok.isdigit() and int(tok) > 0:
+            dims.append(int(tok))
+        elif re.fullmatch(r"[A-Za-z_]\w*", tok):
+            dims.append(tok)
+        else:
+            raise EdgekitError(f"bad dimension {tok!r} in --input {text!r}", _SPEC_FIX)
+    return TensorSpec(name, tuple(dims), dtype)
+
+
+def parse_dims(items: list[str] | None) -> dict[str, int]:
+    """``--dim sequence=64`` -> {"sequence": 64}."""
+    out: dict[str, int] = {}
+    for item in items or []:
+        key, _, val = item.partition("=")
+        if not key or not val.isdigit() or int(val) < 1:
+            raise EdgekitError(f"bad --dim {item!r}", "write it as axis=size, e.g. --dim sequence=64")
+        out[key] = int(val)
+    return out
+
+
+def resolve_dims(signature: Signature, given: dict[str, int], defaults: dict[str, int]) -> dict[str, int]:
+    dims: dict[str, int] = {}
+    for spec in signature.inputs:
+        for axis in spec.dynamic_axes.values():
+            size = given.get(axis, defaults.get(axis, DEFAULT_DIMS.get(axis)))
+            if size is None:
+                raise EdgekitError(
+                    f"input {spec.name!r} has a dynamic axis {axis!r} with no size to test it at",
+                    f"give one with --dim {axis}=N",
+                )
+            dims[axis] = size
+    return dims
+
+
+def generate_inputs(signature: Signature, dims: dict[str, int], meta: dict, seed: int = 0) -> dict[str, np.ndarray]:
+    """Realistic inputs: token ids inside the vocabulary, masks of ones, images in range."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, np.ndarray] = {}
+    for spec in signature.inputs:
+        shape = spec.concrete(dims)
+        name = spec.name.lower()
+        dtype = np.dtype(spec.dtype)
+        if dtype == np.bool_:
+            arr = np.ones(shape, dtype=bool)
+        elif dtype.kind in "iu":
+            if "mask" in name:
+                arr = np.ones(shape, dtype)
+            elif "type" in name or "segment" in name:
+                arr = np.zeros(shape, dtype)
+            elif "position" in name:
+                arr = np.broadcast_to(np.arange(shape[-1]), shape).astype(dtype)
+            else:
+                vocab = int(meta.get("vocab_size") or 100)
+                low = min(1000, vocab // 2)  # skip special tokens at the start of a vocabulary
+                arr = rng.integers(low, vocab, size=shape).astype(dtype)
+        elif len(shape) == 4 and (shape[1] in (1, 3) or shape[-1] in (1, 3)):
+            lo, hi = meta.get("image_range", (0.0, 1.0))
+            arr = rng.uniform(lo, hi, size=shape).astype(dtype)
+        else:
+            arr = rng.standard_normal(shape).astype(dtype)
+        out[spec.name] = np.ascontiguousarray(arr)
+    return out
+
+
+def load_npz(path: Path, signature: Signature) -> list[dict[str, np.ndarray]]:
+    """The user's inputs, keyed by input name; each becomes one sample (batch kept as given)."""
+    if not path.is_file():
+        raise EdgekitError(f"inputs file {str(path)!r} does not exist", "pass an .npz keyed by input name")
+    try:
+        data = dict(np.load(path, allow_pickle=False))
+    except Exception as exc:  # noqa: BLE001 - numpy raises many kinds here
+        raise EdgekitError(f"{path} is not a readable .npz file ({exc})", "save it with numpy.savez") from exc
+    names = [s.name for s in signature.inputs]
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise EdgekitError(
+            f"{path} has no array for input(s) {missing} (it has {sorted(data)})",
+            f"key the arrays by the model's input names: {names}",
+        )
+    for spec in signature.inputs:
+        arr = data[spec.name]
+        if arr.ndim != len(spec.shape) or any(
+            isinstance(d, int) and d != s for d, s in zip(spec.shape, arr.shape, strict=False)
+        ):
+            raise EdgekitError(
+                f"input {spec.name!r} in {path} has shape {list(arr.shape)}, the model wants {list(spec.shape)}",
+                "reshape the array to match the model's signature",
+            )
+        data[spec.name] = arr.astype(spec.dtype, copy=False)
+    return [{n: data[n] for n in names}]

@@ -1,0 +1,63 @@
+"""Model recipes (models/*.toml): every choice of a run, as data, validated."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ._errors import EdgekitError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSection(_Section):
+    source: str
+    task: str | None = None
+    inputs: list[str] = Field(default_factory=list)  # name:shape:dtype
+    dims: dict[str, int] = Field(default_factory=dict)
+    trust_pickle: bool = False
+
+
+class ConvertSection(_Section):
+    targets: list[str] = Field(default_factory=lambda: ["onnx", "openvino", "tflite", "coreml"])
+    precision: str = "fp32"
+    simplify: bool = False
+
+
+class VerifySection(_Section):
+    samples: int = Field(3, ge=1)
+    inputs: str | None = None  # .npz
+    tolerance: dict[str, float] = Field(default_factory=dict)
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="allow")  # later sections (compress, ...) belong to other commands
+    name: str | None = None
+    description: str | None = None
+    model: ModelSection
+    convert: ConvertSection = Field(default_factory=ConvertSection)
+    verify: VerifySection = Field(default_factory=VerifySection)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    if not path.is_file():
+        raise EdgekitError(f"recipe {str(path)!r} does not exist", "give a TOML file such as models/minilm.toml")
+    try:
+        data = tomllib.loads(path.read_text())
+        recipe = Recipe.model_validate(data)
+    except tomllib.TOMLDecodeError as exc:
+        raise EdgekitError(f"recipe {path} is not valid TOML: {exc}", "fix the syntax at the place named") from exc
+    except ValidationError as exc:
+        errs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise EdgekitError(f"recipe {path} is invalid: {errs}", "see docs/recipes.md for the fields") from exc
+    src = recipe.model.source
+    if ":" not in src or Path(src).exists():  # a path: relative to the recipe's folder
+        candidate = (path.parent / src)
+        if candidate.exists():
+            recipe.model.source = str(candidate)
+    return recipe

@@ -1,0 +1,41 @@
+"""What the backends share: the conversion context and runtime-signature helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .._types import TensorSpec
+
+
+@dataclass
+class ConvertContext:
+    """Options and intermediate results shared by the converters of one run."""
+
+    onnx_path: Path | None = None  # the fp32 ONNX, once made: later converters start from it
+    opset: int = 18
+    simplify: bool = False
+    workdir: Path | None = None
+    used_onnx: bool = False  # set when the current target was converted from the ONNX export
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+def spec_from_runtime(name: str, shape, dtype, source: TensorSpec | None) -> TensorSpec:
+    """A runtime's tensor description, with dynamic axes named as in the source where they line up."""
+    dims = []
+    for i, d in enumerate(shape):
+        if d is None or (isinstance(d, int | np.integer) and d < 0) or isinstance(d, str):
+            named = source.shape[i] if source is not None and i < len(source.shape) else None
+            dims.append(named if isinstance(named, str) else (d if isinstance(d, str) else f"dim{i}"))
+        else:
+            dims.append(int(d))
+    return TensorSpec(name, tuple(dims), np.dtype(dtype).name)
+
+
+def pick(specs: list[TensorSpec], i: int) -> TensorSpec | None:
+    return specs[i] if i < len(specs) else None

@@ -1,0 +1,1 @@
+"""Core ML: coremltools from the torch graph; validated on Linux, run on macOS."""

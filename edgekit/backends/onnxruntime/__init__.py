@@ -1,0 +1,1 @@
+"""ONNX export (torch.onnx) and ONNX Runtime."""

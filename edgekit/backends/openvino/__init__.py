@@ -1,0 +1,1 @@
+"""OpenVINO IR conversion and runtime."""

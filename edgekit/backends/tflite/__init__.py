@@ -1,0 +1,1 @@
+"""TFLite/LiteRT: litert-torch from torch, onnx2tf from ONNX, run with ai-edge-litert."""

@@ -1,0 +1,195 @@
+"""Export: convert a loaded model to each target, verify each artifact, write the manifest.
+
+Everything is written to a temporary folder beside ``out`` and moved into place
+only when every conversion succeeded, so a failed run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .._errors import EdgekitError
+from .._inputs import generate_inputs, load_npz
+from .._capture import capture_output
+from .._known import explain
+from .._registry import Target, backend_module, check_path, parse_targets, runner_for, tool_versions
+from .._types import Artifact, Model, Parity, sha256_of, size_of
+from ..backends._common import ConvertContext
+from . import report, verify
+
+Step = Callable[[str], contextlib.AbstractContextManager]
+# what must import for each target to convert and run (checked before any work)
+_NEEDS = {
+    "onnx": ["onnx", "onnxruntime"],
+    "openvino": ["openvino", "onnx"],
+    "tflite": ["ai_edge_litert"],
+    "coreml": ["coremltools"],
+}
+
+
+@dataclass
+class ConvertResult:
+    out: Path
+    manifest_path: Path
+    artifacts: list[Artifact]
+    model: Model
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(a.parity is None or a.parity.status != "fail" for a in self.artifacts)
+
+    @property
+    def manifest(self) -> dict:
+        import json
+
+        return json.loads(self.manifest_path.read_text())
+
+
+def _check_backends(model: Model, targets: list[Target]) -> None:
+    from .._lazy import require
+
+    for t in targets:
+        needs = list(_NEEDS[t.name])
+        if model.module is not None and t.name in ("onnx", "openvino") and model.onnx_path is None:
+            needs.append("onnxscript")
+        if t.name == "tflite":
+            needs.append("litert_torch" if model.module is not None and model.format != "torchscript" else "onnx2tf")
+        for mod in needs:
+            require(mod, f"the {t.name} target")
+
+
+def _samples(model: Model, inputs: Path | None, count: int) -> tuple[list[dict], str]:
+    if inputs is not None:
+        return load_npz(Path(inputs), model.signature), f"user inputs from {inputs}"
+    samples = [generate_inputs(model.signature, model.dims, model.meta, seed=i) for i in range(count)]
+    dims = ", ".join(f"{k}={v}" for k, v in model.dims.items()) or "static shapes"
+    return samples, f"{count} generated samples (seeds 0-{count - 1}; {dims})"
+
+
+def _prepare_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise EdgekitError(f"--out {out} is a file", "give a folder path")
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file() and not force:
+        raise EdgekitError(f"--out {out} is a non-empty folder edgekit did not write",
+                           "give a new or empty folder, or pass --force to replace it")
+
+
+def _verify(model: Model, target: Target, path: Path, samples, refs, tol: dict) -> tuple[Parity, list]:
+    runner = runner_for(target, path, source=model.signature)
+    validation = runner.validate(model.signature) if hasattr(runner, "validate") else None
+    if target.name == "coreml":
+        from ..backends.coreml.runtime import NOT_RUN, can_run
+
+        if not can_run():
+            status = "fail" if validation["problems"] else "not_run"
+            reason = "; ".join(validation["problems"]) or NOT_RUN
+            return Parity(status=status, reason=reason, tolerance=tol, validation=validation), runner.signature
+    names_src = [s.name for s in model.signature.outputs]
+    names_rt = [s.name for s in runner.signature.outputs]
+    order = [names_rt.index(n) for n in names_src] if set(names_src) <= set(names_rt) else list(range(len(names_src)))
+    if len(names_rt) < len(names_src):
+        return Parity(status="fail", tolerance=tol,
+                      reason=f"the artifact has {len(names_rt)} outputs, the source {len(names_src)}"), runner.signature
+    gots = []
+    for s in samples:
+        out = runner.run(verify.adapt_feeds(s, model.signature, runner.signature))
+        gots.append([out[i] for i in order])
+    parity = verify.compare(model, refs, gots, names_src, tol, verify.classifier_outputs(model))
+    parity.validation = validation
+    return parity, runner.signature
+
+
+def convert(model: Model, targets: str | list[str], out: str | Path, *, precision: str = "fp32",
+            inputs: Path | None = None, samples: int = 3, tolerance: dict | None = None,
+            simplify: bool = False, force: bool = False, step: Step | None = None) -> ConvertResult:
+    """Convert ``model`` to each target under ``out``, verify each artifact, write manifest.json.
+
+    Converters' own output (C++ logs included) goes to ``out/logs/convert.log``; on
+    failure nothing is left under ``out`` and the log's path is in the error.
+    """
+    step = step or (lambda _text: contextlib.nullcontext())
+    out = Path(out)
+    chosen = parse_targets(targets)
+    bad = [t.name for t in chosen if precision not in t.precisions]
+    if precision not in ("fp32", "fp16") or bad:
+        raise EdgekitError(f"precision {precision!r} is not available for {bad or 'convert'}",
+                           "use --precision fp32 or fp16; int8 and smaller are `edgekit compress`")
+    _prepare_out(out, force)
+    for t in chosen:
+        check_path(model.format, t)
+    data, inputs_desc = _samples(model, inputs, samples)
+    tol = verify.default_tolerance(precision, tolerance)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    fd, log_name = tempfile.mkstemp(prefix=f"edgekit-{out.name}-", suffix=".log")
+    os.close(fd)
+    log = Path(log_name)
+    ctx = ConvertContext(workdir=tmp, simplify=simplify)
+    try:
+        with capture_output(log):
+            _check_backends(model, chosen)
+            with step("running the source model"):
+                run_source = verify.source_runner(model)
+                refs = [run_source(s) for s in data]
+            artifacts = [_one_target(model, t, precision, tmp, ctx, data, refs, tol, step) for t in chosen]
+            shutil.rmtree(tmp / ".onnx-fp32", ignore_errors=True)
+            if model.meta.get("tokenizer") is not None:
+                model.meta["tokenizer"].save_pretrained(str(tmp / "tokenizer"))
+        (tmp / "logs").mkdir()
+        shutil.move(str(log), tmp / "logs" / "convert.log")
+        report.write_manifest(tmp, model, artifacts, inputs_desc, ctx.notes + model.notes)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except EdgekitError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if log.exists() and log.stat().st_size:
+            exc.fix = f"{exc.fix or ''}\n  converters' log: {log}".lstrip("\n ")
+        else:
+            log.unlink(missing_ok=True)
+        raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    final = [_moved(a, tmp, out) for a in artifacts]
+    return ConvertResult(out, out / "manifest.json", final, model, ctx.notes + model.notes)
+
+
+def _one_target(model: Model, target: Target, precision: str, tmp: Path, ctx: ConvertContext,
+                data, refs, tol: dict, step: Step) -> Artifact:
+    sub = tmp / (target.name if precision == "fp32" else f"{target.name}-{precision}")
+    sub.mkdir()
+    ctx.used_onnx = False
+    with step(f"converting to {target.name}"):
+        t0 = time.perf_counter()
+        try:
+            path, notes = backend_module(target, "convert").convert(model, sub, precision, ctx)
+        except EdgekitError:
+            raise
+        except Exception as exc:
+            if os.environ.get("EDGEKIT_DEBUG"):
+                raise
+            raise explain(target.name, exc) from exc
+        seconds = time.perf_counter() - t0
+    with step(f"verifying {target.name}"):
+        parity, signature = _verify(model, target, path, data, refs, tol)
+    lineage = [f"{model.format}:{model.sha256 or model.spec}"]
+    if ctx.used_onnx:
+        lineage.append(f"onnx:opset{ctx.opset}")
+    lineage.append(f"{target.name}:{precision}")
+    return Artifact(target=target.name, precision=precision, path=path, signature=signature,
+                    sha256=sha256_of(sub), size_bytes=size_of(sub), convert_seconds=seconds,
+                    tool_versions=tool_versions(target.name), parity=parity, notes=notes, lineage=lineage)
+
+
+def _moved(a: Artifact, tmp: Path, out: Path) -> Artifact:
+    a.path = out / a.path.relative_to(tmp)
+    return a

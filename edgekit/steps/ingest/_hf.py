@@ -1,0 +1,132 @@
+"""Local Hugging Face model folders (transformers; sentence-transformers pooling kept)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..._errors import EdgekitError
+from ..._lazy import require
+from ..._types import Model, Signature, TensorSpec
+from ._torch import signature_from_run, with_named_inputs
+
+# task -> transformers Auto class and the output it returns
+TASKS = {
+    "feature-extraction": ("AutoModel", "last_hidden_state"),
+    "sentence-embedding": ("AutoModel", "last_hidden_state"),
+    "text-classification": ("AutoModelForSequenceClassification", "logits"),
+    "token-classification": ("AutoModelForTokenClassification", "logits"),
+    "fill-mask": ("AutoModelForMaskedLM", "logits"),
+    "image-classification": ("AutoModelForImageClassification", "logits"),
+}
+_SUFFIX_TASK = {
+    "ForSequenceClassification": "text-classification",
+    "ForTokenClassification": "token-classification",
+    "ForMaskedLM": "fill-mask",
+    "ForImageClassification": "image-classification",
+}
+
+
+def _sentence_transformers_pooling(folder: Path) -> dict | None:
+    """Mean pooling (and normalisation) as sentence-transformers' modules.json declares it."""
+    modules_file = folder / "modules.json"
+    if not modules_file.is_file():
+        return None
+    modules = json.loads(modules_file.read_text())
+    pooling = next((m for m in modules if m.get("type", "").endswith("Pooling")), None)
+    if pooling is None:
+        return None
+    cfg = json.loads((folder / pooling.get("path", "") / "config.json").read_text())
+    if not cfg.get("pooling_mode_mean_tokens"):
+        return None  # only mean pooling is reproduced in-graph
+    normalize = any(m.get("type", "").endswith("Normalize") for m in modules)
+    return {"mode": "mean", "normalize": normalize}
+
+
+def infer_task(folder: Path, config: dict) -> str:
+    for arch in config.get("architectures") or []:
+        for suffix, task in _SUFFIX_TASK.items():
+            if arch.endswith(suffix):
+                return task
+    if _sentence_transformers_pooling(folder):
+        return "sentence-embedding"
+    return "feature-extraction"
+
+
+def load_hf_folder(folder: Path, task: str | None, dims: dict[str, int]) -> Model:
+    torch = require("torch", "Hugging Face models")
+    transformers = require("transformers", "Hugging Face models")
+    config = json.loads((folder / "config.json").read_text())
+    task = task or infer_task(folder, config)
+    if task not in TASKS:
+        raise EdgekitError(f"unknown task {task!r}", f"use one of {sorted(TASKS)}")
+    auto_cls, output_name = TASKS[task]
+    try:
+        hf_model = getattr(transformers, auto_cls).from_pretrained(str(folder), local_files_only=True).eval()
+    except Exception as exc:
+        raise EdgekitError(f"transformers cannot load {folder} as {task} ({exc})",
+                           "check the folder holds config.json and weights, or give --task") from exc
+    tokenizer = None
+    meta: dict = {"hf_config": config, "vocab_size": config.get("vocab_size")}
+    if task == "image-classification":
+        size = config.get("image_size", 224)
+        names = ["pixel_values"]
+        example = [torch.rand(1, config.get("num_channels", 3), size, size)]
+        axes = [{0: "batch"}]
+    else:
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        except Exception as exc:
+            raise EdgekitError(f"{folder} has no usable tokenizer ({exc})",
+                               "save the tokenizer into the model folder (tokenizer.save_pretrained)") from exc
+        names = list(tokenizer.model_input_names)
+        seq = dims.get("sequence") or min(128, config.get("max_position_embeddings") or 128)
+        batch = dims.get("batch", 1)
+        dims = {"batch": batch, "sequence": seq}
+        example = []
+        for n in names:
+            if "mask" in n:
+                example.append(torch.ones(batch, seq, dtype=torch.long))
+            elif "type" in n:
+                example.append(torch.zeros(batch, seq, dtype=torch.long))
+            else:
+                example.append(torch.randint(1000 % meta["vocab_size"], meta["vocab_size"], (batch, seq)))
+        axes = [{0: "batch", 1: "sequence"} for _ in names]
+        meta["tokenizer"] = tokenizer
+    pooling = _sentence_transformers_pooling(folder) if task == "sentence-embedding" else None
+
+    class HFWrapper(torch.nn.Module):
+        """forward(*inputs) -> tuple of outputs, the sentence embedding included."""
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def call(self, *args):
+            kwargs = dict(zip(names, args, strict=True))
+            hidden = getattr(self.inner(**kwargs), output_name)
+            if pooling is None:
+                return (hidden,)
+            mask = kwargs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            if pooling["normalize"]:
+                emb = emb / emb.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+            return hidden, emb
+
+    module = with_named_inputs(HFWrapper, names)(hf_model).eval()
+    sig = signature_from_run(module, names, example, axes)
+    out_names = [output_name] + (["sentence_embedding"] if pooling else [])
+    seq_axes = {0: "batch", 1: "sequence"} if task != "image-classification" else {0: "batch"}
+    outputs = [
+        TensorSpec(n, tuple(seq_axes.get(i, d) if (n != "sentence_embedding" or i == 0) else d
+                            for i, d in enumerate(o.shape)), o.dtype)
+        for n, o in zip(out_names, sig.outputs, strict=True)
+    ]
+    if task in ("text-classification", "image-classification"):
+        outputs = [TensorSpec(o.name, ("batch", *o.shape[1:]), o.dtype) for o in outputs]
+    meta["example"] = example
+    meta["hf_dir"] = str(folder)
+    if pooling:
+        meta["pooling"] = pooling
+    return Model(spec=str(folder), format="hf", signature=Signature(sig.inputs, outputs), dims=dims or {"batch": 1},
+                 path=folder, task=task, module=module, meta=meta)

@@ -1,0 +1,55 @@
+"""ONNX files, with external data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..._errors import EdgekitError
+from ..._lazy import require
+from ..._types import Model, Signature, TensorSpec
+
+
+def _specs(values, np_dtype) -> list[TensorSpec]:
+    specs = []
+    for v in values:
+        t = v.type.tensor_type
+        shape = []
+        for i, d in enumerate(t.shape.dim):
+            if d.HasField("dim_value") and d.dim_value > 0:
+                shape.append(int(d.dim_value))
+            else:
+                shape.append(d.dim_param or ("batch" if i == 0 else f"dim{i}"))
+        specs.append(TensorSpec(v.name, tuple(shape), np_dtype(t.elem_type).name))
+    return specs
+
+
+def _vocab_sizes(graph) -> dict[str, int]:
+    """Rows of the embedding table each integer input indexes (Gather on an initializer)."""
+    inits = {i.name: list(i.dims) for i in graph.initializer}
+    sizes = {}
+    for node in graph.node:
+        if node.op_type == "Gather" and len(node.input) == 2 and node.input[0] in inits:
+            sizes.setdefault(node.input[1], inits[node.input[0]][0])
+    return sizes
+
+
+def load_onnx(path: Path) -> Model:
+    onnx = require("onnx", "ONNX models")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+        onnx.checker.check_model(str(path))
+    except Exception as exc:
+        raise EdgekitError(
+            f"{path} is not a valid ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+            "the file may be truncated or corrupt: export it again (its .data file, if any, must sit beside it)",
+        ) from exc
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    graph = proto.graph
+    inits = {i.name for i in graph.initializer}
+    inputs = _specs([v for v in graph.input if v.name not in inits], tensor_dtype_to_np_dtype)
+    outputs = _specs(graph.output, tensor_dtype_to_np_dtype)
+    vocab = _vocab_sizes(graph)
+    meta = {"vocab_size": next((vocab[i.name] for i in inputs if i.name in vocab), None)}
+    return Model(spec=str(path), format="onnx", signature=Signature(inputs, outputs), path=path,
+                 onnx_path=path, meta=meta)

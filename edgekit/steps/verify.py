@@ -1,0 +1,148 @@
+"""Verify: run source and artifact on the same inputs and compare every output."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._data import load_toml
+from .._errors import EdgekitError
+from .._types import Model, OutputParity, Parity, Signature
+
+
+def default_tolerance(precision: str, overrides: dict | None = None) -> dict:
+    table = load_toml("converters", "tolerances.toml")
+    tol = dict(table.get(precision, table["fp32"]))
+    tol.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return tol
+
+
+def source_runner(model: Model):
+    """A callable running the source model itself: feeds dict -> list of outputs."""
+    names = [s.name for s in model.signature.inputs]
+    if model.module is not None:
+        import torch
+
+        def run(feeds):
+            with torch.no_grad():
+                out = model.module(*[torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in names])
+            return [t.detach().numpy() for t in out]
+
+        return run
+    if model.format == "onnx":
+        from ..backends.onnxruntime.runtime import OrtRunner
+
+        return OrtRunner(model.onnx_path).run
+    if model.format == "tflite":
+        from ..backends.tflite.runtime import LiteRTRunner
+
+        return LiteRTRunner(model.path).run
+    if model.format == "keras":
+        def run(feeds):
+            out = model.keras([feeds[n] for n in names] if len(names) > 1 else feeds[names[0]], training=False)
+            return [np.asarray(o) for o in (out if isinstance(out, list | tuple) else [out])]
+
+        return run
+    raise EdgekitError(f"cannot run a {model.format} source for verification")
+
+
+def adapt_feeds(feeds: dict[str, np.ndarray], source: Signature, runtime: Signature) -> dict[str, np.ndarray]:
+    """The sample keyed and typed for the artifact's runtime: names (else position), dtype, shape."""
+    out = {}
+    for i, spec in enumerate(runtime.inputs):
+        key = spec.name if spec.name in feeds else (source.inputs[i].name if i < len(source.inputs) else None)
+        if key is None or key not in feeds:
+            raise EdgekitError(f"the artifact has an input {spec.name!r} the source does not have",
+                               "check that the conversion kept the model's inputs")
+        arr = feeds[key]
+        want = tuple(d for d in spec.shape)
+        if len(want) != arr.ndim or any(isinstance(d, int) and d != s for d, s in zip(want, arr.shape, strict=False)):
+            raise EdgekitError(
+                f"input {key!r} has shape {list(arr.shape)}, the artifact wants {list(want)}",
+                "give inputs of the artifact's static shape (set dynamic axes with --dim)")
+        out[spec.name] = np.ascontiguousarray(arr.astype(spec.dtype, copy=False))
+    return out
+
+
+def _align(ref: np.ndarray, got: np.ndarray) -> np.ndarray | None:
+    """The artifact's output in the source's layout, where it is a known permutation (NHWC)."""
+    if got.shape == ref.shape:
+        return got
+    if got.size == ref.size and got.ndim == ref.ndim == 4 and got.transpose(0, 3, 1, 2).shape == ref.shape:
+        return got.transpose(0, 3, 1, 2)
+    if got.size == ref.size:
+        return got.reshape(ref.shape)
+    return None
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na == 0 and nb == 0:
+        return 1.0
+    return float(a @ b / (na * nb)) if na and nb else 0.0
+
+
+def compare(model: Model, refs: list[list[np.ndarray]], gots: list[list[np.ndarray]], out_names: list[str],
+            tolerance: dict, classifier: set[str]) -> Parity:
+    """Per-output errors over all samples; the worst output decides the status."""
+    results: list[OutputParity] = []
+    ratios: list[tuple[float, str]] = []
+    failures: list[tuple[float, str, str]] = []
+    for j, name in enumerate(out_names):
+        ref_all, got_all, cosines = [], [], []
+        for ref_s, got_s in zip(refs, gots, strict=True):
+            ref = np.asarray(ref_s[j], dtype=np.float64)
+            got = _align(ref, np.asarray(got_s[j]).astype(np.float64))
+            if got is None:
+                return Parity(status="fail", worst_output=name, tolerance=tolerance,
+                              reason=f"output {name!r} has shape {list(np.shape(got_s[j]))}, the source {list(ref.shape)}")
+            ref_all.append(ref)
+            got_all.append(got)
+            cosines.append(_cos(ref, got))
+        diff = np.concatenate([np.abs(r - g).ravel() for r, g in zip(ref_all, got_all, strict=True)])
+        top1 = None
+        if name in classifier:
+            agree = [np.argmax(r, -1) == np.argmax(g, -1) for r, g in zip(ref_all, got_all, strict=True)]
+            top1 = float(np.mean(np.concatenate([a.ravel() for a in agree])))
+        scale = max(float(np.max(np.abs(r))) for r in ref_all)
+        op = OutputParity(name, float(diff.max()), float(diff.mean()), float(min(cosines)), top1)
+        results.append(op)
+        limit = tolerance["atol"] + tolerance["rtol"] * scale
+        ratios.append((op.max_abs_err / max(limit, 1e-30), name))
+        if not np.isfinite(diff).all():
+            failures.append((math.inf, name, f"output {name!r} has NaN or inf"))
+        elif op.max_abs_err > limit:
+            failures.append((op.max_abs_err / max(limit, 1e-30), name,
+                             f"output {name!r}: max abs error {op.max_abs_err:.3g} > {limit:.3g}"))
+        elif op.cosine < tolerance["min_cosine"]:
+            failures.append(((1 - op.cosine) / max(1 - tolerance["min_cosine"], 1e-30), name,
+                             f"output {name!r}: cosine {op.cosine:.6f} < {tolerance['min_cosine']}"))
+    parity = Parity(
+        status="fail" if failures else "pass",
+        max_abs_err=max(r.max_abs_err for r in results),
+        mean_abs_err=max(r.mean_abs_err for r in results),
+        cosine=min(r.cosine for r in results),
+        top1_agreement=min((r.top1_agreement for r in results if r.top1_agreement is not None), default=None),
+        worst_output=max(failures)[1] if failures else max(ratios)[1],
+        reason="; ".join(f[2] for f in sorted(failures, reverse=True)) or None,
+        tolerance=tolerance,
+        outputs=results,
+    )
+    return parity
+
+
+def classifier_outputs(model: Model) -> set[str]:
+    """Outputs where top-1 agreement means something: class scores."""
+    if model.task in ("text-classification", "image-classification", "token-classification", "fill-mask"):
+        return {s.name for s in model.signature.outputs if "logit" in s.name}
+    if model.task in ("feature-extraction", "sentence-embedding"):
+        return set()
+    out = set()
+    for s in model.signature.outputs:
+        if any(w in s.name.lower() for w in ("logit", "prob", "score", "class")):
+            out.add(s.name)
+        elif len(s.shape) == 2 and isinstance(s.shape[-1], int) and 1 < s.shape[-1] <= 1000 and model.format in ("torch", "exported-program", "torchscript", "onnx", "keras", "tflite"):
+            out.add(s.name)
+    return out
