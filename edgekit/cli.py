@@ -50,13 +50,18 @@ def _step(console):
     return step
 
 
-@app.callback()
-def _main(version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False):
-    if version:
+def _print_version(value: bool):
+    if value:
         from ._version import __version__
 
         typer.echo(__version__)
         raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                                help="Print the version and exit.")] = False):
+    """Take a full model and ship it to the edge."""
 
 
 @app.command()
@@ -119,14 +124,14 @@ def convert(
         table, reasons = parity_table(manifest)
         (console if as_json else _console(stderr=False)).print(table)
         for reason in reasons:
-            console.print(f"  {reason}", highlight=False)
+            console.print(f"  {reason}", highlight=False, markup=False)
         if as_json:
             sys.stdout.write(json.dumps(manifest, indent=2) + "\n")
         for note in result.notes:
-            console.print(f"[dim]note: {note}[/dim]")
+            console.print(f"note: {note}", style="dim", markup=False)
         for a in result.artifacts:
             for note in a.notes:
-                console.print(f"[dim]note ({a.target}): {note}[/dim]")
+                console.print(f"note ({a.target}): {note}", style="dim", markup=False)
         console.print(f"manifest: {result.manifest_path}")
         if not result.ok:
             worst = [a for a in result.artifacts if a.parity and a.parity.status == "fail"]
@@ -147,9 +152,11 @@ def _errors(debug: bool):
         if debug:
             raise
         err = _console()
-        err.print(f"[bold red]edgekit: error:[/] {exc.cause}", highlight=False)
+        from rich.text import Text
+
+        err.print(Text.assemble(("edgekit: error: ", "bold red"), exc.cause), soft_wrap=True)
         if exc.fix:
-            err.print(f"  [bold]fix:[/] {exc.fix}", highlight=False)
+            err.print(Text.assemble(("  fix: ", "bold"), exc.fix), soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
 
 

@@ -31,7 +31,7 @@ def spec_from_runtime(name: str, shape, dtype, source: TensorSpec | None) -> Ten
     for i, d in enumerate(shape):
         if d is None or (isinstance(d, int | np.integer) and d < 0) or isinstance(d, str):
             named = source.shape[i] if source is not None and i < len(source.shape) else None
-            dims.append(named if isinstance(named, str) else (d if isinstance(d, str) else f"dim{i}"))
+            dims.append(named if isinstance(named, str) else (d if isinstance(d, str) else ("batch" if i == 0 else f"dim{i}")))
         else:
             dims.append(int(d))
     return TensorSpec(name, tuple(dims), np.dtype(dtype).name)

@@ -129,6 +129,7 @@ def convert(model: Model, targets: str | list[str], out: str | Path, *, precisio
     tol = verify.default_tolerance(precision, tolerance)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp.chmod(0o755)
     fd, log_name = tempfile.mkstemp(prefix=f"edgekit-{out.name}-", suffix=".log")
     os.close(fd)
     log = Path(log_name)
@@ -140,11 +141,13 @@ def convert(model: Model, targets: str | list[str], out: str | Path, *, precisio
                 run_source = verify.source_runner(model)
                 refs = [run_source(s) for s in data]
             artifacts = [_one_target(model, t, precision, tmp, ctx, data, refs, tol, step) for t in chosen]
-            shutil.rmtree(tmp / ".onnx-fp32", ignore_errors=True)
+            for scratch in (".onnx-fp32", ".keras-savedmodel"):
+                shutil.rmtree(tmp / scratch, ignore_errors=True)
             if model.meta.get("tokenizer") is not None:
                 model.meta["tokenizer"].save_pretrained(str(tmp / "tokenizer"))
         (tmp / "logs").mkdir()
         shutil.move(str(log), tmp / "logs" / "convert.log")
+        (tmp / "logs" / "convert.log").chmod(0o644)
         report.write_manifest(tmp, model, artifacts, inputs_desc, ctx.notes + model.notes)
         if out.exists():
             shutil.rmtree(out)

@@ -36,6 +36,11 @@ def export_torch(model: Model, dest: Path, ctx: ConvertContext) -> list[str]:
     out_names = [s.name for s in model.signature.outputs]
     weights = sum(p.numel() * p.element_size() for p in module.parameters())
     notes: list[str] = []
+    if model.format == "torchscript":  # the dynamo exporter cannot take TorchScript
+        dynamic_axes = {s.name: s.dynamic_axes for s in model.signature.inputs + model.signature.outputs if s.dynamic_axes}
+        torch.onnx.export(model.meta["scripted"], example, str(dest), dynamo=False, opset_version=ctx.opset,
+                          input_names=in_names, output_names=out_names, dynamic_axes=dynamic_axes or None)
+        return ["TorchScript source: used the TorchScript exporter"]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

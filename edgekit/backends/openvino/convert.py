@@ -14,8 +14,10 @@ def convert(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -
     ov = require("openvino", "OpenVINO IR")
     if model.format == "tflite":
         source = model.path
-    elif model.format == "keras":
-        source = model.keras
+    elif model.format == "keras":  # OpenVINO reads Keras 3 through a TensorFlow SavedModel
+        source = (ctx.workdir or dest_dir) / ".keras-savedmodel"
+        if not source.exists():
+            model.keras.export(str(source), format="tf_saved_model", verbose=False)
     else:
         from ..onnxruntime.convert import ensure_onnx
 

@@ -63,7 +63,12 @@ def make_normalized(module: Any, names: list[str]) -> Any:
         def call(self, *args):
             return tuple(flatten_outputs(self.inner(*args))[1])
 
-    return with_named_inputs(Normalized, names)(module).eval()
+    wrapped = with_named_inputs(Normalized, names)(module)
+    try:
+        return wrapped.eval()
+    except NotImplementedError:  # an ExportedProgram's module() is already in eval mode and refuses train()
+        wrapped.training = False
+        return wrapped
 
 
 def signature_from_run(module: Any, names: list[str], example: list, axes: list[dict[int, str]] | None = None) -> Signature:
@@ -216,6 +221,7 @@ def load_torch_file(path: Path, input_specs, dims, trust_pickle: bool) -> Model:
                                "re-save it with torch.jit.save, or export a .pt2 with torch.export") from exc
         model = from_module(str(path), module, None, input_specs, dims)
         model.format, model.path = "torchscript", path
+        model.meta["scripted"] = module
         return model
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=not trust_pickle)

@@ -1,0 +1,53 @@
+"""The package itself: light imports, the CLI's help, data shipped with it."""
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import run_cli
+
+HEAVY = ["torch", "tensorflow", "openvino", "coremltools", "onnxruntime", "onnx", "transformers", "keras", "jax"]
+
+
+def _modules_after(code: str) -> set[str]:
+    probe = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def test_import_edgekit_imports_no_backend():
+    mods = _modules_after("import edgekit; edgekit.__all__; edgekit.EdgekitError")
+    assert not [m for m in HEAVY if m in mods]
+
+
+def test_cli_help_imports_no_backend():
+    code = ("import sys\nsys.argv = ['edgekit', '--help']\nfrom edgekit.cli import app\n"
+            "try:\n    app()\nexcept SystemExit:\n    pass\n"
+            "sys.argv = ['edgekit', 'convert', '--help']\n"
+            "try:\n    app()\nexcept SystemExit:\n    pass\n")
+    mods = _modules_after(code)
+    assert "typer" in mods  # the probe did run the CLI
+    assert not [m for m in HEAVY if m in mods]
+
+
+def test_cli_help_and_version():
+    rc, out, _ = run_cli("--help")
+    assert rc == 0 and "convert" in out
+    rc, out, _ = run_cli("convert", "--help")
+    assert rc == 0 and "--to" in out and "--inputs" in out
+    rc, out, _ = run_cli("--version")
+    assert rc == 0 and out.strip() == __import__("edgekit").__version__
+
+
+def test_data_tables_are_readable():
+    from edgekit._data import load_toml
+    from edgekit._registry import TARGETS
+
+    chains = load_toml("converters", "toolchains.toml")
+    assert set(TARGETS) <= set(chains)
+    failures = load_toml("converters", "known_failures.toml")["failure"]
+    assert all({"target", "match", "cause", "fix"} <= set(f) for f in failures)
+    import re
+
+    for f in failures:
+        re.compile(f["match"])
