@@ -51,3 +51,14 @@ def test_data_tables_are_readable():
 
     for f in failures:
         re.compile(f["match"])
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"## Python API\n\n```python\n(.*?)```", readme, re.S).group(1)
+    code = block.replace('out="build/tiny-cnn"', f'out=r"{tmp_path / "tiny-cnn"}"')
+    exec(compile(code, "README.md", "exec"), {})
+    assert (tmp_path / "tiny-cnn" / "manifest.json").is_file()

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._capture import capture_output
 from .._errors import EdgekitError
 from .._inputs import generate_inputs, load_npz
-from .._capture import capture_output
 from .._known import explain
 from .._registry import Target, backend_module, check_path, parse_targets, runner_for, tool_versions
 from .._types import Artifact, Model, Parity, sha256_of, size_of

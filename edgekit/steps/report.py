@@ -7,8 +7,8 @@ import json
 import platform
 from pathlib import Path
 
-from .._version import __version__
 from .._types import Artifact, Model
+from .._version import __version__
 
 SCHEMA = 1
 

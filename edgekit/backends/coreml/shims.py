@@ -45,7 +45,10 @@ def register() -> None:
     global _done
     if _done:
         return
-    from coremltools.converters.mil.frontend.torch.torch_op_registry import _TORCH_OPS_REGISTRY, register_torch_op
+    from coremltools.converters.mil.frontend.torch.torch_op_registry import (
+        _TORCH_OPS_REGISTRY,
+        register_torch_op,
+    )
 
     for name, fn in SHIMS.items():
         if name not in _TORCH_OPS_REGISTRY:
