@@ -62,3 +62,17 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     code = block.replace('out="build/tiny-cnn"', f'out=r"{tmp_path / "tiny-cnn"}"')
     exec(compile(code, "README.md", "exec"), {})
     assert (tmp_path / "tiny-cnn" / "manifest.json").is_file()
+
+
+def test_target_profiles_are_complete():
+    from edgekit._data import data_dir, load_toml
+    from edgekit._registry import TARGETS
+
+    files = sorted(p.name for p in data_dir("targets").glob("*.toml"))
+    assert len(files) >= 5
+    for name in files:
+        t = load_toml("targets", name)
+        assert t["name"] == name.removesuffix(".toml")
+        assert set(t["runtimes"]) <= set(TARGETS)
+        assert t["budgets"]["memory_mb"] > 0 and t["budgets"]["latency_ms"] > 0
+        assert t["reach"]["kind"] in ("local", "ssh", "adb", "macos")
