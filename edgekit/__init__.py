@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "Artifact", "BackendMissing", "ConversionError", "ConvertResult", "EdgekitError", "Model",
-    "Parity", "ParityError", "Signature", "TensorSpec", "__version__", "convert", "load",
+    "Parity", "ParityError", "Signature", "TensorSpec", "__version__", "compress", "convert", "load",
 ]
 
 
@@ -47,6 +47,26 @@ def convert(model, targets=("onnx", "openvino", "tflite", "coreml"), out="edgeki
     if not isinstance(model, _Model):
         model = load(model)
     return _convert(model, list(targets) if not isinstance(targets, str) else targets, out, **options)
+
+
+def compress(model, targets=("onnx", "openvino", "tflite"), quantize="static-int8", data=None, out="edgekit-out",
+             **options):
+    """Quantize ``model`` for each target with that target's own quantizer; evaluate every
+    variant against the fp32 source on held-out ``data``; write ``out/report.json``.
+
+    ``quantize``: modes (fp16, dynamic-int8, static-int8, int8-weights, int4-weights, mixed).
+    Options: ``max_drop`` (points), ``calibration``, ``evaluation`` (sample counts),
+    ``keep_float``, ``calibration_method``, ``threads``, ``runs``, ``force``.
+    """
+    from ._types import Model as _Model
+    from .steps.compress import compress as _compress
+
+    if data is None:
+        raise EdgekitError("compress needs data", "pass data= (an .npz, an image folder, a .txt of sentences or module:callable)")
+    if not isinstance(model, _Model):
+        model = load(model)
+    return _compress(model, targets=list(targets) if not isinstance(targets, str) else targets, modes=quantize,
+                     data=data, out=out, **options)
 
 
 def __getattr__(name: str):

@@ -34,6 +34,20 @@ class VerifySection(_Section):
     tolerance: dict[str, float] = Field(default_factory=dict)
 
 
+class CompressSection(_Section):
+    quantize: list[str]
+    data: str
+    targets: list[str] | None = None  # default: [convert] targets
+    max_drop: float = Field(1.0, ge=0)
+    calibration_samples: int = Field(300, ge=8)
+    eval_samples: int = Field(500, ge=8)
+    keep_float: list[str] = Field(default_factory=list)
+    calibration_method: str = "minmax"
+    threads: list[str] = Field(default_factory=lambda: ["1", "all"])
+    runs: int = Field(50, ge=5)
+    int8_io: bool = False
+
+
 class Recipe(BaseModel):
     model_config = ConfigDict(extra="allow")  # later sections (compress, ...) belong to other commands
     name: str | None = None
@@ -41,6 +55,7 @@ class Recipe(BaseModel):
     model: ModelSection
     convert: ConvertSection = Field(default_factory=ConvertSection)
     verify: VerifySection = Field(default_factory=VerifySection)
+    compress: CompressSection | None = None
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -55,9 +70,22 @@ def load_recipe(path: str | Path) -> Recipe:
     except ValidationError as exc:
         errs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise EdgekitError(f"recipe {path} is invalid: {errs}", "see docs/recipes.md for the fields") from exc
-    src = recipe.model.source
-    if ":" not in src or Path(src).exists():  # a path: relative to the recipe's folder
-        candidate = (path.parent / src)
-        if candidate.exists():
-            recipe.model.source = str(candidate)
+    recipe.model.source = _relative(path, recipe.model.source)
+    if recipe.compress:
+        recipe.compress.data = _relative(path, recipe.compress.data)
     return recipe
+
+
+def _relative(recipe_path: Path, value: str) -> str:
+    """A path in a recipe is relative to the recipe's folder; a module:callable is left alone."""
+    candidate = recipe_path.parent / value
+    return str(candidate) if not Path(value).is_absolute() and candidate.exists() else value
+
+
+def dump_recipe(recipe: Recipe, path: str | Path) -> Path:
+    """Write the resolved recipe, so a run can be repeated exactly."""
+    import tomli_w
+
+    data = recipe.model_dump(exclude_none=True)
+    Path(path).write_text(tomli_w.dumps(data))
+    return Path(path)

@@ -31,10 +31,10 @@ def _console(stderr: bool = True):
     from rich.console import Console
 
     if not stderr:
-        return Console(width=None if sys.stdout.isatty() else 120)
+        return Console(width=None if sys.stdout.isatty() else 160)
     if _ERR_STREAM is None:
         _ERR_STREAM = os.fdopen(os.dup(2), "w", buffering=1)
-    return Console(file=_ERR_STREAM, width=None if _ERR_STREAM.isatty() else 120)
+    return Console(file=_ERR_STREAM, width=None if _ERR_STREAM.isatty() else 160)
 
 
 def _step(console):
@@ -140,6 +140,98 @@ def convert(
 
             raise ParityError(f"parity check failed for {names}",
                               "inspect the manifest; loosen with --atol/--rtol/--min-cosine only if the drift is acceptable")
+
+
+@app.command()
+def compress(
+    model: Annotated[str | None, typer.Argument(help="The fp32 model (anything `convert` takes).")] = None,
+    quantize: Annotated[str | None, typer.Option("--quantize", "-q", help="Modes, comma-separated: fp16, dynamic-int8, static-int8, int8-weights, int4-weights, mixed.")] = None,
+    data: Annotated[str | None, typer.Option(help="Calibration/evaluation data: .npz/.npy, image folder, .txt of sentences, or module:callable.")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Targets, comma-separated: onnx,openvino,tflite,coreml.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (replaced atomically on success).")] = None,
+    recipe: Annotated[Path | None, typer.Option(help="A models/*.toml recipe with a [compress] section.")] = None,
+    dump_recipe: Annotated[Path | None, typer.Option(help="Write the resolved recipe of this call to FILE (and run).")] = None,
+    max_drop: Annotated[float | None, typer.Option(help="Largest quality drop allowed, in points (accuracy %, or cosine x 100). Default 1.0.")] = None,
+    calibration_samples: Annotated[int | None, typer.Option(help="Calibration samples (default 300).")] = None,
+    eval_samples: Annotated[int | None, typer.Option(help="Held-out evaluation samples (default 500).")] = None,
+    keep_float: Annotated[list[str] | None, typer.Option(help="A layer (node) name to keep in float (repeat).")] = None,
+    calibration_method: Annotated[str | None, typer.Option(help="minmax (default), entropy or percentile (ONNX Runtime).")] = None,
+    threads: Annotated[str | None, typer.Option(help="Thread counts for latency, e.g. 1,all (default).")] = None,
+    runs: Annotated[int | None, typer.Option(help="Timed runs per latency figure (default 50).")] = None,
+    int8_io: Annotated[bool, typer.Option(help="TFLite full-integer models with int8 inputs and outputs.")] = False,
+    input: Annotated[list[str] | None, typer.Option("--input", "-i", help="Input spec name:shape:dtype (models without a signature).")] = None,
+    dim: Annotated[list[str] | None, typer.Option(help="Size of a dynamic axis, e.g. sequence=128.")] = None,
+    task: Annotated[str | None, typer.Option(help="Hugging Face task (inferred when not given).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace a non-empty --out folder edgekit did not write.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print report.json on stdout.")] = False,
+    debug: Annotated[bool, typer.Option(help="Show full tracebacks.")] = False,
+):
+    """Quantize a model with each target's own quantizer; judge quality, size and speed on held-out data."""
+    with _errors(debug):
+        from ._capture import quiet_environment
+
+        quiet_environment()
+        from . import compress as api_compress
+        from . import load
+        from ._inputs import parse_dims
+        from ._recipe import CompressSection, ModelSection, Recipe, load_recipe
+        from ._recipe import dump_recipe as write_recipe
+        from .steps.report import compress_table
+
+        r = load_recipe(recipe) if recipe else None
+        source = model or (r.model.source if r else None)
+        if source is None:
+            raise EdgekitError("no model given", "pass MODEL, or --recipe models/NAME.toml")
+        c = r.compress if r and r.compress else None
+        if (quantize or (c and c.quantize)) is None or (data or (c and c.data)) is None:
+            raise EdgekitError("compress needs --quantize MODES and --data DATA", "pass both, or a recipe with a [compress] section")
+        dims = {**(r.model.dims if r else {}), **parse_dims(dim)}
+        resolved = Recipe(
+            name=r.name if r else None,
+            model=ModelSection(source=source, task=task or (r.model.task if r else None),
+                               inputs=input or (r.model.inputs if r else []), dims=dims),
+            compress=CompressSection(
+                quantize=quantize.split(",") if quantize else c.quantize,
+                data=data or c.data,
+                targets=to.split(",") if to else ((c.targets if c else None) or (r.convert.targets if r else ["onnx", "openvino", "tflite"])),
+                max_drop=max_drop if max_drop is not None else (c.max_drop if c else 1.0),
+                calibration_samples=calibration_samples or (c.calibration_samples if c else 300),
+                eval_samples=eval_samples or (c.eval_samples if c else 500),
+                keep_float=keep_float or (c.keep_float if c else []),
+                calibration_method=calibration_method or (c.calibration_method if c else "minmax"),
+                threads=threads.split(",") if threads else (c.threads if c else ["1", "all"]),
+                runs=runs or (c.runs if c else 50),
+                int8_io=int8_io or (c.int8_io if c else False),
+            ),
+        )
+        if dump_recipe:
+            write_recipe(resolved, dump_recipe)
+        console = _console()
+        step = _step(console)
+        rc = resolved.compress
+        with step("loading the model"):
+            m = load(resolved.model.source, inputs=resolved.model.inputs or None, dims=resolved.model.dims,
+                     task=resolved.model.task)
+        result = api_compress(m, targets=rc.targets, quantize=rc.quantize, data=rc.data,
+                              out=out or Path("edgekit-out") / f"{m.name}-compressed", max_drop=rc.max_drop,
+                              calibration=rc.calibration_samples, evaluation=rc.eval_samples,
+                              keep_float=rc.keep_float, calibration_method=rc.calibration_method,
+                              threads=rc.threads, runs=rc.runs, int8_io=rc.int8_io, force=force, step=step)
+        doc = result.report
+        (console if as_json else _console(stderr=False)).print(compress_table(doc))
+        for v in doc["variants"]:
+            for note in v["notes"]:
+                console.print(f"note ({v['target']} {v['mode']}): {note}", style="dim", markup=False)
+        console.print(f"report: {result.report_path}")
+        if as_json:
+            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        failed = [v for v in doc["variants"] if v["status"] == "fail"]
+        if failed:
+            from ._errors import ParityError
+
+            names = ", ".join(f"{v['target']} {v['mode']} (drop {v['drop']:.2f})" for v in failed)
+            raise ParityError(f"quality drop over --max-drop {rc.max_drop} for {names}",
+                              "keep layers in float (--keep-float), try another mode, or accept a larger --max-drop")
 
 
 @contextlib.contextmanager

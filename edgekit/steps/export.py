@@ -77,7 +77,8 @@ def _samples(model: Model, inputs: Path | None, count: int) -> tuple[list[dict],
 def _prepare_out(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise EdgekitError(f"--out {out} is a file", "give a folder path")
-    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file() and not force:
+    ours = (out / "manifest.json").is_file() or (out / "report.json").is_file()
+    if out.is_dir() and any(out.iterdir()) and not ours and not force:
         raise EdgekitError(f"--out {out} is a non-empty folder edgekit did not write",
                            "give a new or empty folder, or pass --force to replace it")
 
@@ -93,11 +94,10 @@ def _verify(model: Model, target: Target, path: Path, samples, refs, tol: dict) 
             reason = "; ".join(validation["problems"]) or NOT_RUN
             return Parity(status=status, reason=reason, tolerance=tol, validation=validation), runner.signature
     names_src = [s.name for s in model.signature.outputs]
-    names_rt = [s.name for s in runner.signature.outputs]
-    order = [names_rt.index(n) for n in names_src] if set(names_src) <= set(names_rt) else list(range(len(names_src)))
-    if len(names_rt) < len(names_src):
-        return Parity(status="fail", tolerance=tol,
-                      reason=f"the artifact has {len(names_rt)} outputs, the source {len(names_src)}"), runner.signature
+    order = verify.output_order(model.signature, runner.signature)
+    if order is None:
+        return Parity(status="fail", tolerance=tol, reason=f"the artifact has {len(runner.signature.outputs)} "
+                      f"outputs, the source {len(names_src)}"), runner.signature
     gots = []
     for s in samples:
         out = runner.run(verify.adapt_feeds(s, model.signature, runner.signature))

@@ -65,3 +65,86 @@ def parity_table(manifest: dict):
     reasons = [f"{a['target']}: {a['parity']['reason']}" for a in manifest["artifacts"]
                if a.get("parity") and a["parity"].get("reason")]
     return table, reasons
+
+
+# ---- compress: report.json (schema 1), table and plot ----------------------------------------
+
+def compress_report(model: Model, data_desc: str, baseline_value: float, max_drop: float, baselines: dict,
+                    variants: list[dict], threads: list[int]) -> dict:
+    return {
+        "schema": SCHEMA,
+        "kind": "compress",
+        "edgekit": __version__,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "host": {"system": platform.system(), "machine": platform.machine(), "python": platform.python_version()},
+        "source": model.source_dict(),
+        "data": data_desc,
+        "metric": variants[0]["metric"] if variants and variants[0]["metric"] else
+        ("accuracy" if any(v.get("metric") == "accuracy" for v in variants) else "cosine"),
+        "baseline_value": round(baseline_value, 4),
+        "max_drop": max_drop,
+        "threads": threads,
+        "baselines": baselines,
+        "variants": variants,
+    }
+
+
+def compress_table(doc: dict):
+    """One row per baseline and variant; the JSON has every figure (p90, top-1/5, cosine min...)."""
+    from rich.table import Table
+
+    one, many = str(min(doc["threads"])), str(max(doc["threads"]))
+    table = Table(title=f"edgekit compress: {Path(doc['source']['spec']).name} ({doc['metric']}, fp32 "
+                        f"{doc['baseline_value']:.2f})", title_justify="left")
+    cols = ["target", "mode", "size", "smaller", doc["metric"], "drop", "cosine", f"p50 {one}t ms",
+            f"p50 {many}t ms", "speed-up", "float", "status"]
+    for c in cols:
+        table.add_column(c, justify="left" if c in ("target", "mode", "status") else "right", no_wrap=True)
+    colors = {"pass": "green", "fail": "bold red", "not_run": "yellow", "baseline": "dim"}
+    rows = [(t, "fp32", b, "baseline") for t, b in doc["baselines"].items()]
+    rows += [(v["target"], v["mode"], v, v["status"]) for v in doc["variants"]]
+    for target, mode, e, status in rows:
+        lat = e.get("latency_ms") or {}
+        table.add_row(
+            target, mode, human_size(e["size_bytes"]), f"{e.get('size_ratio', 1.0):.2f}x",
+            _fmt(e.get("value"), ".2f"), _fmt(e.get("drop"), ".2f"),
+            _fmt((e.get("agreement") or {}).get("cosine_mean"), ".4f"),
+            _fmt(lat.get(one, {}).get("p50"), ".2f"), _fmt(lat.get(many, {}).get("p50"), ".2f"),
+            f"{e.get('speedup_1t', 1.0):.2f}x" if lat else "-", str(len(e.get("layers_kept_float", []))),
+            f"[{colors.get(status, 'white')}]{status}[/]")
+    return table
+
+
+def compress_plot(doc: dict, path: Path) -> Path | None:
+    """Quality against size and against latency (1 thread), one point per variant."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    one = str(min(doc["threads"]))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    markers = {"onnx": "o", "openvino": "s", "tflite": "^", "coreml": "D"}
+    points = [(t, "fp32", b) for t, b in doc["baselines"].items()] + [(v["target"], v["mode"], v) for v in doc["variants"]]
+    for target, mode, e in points:
+        if e.get("value") is None:
+            continue
+        lat = (e.get("latency_ms") or {}).get(one, {}).get("p50")
+        for ax, x in ((axes[0], e["size_bytes"] / 1e6), (axes[1], lat)):
+            if x is None:
+                continue
+            ax.scatter(x, e["value"], marker=markers.get(target, "o"), s=60)
+            ax.annotate(f"{target} {mode}", (x, e["value"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    axes[0].set_xlabel("size (MB)")
+    axes[1].set_xlabel(f"latency p50, batch 1, {one} thread (ms)")
+    for ax in axes:
+        ax.set_ylabel(doc["metric"] + (" (%)" if doc["metric"] == "accuracy" else " x 100"))
+        ax.axhline(doc["baseline_value"] - doc["max_drop"], color="grey", ls="--", lw=0.8)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{Path(doc['source']['spec']).name}: quality vs size and latency (dashed: max drop)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

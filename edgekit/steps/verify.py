@@ -61,8 +61,20 @@ def adapt_feeds(feeds: dict[str, np.ndarray], source: Signature, runtime: Signat
             raise EdgekitError(
                 f"input {key!r} has shape {list(arr.shape)}, the artifact wants {list(want)}",
                 "give inputs of the artifact's static shape (set dynamic axes with --dim)")
-        out[spec.name] = np.ascontiguousarray(arr.astype(spec.dtype, copy=False))
+        if arr.dtype.kind == "f" and np.dtype(spec.dtype).kind in "iu":
+            out[spec.name] = np.ascontiguousarray(arr)  # a quantized input: the runner applies its scale
+        else:
+            out[spec.name] = np.ascontiguousarray(arr.astype(spec.dtype, copy=False))
     return out
+
+
+def output_order(source: Signature, runtime: Signature) -> list[int] | None:
+    """Index of each source output among the runtime's outputs: by name, else by position."""
+    names_src = [s.name for s in source.outputs]
+    names_rt = [s.name for s in runtime.outputs]
+    if set(names_src) <= set(names_rt):
+        return [names_rt.index(n) for n in names_src]
+    return list(range(len(names_src))) if len(names_rt) >= len(names_src) else None
 
 
 def _align(ref: np.ndarray, got: np.ndarray) -> np.ndarray | None:

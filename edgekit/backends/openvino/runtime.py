@@ -21,16 +21,17 @@ def _shape(pshape) -> list:
 
 class OpenVINORunner:
     def __init__(self, path: Path, threads: int | None = None, source: Signature | None = None,
-                 precision_hint: str = "f32", profile: bool = False):
+                 precision_hint: str | None = "f32", profile: bool = False):
         ov = require("openvino", "OpenVINO")
         self.core = ov.Core()
-        config = {"INFERENCE_PRECISION_HINT": precision_hint}
+        config = {"INFERENCE_PRECISION_HINT": precision_hint} if precision_hint else {}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         if profile:
             config["PERF_COUNT"] = True
         self.compiled = self.core.compile_model(str(path), "CPU", config)
         self.request = self.compiled.create_infer_request()
+        self.inference_precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
         src_in = source.inputs if source else []
         src_out = source.outputs if source else []
 

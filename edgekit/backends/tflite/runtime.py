@@ -49,11 +49,28 @@ class LiteRTRunner:
              for i, (n, d) in enumerate(zip(self._out_names, out_details, strict=True))],
         )
 
+    def _quantize_in(self, name: str, arr: np.ndarray, dtype) -> np.ndarray:
+        """Float data into an int8/uint8 input (full-integer models): with the tensor's scale and zero point."""
+        scale, zero = self.quantization.get(name, (0.0, 0))
+        if scale and np.dtype(dtype).kind in "iu" and arr.dtype.kind == "f":
+            info = np.iinfo(dtype)
+            return np.clip(np.round(arr / scale + zero), info.min, info.max).astype(dtype)
+        return arr
+
+    def _dequantize_out(self, name: str, arr: np.ndarray) -> np.ndarray:
+        scale, zero = self.quantization.get(name, (0.0, 0))
+        if scale and arr.dtype.kind in "iu":
+            return (arr.astype(np.float32) - zero) * scale
+        return arr
+
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        dtypes = {s.name: s.dtype for s in self.signature.inputs}
+        feeds = {n: self._quantize_in(n, a, dtypes.get(n, a.dtype)) for n, a in feeds.items()}
         if self.runner is not None:
             result = self.runner(**feeds)
-            return [np.array(result[n]) for n in self._out_names]
+            return [self._dequantize_out(n, np.array(result[n])) for n in self._out_names]
         for idx, name in zip(self._in_index, self._in_names, strict=True):
             self.interpreter.set_tensor(idx, feeds[name])
         self.interpreter.invoke()
-        return [np.array(self.interpreter.get_tensor(i)) for i in self._out_index]
+        return [self._dequantize_out(n, np.array(self.interpreter.get_tensor(i)))
+                for n, i in zip(self._out_names, self._out_index, strict=True)]

@@ -1,0 +1,202 @@
+"""Compress: quantize a model with each target's own quantizer, judged on quality, size and speed.
+
+Layout of ``out``: ``fp32/`` (the verified fp32 conversion and its manifest), one
+folder per variant (``onnx-static-int8/``...), ``report.json``, ``report.png`` and
+``logs/``. Written to a temporary folder and moved into place on success.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .._capture import capture_output
+from .._datasets import load_data
+from .._errors import EdgekitError
+from .._registry import TARGETS, backend_module, parse_targets
+from .._types import Model, size_of
+from ..backends._common import ConvertContext
+from . import export, profile, report
+from .evaluate import Quality, evaluate, run_source
+from .quantize import QuantOptions, check_support, parse_modes, quantize_with_repair
+from .verify import adapt_feeds
+
+# why an int8 artifact can be slower than fp32, where the cause is known: (target, mode, model kind)
+SLOW_REASONS = {
+    ("onnx", "dynamic-int8", "conv"): "ONNX Runtime's dynamic quantization of convolutions (ConvInteger) has no fast "
+                                      "kernels: quantize convolutions statically instead",
+    ("onnx", "static-int8", "transformer"): "QDQ int8 MatMuls pay quantize/dequantize around every layer and the "
+                                            "float layers kept for accuracy; OpenVINO or LiteRT int8 are faster here",
+    ("onnx", "static-int8", "conv"): "at this model size the quantize/dequantize overhead outweighs the int8 kernels",
+    ("tflite", "int8-weights", None): "weight-only int8 is dequantized to float at run time: it saves size, not time",
+    ("openvino", "int8-weights", None): "weight-only int8 is dequantized to float at run time: it saves size, not time",
+    ("tflite", "static-int8", "transformer"): "the float layers kept for accuracy add quantize/dequantize pairs",
+}
+
+
+@dataclass
+class CompressResult:
+    out: Path
+    report_path: Path
+    variants: list[dict]
+    baselines: dict[str, dict]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def report(self) -> dict:
+        return json.loads(self.report_path.read_text())
+
+
+def _kind(model: Model) -> str:
+    return "transformer" if model.format == "hf" or "attention_mask" in [s.name for s in model.signature.inputs] else "conv"
+
+
+def _runner_kwargs(target: str, fp32: bool) -> dict:
+    # OpenVINO: true f32 for the fp32 baseline; the runtime's default precision for variants (what ships)
+    return {"precision_hint": "f32" if fp32 else None} if target == "openvino" else {}
+
+
+def _latency(model: Model, target: str, path: Path, feeds: dict, threads: list[int], runs: int, fp32: bool) -> dict:
+    if target == "coreml":
+        return {}
+    return {str(t): profile.measure(target, path, feeds, model.signature, t, runs=runs, warmup=max(3, runs // 10),
+                                    **_runner_kwargs(target, fp32)).to_dict() for t in threads}
+
+
+def _quality_entry(q: Quality | None, baseline: float) -> dict:
+    if q is None:
+        return {"value": None, "drop": None, "agreement": None}
+    return {"value": round(q.value, 4), "drop": round(baseline - q.value, 4), "agreement": q.to_dict()}
+
+
+def compress(model: Model, *, targets: str | list[str], modes: str | list[str], data: str | Path, out: str | Path,
+             max_drop: float = 1.0, calibration: int = 300, evaluation: int = 500, keep_float: list[str] | None = None,
+             calibration_method: str = "minmax", threads: str | list | None = None, runs: int = 50,
+             int8_io: bool = False, force: bool = False, step=None) -> CompressResult:
+    step = step or (lambda _text: contextlib.nullcontext())
+    out = Path(out)
+    chosen = [t.name for t in parse_targets(targets)]
+    modes = parse_modes(modes)
+    check_support(chosen, modes)
+    if calibration_method not in ("minmax", "entropy", "percentile"):
+        raise EdgekitError(f"unknown calibration method {calibration_method!r}", "use minmax, entropy or percentile")
+    export._prepare_out(out, force)
+    with step("loading data"):
+        ds = load_data(data, model, calibration=calibration, evaluation=evaluation)
+    n_tune = min(100, max(8, len(ds.calibration) // 4))
+    calib, tune = ds.calibration.samples[:-n_tune], ds.calibration.samples[-n_tune:]
+    tune_labels = ds.calibration.labels[-n_tune:] if ds.calibration.labels is not None else None
+    counts = profile.thread_counts(threads)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp.chmod(0o755)
+    (tmp / "logs").mkdir()
+    log = tmp / "logs" / "compress.log"
+    try:
+        with step("converting the fp32 baselines"):
+            fp32 = export.convert(model, chosen, tmp / "fp32", step=step)
+        with capture_output(log):
+            with step("running the source on the evaluation and tuning data"):
+                eval_refs = run_source(model, ds.evaluation.samples)
+                tune_refs = run_source(model, tune)
+            source_q = evaluate_source(model, eval_refs, ds.evaluation.labels)
+            tune_base = _source_value(model, tune_refs, tune_labels)
+            feeds = ds.evaluation.samples[0]
+            baselines, variants = {}, []
+            for art in fp32.artifacts:
+                with step(f"measuring the fp32 {art.target} baseline"):
+                    q = None if art.target == "coreml" else evaluate(
+                        model, art.target, art.path, ds.evaluation.samples, eval_refs, ds.evaluation.labels,
+                        **_runner_kwargs(art.target, True))
+                    baselines[art.target] = {"path": str(art.path.relative_to(tmp)), "size_bytes": art.size_bytes,
+                                             **_quality_entry(q, source_q), "latency_ms": _latency(
+                                                 model, art.target, art.path, feeds, counts, runs, True)}
+            opts = QuantOptions(keep_float=list(keep_float or []), calibration_method=calibration_method,
+                                transformer=_kind(model) == "transformer", int8_io=int8_io)
+            ctx = ConvertContext(workdir=tmp, onnx_path=next((a.path for a in fp32.artifacts if a.target == "onnx"), None))
+            for art in fp32.artifacts:
+                for mode in modes:
+                    with step(f"{art.target}: {mode}"):
+                        variants.append(_variant(model, art, mode, tmp, ctx, calib, tune, tune_refs, tune_labels,
+                                                 tune_base, opts, max_drop, ds, eval_refs, source_q, baselines,
+                                                 feeds, counts, runs))
+        for scratch in (".onnx-fp32", ".keras-savedmodel"):
+            shutil.rmtree(tmp / scratch, ignore_errors=True)
+        doc = report.compress_report(model, ds.description, source_q, max_drop, baselines, variants, counts)
+        (tmp / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
+        report.compress_plot(doc, tmp / "report.png")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return CompressResult(out, out / "report.json", variants, baselines)
+
+
+def evaluate_source(model: Model, refs, labels) -> float:
+    return _source_value(model, refs, labels)
+
+
+def _source_value(model: Model, refs, labels) -> float:
+    from .evaluate import score
+
+    return score(model, refs, refs, labels).value
+
+
+def _variant(model, art, mode, tmp, ctx, calib, tune, tune_refs, tune_labels, tune_base, opts, max_drop, ds,
+             eval_refs, source_q, baselines, feeds, counts, runs) -> dict:
+    target = art.target
+    dest = tmp / f"{target}-{mode}"
+    dest.mkdir()
+    kept: list[str] = []
+    if mode == "fp16":
+        path, notes = backend_module(TARGETS[target], "convert").convert(model, dest, "fp16", ctx)
+    else:
+        from .._registry import runner_for
+
+        runtime_sig = runner_for(TARGETS[target], art.path, source=model.signature).signature if target != "coreml" else None
+        adapt = (lambda s: adapt_feeds(s, model.signature, runtime_sig)) if runtime_sig else (lambda s: s)
+
+        def value_of(path: Path) -> float:
+            return evaluate(model, target, path, tune, tune_refs, tune_labels, **_runner_kwargs(target, False)).value
+
+        def ov_validate(compiled, items) -> float:
+            from .evaluate import score
+
+            outs = [[r[o] for o in compiled.outputs] for r in (compiled(item) for item in items)]
+            return score(model, tune_refs[:len(outs)], outs, tune_labels[:len(outs)] if tune_labels is not None else None).value
+
+        result, _ = quantize_with_repair(target, art.path, dest, mode, [adapt(s) for s in calib],
+                                         [adapt(s) for s in tune], opts, value_of=value_of, baseline=tune_base,
+                                         max_drop=max_drop, ov_validate=ov_validate)
+        path, notes, kept = result.path, result.notes, result.kept_float
+    q = None if target == "coreml" else evaluate(model, target, path, ds.evaluation.samples, eval_refs,
+                                                  ds.evaluation.labels, **_runner_kwargs(target, False))
+    lat = _latency(model, target, path, feeds, counts, runs, False)
+    base = baselines[target]
+    size = size_of(dest)
+    entry = {"target": target, "mode": mode, "path": str(path.relative_to(tmp)), "size_bytes": size,
+             "baseline_size_bytes": base["size_bytes"], "size_ratio": round(base["size_bytes"] / size, 3),
+             "metric": q.metric if q else None, "baseline_value": round(source_q, 4), **_quality_entry(q, source_q),
+             "latency_ms": lat, "layers_kept_float": kept, "notes": list(notes)}
+    if target == "coreml":
+        entry["notes"].append("quality not measured: the Core ML runtime needs macOS (the package was validated)")
+        from ..backends.coreml.runtime import CoreMLRunner
+
+        entry["validation"] = CoreMLRunner(path).validate(model.signature)
+    entry["status"] = "not_run" if q is None else ("pass" if entry["drop"] <= max_drop else "fail")
+    one = str(min(counts))
+    if lat and base["latency_ms"]:
+        speedup = base["latency_ms"][one]["p50"] / lat[one]["p50"]
+        entry["speedup_1t"] = round(speedup, 3)
+        if speedup <= 1.0 and mode != "fp16":
+            why = SLOW_REASONS.get((target, mode, _kind(model))) or SLOW_REASONS.get((target, mode, None))
+            entry["notes"].append(f"not faster than fp32 in {target} on this machine ({speedup:.2f}x at {one} thread)"
+                                  + (f": {why}" if why else ""))
+    return entry

@@ -1,0 +1,108 @@
+"""Quantize: each target's own quantizer, refused up front where a target cannot do a mode.
+
+One backend module per runtime (``<runtime>_backend.py``), imported only when used.
+A backend has ``quantize(src, dest_dir, mode, calib, opts) -> QuantResult`` and, for
+repair, ``rank_layers(...)`` (greedy: keep the most sensitive layers float) or
+``repair(...)`` (the backend's own accuracy control).
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from ..._errors import EdgekitError
+from ._common import QuantOptions, QuantResult
+
+MODES = ("fp16", "dynamic-int8", "static-int8", "int8-weights", "int4-weights", "mixed")
+_OK = None
+# target -> mode -> None (supported) or why not
+SUPPORT: dict[str, dict[str, str | None]] = {
+    "onnx": {"fp16": _OK, "dynamic-int8": _OK, "static-int8": _OK, "mixed": _OK, "int4-weights": _OK,
+             "int8-weights": "ONNX Runtime has no int8 weight-only kernels; dynamic-int8 gives int8 weights with "
+                             "activations quantized at run time"},
+    "openvino": {"fp16": _OK, "dynamic-int8": _OK, "static-int8": _OK, "mixed": _OK, "int8-weights": _OK,
+                 "int4-weights": _OK},
+    "tflite": {"fp16": _OK, "dynamic-int8": _OK, "static-int8": _OK, "mixed": _OK, "int8-weights": _OK,
+               "int4-weights": _OK},
+    "coreml": {"fp16": _OK, "int8-weights": _OK, "int4-weights": _OK,
+               "dynamic-int8": "Core ML has no run-time activation quantization; use int8-weights",
+               "static-int8": "Core ML activation quantization calibrates by running the model, which needs macOS; "
+                              "use int8-weights or int4-weights (palettization) here",
+               "mixed": "Core ML activation quantization needs macOS; use int8-weights"},
+}
+BACKENDS = {"onnx": "onnxruntime_backend", "openvino": "openvino_backend", "tflite": "tflite_backend",
+            "coreml": "coreml_backend"}
+NEEDS_DATA = ("static-int8", "mixed")
+
+
+def parse_modes(text: str | list[str]) -> list[str]:
+    modes = [m.strip() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
+    bad = [m for m in modes if m not in MODES]
+    if bad or not modes:
+        raise EdgekitError(f"unknown quantization mode(s) {bad or modes}", f"use some of {', '.join(MODES)}")
+    return list(dict.fromkeys(modes))
+
+
+def check_support(targets: list[str], modes: list[str]) -> None:
+    """Refuse, before any work, every (target, mode) pair the target cannot do."""
+    refused = [f"{m} for {t}: {SUPPORT[t][m]}" for t in targets for m in modes if SUPPORT[t].get(m)]
+    if refused:
+        raise EdgekitError("cannot " + "; cannot ".join(refused),
+                           "drop that mode or target (each target's modes: docs/compress.md)")
+
+
+def backend(target: str):
+    return importlib.import_module(f"{__name__}.{BACKENDS[target]}")
+
+
+def quantize_with_repair(target: str, src: Path, dest_dir: Path, mode: str, calib: list[dict], tune: list[dict],
+                         opts: QuantOptions, *, value_of: Callable[[Path], float], baseline: float,
+                         max_drop: float, ov_validate=None) -> tuple[QuantResult, float | None]:
+    """Quantize; for static int8, if the drop on the tuning split exceeds ``max_drop``, keep the
+    most sensitive layers in float and try again. Returns the result and its tuning value."""
+    mod = backend(target)
+    result = mod.quantize(src, dest_dir, mode, calib, opts)
+    if mode not in NEEDS_DATA:
+        return result, None
+    value = value_of(result.path)
+    if baseline - value <= max_drop:
+        return result, value
+    if hasattr(mod, "repair") and ov_validate is not None:
+        _clear(dest_dir)
+        result = mod.repair(src, dest_dir, calib, tune, ov_validate, max_drop, opts)
+        value = value_of(result.path)
+        result.notes.append(f"repair: {len(result.kept_float)} layers reverted to float; tuning drop "
+                            f"{baseline - value:.2f} points")
+        return result, value
+    if not hasattr(mod, "rank_layers"):
+        result.notes.append(f"drop {baseline - value:.2f} points over --max-drop {max_drop}; no repair for {target}")
+        return result, value
+    ranked = mod.rank_layers(src, result.path, tune[:8], opts)
+    first_drop = baseline - value
+    k = max(1, len(ranked) // 16)
+    while k <= len(ranked):
+        _clear(dest_dir)
+        keep = list(opts.keep_float) + ranked[:k]
+        result = mod.quantize(src, dest_dir, mode, calib, replace(opts, keep_float=keep))
+        value = value_of(result.path)
+        if baseline - value <= max_drop:
+            break
+        if k == len(ranked):
+            break
+        k = min(len(ranked), k * 2)
+    result.kept_float = keep
+    result.notes.append(f"repair: drop {first_drop:.2f} > {max_drop} points on the tuning split; kept the "
+                        f"{k} most sensitive of {len(ranked)} layers in float (drop now {baseline - value:.2f})")
+    return result, value
+
+
+def _clear(folder: Path) -> None:
+    for p in folder.iterdir():
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+__all__ = ["MODES", "QuantOptions", "QuantResult", "check_support", "parse_modes", "quantize_with_repair"]

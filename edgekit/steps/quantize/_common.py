@@ -1,0 +1,22 @@
+"""Types shared by the quantization backends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class QuantOptions:
+    keep_float: list[str] = field(default_factory=list)  # layer (node) names kept in float
+    calibration_method: str = "minmax"  # minmax | entropy | percentile (where the backend offers it)
+    per_channel: bool = True
+    int8_io: bool = False  # TFLite: int8 inputs and outputs
+    transformer: bool = False  # the model has attention: use the backend's transformer preset
+
+
+@dataclass
+class QuantResult:
+    path: Path
+    notes: list[str] = field(default_factory=list)
+    kept_float: list[str] = field(default_factory=list)

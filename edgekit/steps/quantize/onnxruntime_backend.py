@@ -1,0 +1,116 @@
+"""ONNX Runtime quantization: QDQ static (per-channel, with ORT's pre-processing), dynamic, int4 weights.
+
+Static int8 quantizes the layers that carry weights (Conv, Gemm, MatMul with an
+initializer). Activation-by-activation MatMuls and Adds stay float: quantizing
+the attention mask's large negative values is what wrecks transformers (cosine
+0.4 with Optimum's defaults here).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ..._lazy import require
+from ._common import QuantOptions, QuantResult
+
+WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def _preprocess(src: Path, dest: Path) -> Path:
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        quant_pre_process(str(src), str(dest), skip_symbolic_shape=False)
+    except Exception:  # symbolic shape inference fails on some dynamo exports: ONNX shape inference then
+        quant_pre_process(str(src), str(dest), skip_symbolic_shape=True)
+    return dest
+
+
+def weight_nodes(path: Path) -> list[str]:
+    onnx = require("onnx")
+    proto = onnx.load(str(path), load_external_data=False)
+    inits = {i.name for i in proto.graph.initializer}
+    return [n.name for n in proto.graph.node
+            if n.op_type in WEIGHT_OPS and len(n.input) > 1 and n.input[1] in inits]
+
+
+class _Reader:
+    def __init__(self, samples: list[dict]):
+        self._it = iter(samples)
+
+    def get_next(self):
+        return next(self._it, None)
+
+    def rewind(self):  # pragma: no cover - ORT calls it for some calibrators
+        pass
+
+
+def quantize(src: Path, dest_dir: Path, mode: str, calib: list[dict] | None, opts: QuantOptions) -> QuantResult:
+    q = require("onnxruntime.quantization", "ONNX Runtime quantization")
+    dest = dest_dir / "model.onnx"
+    scratch = dest_dir / ".prep.onnx"
+    pre = _preprocess(src, scratch)
+    notes = []
+    try:
+        if mode == "dynamic-int8":
+            q.quantize_dynamic(str(pre), str(dest), weight_type=q.QuantType.QInt8, per_channel=opts.per_channel,
+                               nodes_to_exclude=opts.keep_float or None)
+            notes.append("int8 weights; activations quantized at run time (MatMulInteger/DynamicQuantizeLinear)")
+        elif mode in ("static-int8", "mixed"):
+            method = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
+                      "percentile": q.CalibrationMethod.Percentile}[opts.calibration_method]
+            nodes = [n for n in weight_nodes(pre) if n not in set(opts.keep_float)]
+            q.quantize_static(str(pre), str(dest), _Reader(calib), quant_format=q.QuantFormat.QDQ,
+                              per_channel=opts.per_channel, activation_type=q.QuantType.QUInt8,
+                              weight_type=q.QuantType.QInt8, nodes_to_quantize=nodes,
+                              op_types_to_quantize=list(WEIGHT_OPS), calibrate_method=method,
+                              extra_options={"CalibMovingAverage": opts.calibration_method == "minmax"})
+            notes.append(f"QDQ, per-channel int8 weights, uint8 activations, {opts.calibration_method} calibration "
+                         f"on {len(calib)} samples; {len(nodes)} weight layers quantized")
+        elif mode == "int4-weights":
+            from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+            onnx = require("onnx")
+            quant = MatMulNBitsQuantizer(onnx.load(str(pre)), block_size=32, is_symmetric=True,
+                                         nodes_to_exclude=opts.keep_float or None)
+            quant.process()
+            quant.model.save_model_to_file(str(dest), use_external_data_format=False)
+            notes.append("4-bit blockwise weights (MatMulNBits, block 32) for MatMul layers")
+        else:  # pragma: no cover - refused up front by the support table
+            raise ValueError(mode)
+    finally:
+        for p in dest_dir.glob(".prep*"):
+            p.unlink()
+    return QuantResult(dest, notes, list(opts.keep_float))
+
+
+def rank_layers(src: Path, quantized: Path, samples: list[dict], opts: QuantOptions) -> list[str]:
+    """Quantized layers, most sensitive first: lowest SQNR of their input's own quantization."""
+    from onnxruntime.quantization.qdq_loss_debug import (
+        collect_activations,
+        compute_activation_error,
+        create_activation_matching,
+        modify_model_output_intermediate_tensors,
+    )
+
+    onnx = require("onnx")
+    work = quantized.parent / ".rank"
+    work.mkdir(exist_ok=True)
+    try:
+        pre = _preprocess(src, work / "pre.onnx")
+        modify_model_output_intermediate_tensors(str(pre), str(work / "f.onnx"))
+        modify_model_output_intermediate_tensors(str(quantized), str(work / "q.onnx"))
+        fa = collect_activations(str(work / "f.onnx"), _Reader(samples))
+        qa = collect_activations(str(work / "q.onnx"), _Reader(samples))
+        errors = compute_activation_error(create_activation_matching(qa, fa))
+        proto = onnx.load(str(pre), load_external_data=False)
+        candidates = set(weight_nodes(pre)) - set(opts.keep_float)
+        scored = []
+        for node in proto.graph.node:
+            if node.name in candidates:
+                sqnr = errors.get(node.input[0], {}).get("qdq_err")
+                scored.append((float("inf") if sqnr is None else float(sqnr), node.name))
+        return [name for _, name in sorted(scored)]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

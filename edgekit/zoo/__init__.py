@@ -1,0 +1,1 @@
+"""Real models built from data that ships offline, for the demo, recipes and tests."""
