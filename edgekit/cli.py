@@ -159,6 +159,7 @@ def compress(
     threads: Annotated[str | None, typer.Option(help="Thread counts for latency, e.g. 1,all (default).")] = None,
     runs: Annotated[int | None, typer.Option(help="Timed runs per latency figure (default 50).")] = None,
     int8_io: Annotated[bool, typer.Option(help="TFLite full-integer models with int8 inputs and outputs.")] = False,
+    skip_unsupported: Annotated[bool, typer.Option(help="Run the target/mode pairs that exist; list the others as skipped.")] = False,
     input: Annotated[list[str] | None, typer.Option("--input", "-i", help="Input spec name:shape:dtype (models without a signature).")] = None,
     dim: Annotated[list[str] | None, typer.Option(help="Size of a dynamic axis, e.g. sequence=128.")] = None,
     task: Annotated[str | None, typer.Option(help="Hugging Face task (inferred when not given).")] = None,
@@ -202,6 +203,7 @@ def compress(
                 threads=threads.split(",") if threads else (c.threads if c else ["1", "all"]),
                 runs=runs or (c.runs if c else 50),
                 int8_io=int8_io or (c.int8_io if c else False),
+                skip_unsupported=skip_unsupported or (c.skip_unsupported if c else False),
             ),
         )
         if dump_recipe:
@@ -216,12 +218,15 @@ def compress(
                               out=out or Path("edgekit-out") / f"{m.name}-compressed", max_drop=rc.max_drop,
                               calibration=rc.calibration_samples, evaluation=rc.eval_samples,
                               keep_float=rc.keep_float, calibration_method=rc.calibration_method,
-                              threads=rc.threads, runs=rc.runs, int8_io=rc.int8_io, force=force, step=step)
+                              threads=rc.threads, runs=rc.runs, int8_io=rc.int8_io,
+                              skip_unsupported=rc.skip_unsupported, force=force, step=step)
         doc = result.report
         (console if as_json else _console(stderr=False)).print(compress_table(doc))
         for v in doc["variants"]:
             for note in v["notes"]:
                 console.print(f"note ({v['target']} {v['mode']}): {note}", style="dim", markup=False)
+        for sk in doc.get("skipped", []):
+            console.print(f"skipped {sk['target']} {sk['mode']}: {sk['reason']}", style="yellow", markup=False)
         console.print(f"report: {result.report_path}")
         if as_json:
             sys.stdout.write(json.dumps(doc, indent=2) + "\n")

@@ -77,12 +77,14 @@ def _quality_entry(q: Quality | None, baseline: float) -> dict:
 def compress(model: Model, *, targets: str | list[str], modes: str | list[str], data: str | Path, out: str | Path,
              max_drop: float = 1.0, calibration: int = 300, evaluation: int = 500, keep_float: list[str] | None = None,
              calibration_method: str = "minmax", threads: str | list | None = None, runs: int = 50,
-             int8_io: bool = False, force: bool = False, step=None) -> CompressResult:
+             int8_io: bool = False, skip_unsupported: bool = False, force: bool = False, step=None) -> CompressResult:
     step = step or (lambda _text: contextlib.nullcontext())
     out = Path(out)
     chosen = [t.name for t in parse_targets(targets)]
-    modes = parse_modes(modes)
-    check_support(chosen, modes)
+    pairs = parse_modes(modes, chosen)
+    skipped = check_support(pairs, skip_unsupported)
+    todo = [p for p in pairs if p not in {(r["target"], r["mode"]) for r in skipped}]
+    chosen = [t for t in chosen if any(t == pt for pt, _ in todo)]
     if calibration_method not in ("minmax", "entropy", "percentile"):
         raise EdgekitError(f"unknown calibration method {calibration_method!r}", "use minmax, entropy or percentile")
     export._prepare_out(out, force)
@@ -120,14 +122,24 @@ def compress(model: Model, *, targets: str | list[str], modes: str | list[str], 
                                 transformer=_kind(model) == "transformer", int8_io=int8_io)
             ctx = ConvertContext(workdir=tmp, onnx_path=next((a.path for a in fp32.artifacts if a.target == "onnx"), None))
             for art in fp32.artifacts:
-                for mode in modes:
+                for mode in (m for t, m in todo if t == art.target):
                     with step(f"{art.target}: {mode}"):
-                        variants.append(_variant(model, art, mode, tmp, ctx, calib, tune, tune_refs, tune_labels,
-                                                 tune_base, opts, max_drop, ds, eval_refs, source_q, baselines,
-                                                 feeds, counts, runs))
+                        try:
+                            variants.append(_variant(model, art, mode, tmp, ctx, calib, tune, tune_refs, tune_labels,
+                                                     tune_base, opts, max_drop, ds, eval_refs, source_q, baselines,
+                                                     feeds, counts, runs))
+                        except EdgekitError:
+                            raise
+                        except Exception as exc:
+                            if os.environ.get("EDGEKIT_DEBUG"):
+                                raise
+                            first = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+                            raise EdgekitError(f"{art.target} {mode}: quantization failed: {type(exc).__name__}: {first[:400]}",
+                                               "rerun with --debug for the traceback; try another mode for this target") from exc
         for scratch in (".onnx-fp32", ".keras-savedmodel"):
             shutil.rmtree(tmp / scratch, ignore_errors=True)
         doc = report.compress_report(model, ds.description, source_q, max_drop, baselines, variants, counts)
+        doc["skipped"] = skipped
         (tmp / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
         report.compress_plot(doc, tmp / "report.png")
         if out.exists():

@@ -39,20 +39,31 @@ BACKENDS = {"onnx": "onnxruntime_backend", "openvino": "openvino_backend", "tfli
 NEEDS_DATA = ("static-int8", "mixed")
 
 
-def parse_modes(text: str | list[str]) -> list[str]:
-    modes = [m.strip() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
-    bad = [m for m in modes if m not in MODES]
-    if bad or not modes:
-        raise EdgekitError(f"unknown quantization mode(s) {bad or modes}", f"use some of {', '.join(MODES)}")
-    return list(dict.fromkeys(modes))
+def parse_modes(text: str | list[str], targets: list[str]) -> list[tuple[str, str]]:
+    """Modes for every target (``static-int8``) or for one (``tflite:dynamic-int8``), as (target, mode) pairs."""
+    items = [m.strip() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
+    pairs = []
+    for item in items:
+        target, _, mode = item.rpartition(":")
+        if mode not in MODES:
+            raise EdgekitError(f"unknown quantization mode {mode!r}", f"use some of {', '.join(MODES)}, optionally as target:mode")
+        if target and target not in targets:
+            raise EdgekitError(f"{item!r} names target {target!r}, which is not among --to {targets}",
+                               "add the target to --to, or drop the prefix")
+        pairs += [(t, mode) for t in ([target] if target else targets)]
+    if not pairs:
+        raise EdgekitError("no quantization mode given", f"use some of {', '.join(MODES)}")
+    return list(dict.fromkeys(pairs))
 
 
-def check_support(targets: list[str], modes: list[str]) -> None:
-    """Refuse, before any work, every (target, mode) pair the target cannot do."""
-    refused = [f"{m} for {t}: {SUPPORT[t][m]}" for t in targets for m in modes if SUPPORT[t].get(m)]
-    if refused:
-        raise EdgekitError("cannot " + "; cannot ".join(refused),
-                           "drop that mode or target (each target's modes: docs/compress.md)")
+def check_support(pairs: list[tuple[str, str]], skip_unsupported: bool = False) -> list[dict]:
+    """Refuse, before any work, every (target, mode) pair the target cannot do; or, with
+    ``skip_unsupported``, return them (with the reason) for the report."""
+    refused = [{"target": t, "mode": m, "reason": SUPPORT[t][m]} for t, m in pairs if SUPPORT[t].get(m)]
+    if refused and not skip_unsupported:
+        raise EdgekitError("cannot " + "; cannot ".join(f"{r['mode']} for {r['target']}: {r['reason']}" for r in refused),
+                           "drop that mode or target, or pass --skip-unsupported (each target's modes: docs/compress.md)")
+    return refused
 
 
 def backend(target: str):

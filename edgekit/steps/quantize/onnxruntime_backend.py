@@ -36,8 +36,14 @@ def weight_nodes(path: Path) -> list[str]:
 
 
 class _Reader:
+    """ORT's CalibrationDataReader protocol (get_next), iterable too (qdq_loss_debug iterates)."""
+
     def __init__(self, samples: list[dict]):
+        self._samples = samples
         self._it = iter(samples)
+
+    def __iter__(self):
+        return iter(self._samples)
 
     def get_next(self):
         return next(self._it, None)

@@ -1,0 +1,116 @@
+"""edgekit compress: real quantizers, real runtimes, real data (digits; sentences)."""
+
+import json
+
+import numpy as np
+import pytest
+
+import edgekit
+from edgekit import EdgekitError
+from tests.conftest import ROOT, run_cli
+
+SENTENCES = ROOT / "models" / "data" / "sentences.txt"
+
+
+@pytest.fixture(scope="module")
+def digits_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("digits") / "q"
+    rc, stdout, err = run_cli("compress", "--recipe", "models/digits-cnn.toml", "--out", str(out), "--runs", "5",
+                              "--calibration-samples", "200", "--json",
+                              "--dump-recipe", str(out.parent / "resolved.toml"))
+    assert rc == 0, err
+    return out, json.loads(stdout), out.parent / "resolved.toml"
+
+
+def test_digits_static_int8_keeps_accuracy_and_shrinks(digits_report):
+    out, doc, _ = digits_report
+    assert doc["schema"] == 1 and doc["kind"] == "compress" and doc["metric"] == "accuracy"
+    assert doc["baseline_value"] > 95.0  # a real classifier, trained on the real digits
+    assert {v["target"] for v in doc["variants"]} == {"onnx", "openvino", "tflite"}
+    for v in doc["variants"]:
+        assert v["mode"] == "static-int8"
+        assert v["drop"] <= 1.0, v
+        assert v["size_ratio"] >= 3.5, v
+        assert v["baseline_size_bytes"] == doc["baselines"][v["target"]]["size_bytes"]
+        for t in map(str, doc["threads"]):
+            assert 0 < v["latency_ms"][t]["p50"] <= v["latency_ms"][t]["p90"]
+        assert v["agreement"]["top1"] >= 0.97
+        assert (out / v["path"]).exists()
+    assert (out / "report.png").stat().st_size > 10_000
+    assert (out / "fp32" / "manifest.json").is_file()
+    assert "held-out" in doc["data"]
+
+
+def test_dump_recipe_repeats_the_run(digits_report):
+    from edgekit._recipe import load_recipe
+
+    _, _, dumped = digits_report
+    recipe = load_recipe(dumped)
+    assert recipe.model.source == "edgekit.zoo.digits:cnn"
+    assert recipe.compress.quantize == ["static-int8"]
+    assert recipe.compress.calibration_samples == 200
+    assert recipe.compress.runs == 5
+
+
+def test_refused_mode_fails_before_any_work(tmp_path):
+    rc, _, err = run_cli("compress", "tests.fixtures:tiny_cnn", "--quantize", "dynamic-int8", "--to", "coreml",
+                         "--data", "edgekit.zoo.digits:data", "--out", str(tmp_path / "o"))
+    assert rc == 2 and "Core ML has no run-time activation quantization" in err
+    assert "converting" not in err and not (tmp_path / "o").exists()
+
+
+def test_unknown_mode_and_target_prefix(tmp_path):
+    rc, _, err = run_cli("compress", "tests.fixtures:tiny_cnn", "--quantize", "int3", "--data", "x.npz",
+                         "--out", str(tmp_path / "o"))
+    assert rc == 2 and "unknown quantization mode" in err
+    rc, _, err = run_cli("compress", "tests.fixtures:tiny_cnn", "--quantize", "openvino:static-int8", "--to", "onnx",
+                         "--data", "x.npz", "--out", str(tmp_path / "o"))
+    assert rc == 2 and "not among --to" in err
+
+
+@pytest.mark.parametrize("case", ["shape", "dtype", "few", "empty", "text-without-tokenizer", "missing"])
+def test_bad_calibration_data_is_refused_before_work(tmp_path, case):
+    path = tmp_path / "d.npz"
+    if case == "shape":
+        np.savez(path, pixels=np.zeros((64, 3, 16, 16), np.float32))
+    elif case == "dtype":
+        np.savez(path, pixels=np.zeros((64, 3, 32, 32), np.int32))
+    elif case == "few":
+        np.savez(path, pixels=np.zeros((5, 3, 32, 32), np.float32))
+    elif case == "empty":
+        path = tmp_path / "d.npy"
+        path.write_bytes(b"")
+    elif case == "text-without-tokenizer":
+        path = SENTENCES
+    else:
+        path = tmp_path / "nope.npz"
+    rc, _, err = run_cli("compress", "tests.fixtures:tiny_cnn", "--quantize", "static-int8", "--to", "onnx",
+                         "--data", str(path), "--out", str(tmp_path / "o"))
+    expected = {"shape": "[1, 3, 16, 16]", "dtype": "int32", "few": "at least 16", "empty": "is empty",
+                "text-without-tokenizer": "no tokenizer", "missing": "does not exist"}[case]
+    assert rc == 2 and expected in err, err
+    assert "fix:" in err and "converting" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_text_data_dynamic_int8_and_forced_repair(tmp_path, tiny_bert):
+    model = edgekit.load(tiny_bert, dims={"sequence": 16})
+    # an impossible max_drop forces the repair path: layers are kept float and named
+    result = edgekit.compress(model, targets=["onnx", "tflite"], quantize=["onnx:dynamic-int8", "onnx:static-int8",
+                              "tflite:dynamic-int8"], data=SENTENCES, out=tmp_path / "b", calibration=48,
+                              evaluation=24, max_drop=0.0, runs=5, threads="1")
+    doc = result.report
+    assert doc["metric"] == "cosine"
+    by = {(v["target"], v["mode"]): v for v in doc["variants"]}
+    assert set(by) == {("onnx", "dynamic-int8"), ("onnx", "static-int8"), ("tflite", "dynamic-int8")}
+    static = by[("onnx", "static-int8")]
+    assert static["layers_kept_float"], static["notes"]
+    assert any(n.startswith("repair:") for n in static["notes"])
+    for v in doc["variants"]:
+        assert v["agreement"]["cosine_mean"] > 0.9
+        assert v["size_bytes"] < v["baseline_size_bytes"]
+
+
+def test_api_requires_data():
+    with pytest.raises(EdgekitError, match="needs data"):
+        edgekit.compress("tests.fixtures:tiny_cnn", targets=["onnx"], quantize="static-int8", out="/tmp/never")
