@@ -125,18 +125,26 @@ def compress_plot(doc: dict, path: Path) -> Path | None:
     except ImportError:
         return None
     one = str(min(doc["threads"]))
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    markers = {"onnx": "o", "openvino": "s", "tflite": "^", "coreml": "D"}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    colors = {"onnx": "tab:blue", "openvino": "tab:purple", "tflite": "tab:orange", "coreml": "tab:green"}
+    markers = {"fp32": "o", "fp16": "P", "dynamic-int8": "v", "static-int8": "s", "int8-weights": "^",
+               "int4-weights": "D", "mixed": "X"}
     points = [(t, "fp32", b) for t, b in doc["baselines"].items()] + [(v["target"], v["mode"], v) for v in doc["variants"]]
+    values = []
     for target, mode, e in points:
         if e.get("value") is None:
             continue
+        values.append(e["value"])
         lat = (e.get("latency_ms") or {}).get(one, {}).get("p50")
-        for ax, x in ((axes[0], e["size_bytes"] / 1e6), (axes[1], lat)):
-            if x is None:
-                continue
-            ax.scatter(x, e["value"], marker=markers.get(target, "o"), s=60)
-            ax.annotate(f"{target} {mode}", (x, e["value"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        style = {"marker": markers.get(mode, "o"), "color": colors.get(target, "black"), "s": 70, "alpha": 0.85}
+        axes[0].scatter(e["size_bytes"] / 1e6, e["value"], label=f"{target} {mode}", **style)
+        if lat is not None:
+            axes[1].scatter(lat, e["value"], **style)
+    if values:
+        low = min(min(values), doc["baseline_value"] - doc["max_drop"])
+        for ax in axes:
+            ax.set_ylim(low - 0.5, max(values) + 0.5)
+    axes[0].legend(fontsize=7, loc="lower right")
     axes[0].set_xlabel("size (MB)")
     axes[1].set_xlabel(f"latency p50, batch 1, {one} thread (ms)")
     for ax in axes:

@@ -1,0 +1,27 @@
+"""MiniLM (real weights) quantized for every target on real sentences: a short version of the benchmark."""
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def test_minilm_int8_variants_keep_cosine(tmp_path):
+    rc, out, err = run_cli("compress", "--recipe", "models/minilm-l6.toml", "--out", str(tmp_path / "q"),
+                           "--calibration-samples", "96", "--eval-samples", "64", "--runs", "5", "--threads", "1",
+                           "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    by = {(v["target"], v["mode"]): v for v in doc["variants"]}
+    assert set(by) == {("onnx", "dynamic-int8"), ("onnx", "static-int8"), ("openvino", "dynamic-int8"),
+                       ("openvino", "static-int8"), ("tflite", "dynamic-int8"), ("coreml", "int8-weights")}
+    for key, v in by.items():
+        if key[0] == "coreml":
+            assert v["status"] == "not_run" and v["validation"]["op_count"] > 100 and not v["validation"]["problems"]
+        else:
+            assert v["agreement"]["cosine_mean"] >= 0.99, (key, v["agreement"], v["notes"])
+        assert v["size_bytes"] < v["baseline_size_bytes"]
+    assert by[("openvino", "static-int8")]["size_ratio"] > 3.5
