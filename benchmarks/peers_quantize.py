@@ -1,10 +1,10 @@
 # Run: .venv/bin/python benchmarks/peers_quantize.py [--setup]
-"""Quantize all-MiniLM-L6-v2 with peer tools and measure every artifact the same way.
+"""Quantize all-MiniLM-L6-v2 with peer tools and edgekit and measure every artifact the same way.
 
 Peers: Hugging Face Optimum (optimum-onnx, ORTQuantizer), Microsoft Olive (olive-ai) and plain
 OpenVINO + NNCF. Optimum and Olive pin their own transformers, so each gets a virtualenv under
 --venvs (default /tmp/edgekit-peers), created when missing (--setup reinstalls them). OpenVINO/NNCF
-run from this repo's .venv.
+and edgekit run from this repo's .venv.
 
 This one file is all the stages; the driver (no --stage) runs each stage in its own process:
   prepare   (.venv)    tokenize calibration/eval sentences, fp32 PyTorch reference embeddings
@@ -12,6 +12,8 @@ This one file is all the stages; the driver (no --stage) runs each stage in its 
   olive     (olive)    OnnxDynamicQuantization, OnnxStaticQuantization on the same fp32 ONNX
   openvino  (.venv)    ov.convert_model, nncf.quantize (defaults, and model_type=TRANSFORMER);
                        the fp32 IR is measured twice: default precision hint and f32
+  edgekit   (.venv)    edgekit.compress: onnx/openvino dynamic+static int8, tflite dynamic int8,
+                       fed the very token arrays `prepare` wrote (same calibration/eval sentences)
   measure   (.venv)    one artifact: size, p50 latency at 1 and 2 threads, embedding cosine
 Data: models/data/sentences.txt, lines 0-299 calibrate, lines 3000-3499 evaluate; sequence
 length 128 (padded/truncated), batch 1. Output: a markdown table on stdout and --out (JSON).
@@ -35,7 +37,10 @@ PEERS = {  # venv name -> pip requirements (torch==2.13.0 goes in first, from /o
     "olive": ["olive-ai==0.13.0", "onnxruntime==1.32.0", "requests"],
 }
 STAGE_VENV = {"prepare": None, "optimum": "optimum", "olive": "olive", "openvino": None,
-              "measure": None}
+              "edgekit": None, "measure": None}
+INPUT_ORDER = ("input_ids", "token_type_ids", "attention_mask")  # positional (TFLite args_0..2)
+EDGEKIT_MODES = ["onnx:dynamic-int8", "onnx:static-int8", "openvino:dynamic-int8",
+                 "openvino:static-int8", "tflite:dynamic-int8"]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OLIVE_DISABLE_TELEMETRY", "1")
 
@@ -66,7 +71,7 @@ def record(work, stage, rows):
 
     versions = {}
     for pkg in ("torch", "transformers", "onnx", "onnxruntime", "optimum", "optimum-onnx",
-                "datasets", "olive-ai", "openvino", "nncf"):
+                "datasets", "olive-ai", "openvino", "nncf", "edgekit", "ai-edge-litert"):
         try:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -234,6 +239,39 @@ def stage_openvino(work):
     record(work, "openvino", rows)
 
 
+def stage_edgekit(work):
+    import edgekit
+
+    calib, ev = inputs(work, "calib"), inputs(work, "eval")
+
+    def peers_sentences():  # edgekit's data callable: the arrays `prepare` tokenized, one per batch
+        def batches(d):
+            return [{k: d[k][i : i + 1] for k in INPUT_ORDER} for i in range(len(d["input_ids"]))]
+
+        return {"calibration": batches(calib), "evaluation": batches(ev)}
+
+    out, rows, done = work / "edgekit" / "out", [], {}
+
+    def compress():
+        model = edgekit.load(model_path(), dims={"sequence": SEQ})
+        done["report"] = edgekit.compress(
+            model, targets=["onnx", "openvino", "tflite"], quantize=EDGEKIT_MODES,
+            data=peers_sentences, out=out, calibration=CALIB[1] - CALIB[0],
+            evaluation=EVAL[1] - EVAL[0], runs=10, threads="1", force=True).report
+
+    quantize_step(work, rows, "edgekit", "compress", out, "-", compress)
+    if "report" in done:  # one compress call makes every variant: list them instead of the call
+        print(f"edgekit.compress: {rows.pop()['quantize_s']}s for {len(EDGEKIT_MODES)} modes "
+              f"(includes its fp32 exports and its own evaluation)", file=sys.stderr)
+        runtimes = {"onnx": "ort", "openvino": "ov", "tflite": "tflite"}
+        for v in done["report"]["variants"]:
+            rows.append({"tool": "edgekit", "mode": f"{v['target']} {v['mode']}",
+                         "path": str(out / v["path"]), "runtime": runtimes[v["target"]],
+                         "notes": "; ".join(v["notes"]),
+                         "layers_kept_float": v["layers_kept_float"]})
+    record(work, "edgekit", rows)
+
+
 # --------------------------------------------------------------------------- measure
 def embed(hidden, mask):
     """sentence-transformers pooling for this model: masked mean, then L2 normalisation."""
@@ -246,6 +284,20 @@ def embed(hidden, mask):
 
 def runner(path, runtime, threads, ov_hint=None):
     """Returns (run(feed) -> last_hidden_state, note)."""
+    if runtime == "tflite":
+        from importlib.metadata import version
+
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=path, num_threads=threads)
+        key, sig = next(iter(interpreter.get_signature_list().items()))
+        srun = interpreter.get_signature_runner(key)
+        details = srun.get_input_details()
+        feeds = [(name, details[name]["dtype"], src) for name, src in zip(sig["inputs"], INPUT_ORDER,
+                                                                         strict=True)]
+        out = next(n for n, d in srun.get_output_details().items() if len(d["shape"]) == 3)
+        return (lambda feed: srun(**{n: feed[s].astype(t) for n, t, s in feeds})[out]), \
+            f"LiteRT {version('ai-edge-litert')}"
     if runtime == "ort":
         import onnxruntime as ort
 
@@ -265,7 +317,9 @@ def runner(path, runtime, threads, ov_hint=None):
     if ov_hint:
         config["INFERENCE_PRECISION_HINT"] = ov_hint
     model = core.read_model(path)
-    int8 = any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
+    int8 = "int8" if any(op.get_type_name() == "FakeQuantize" for op in model.get_ops()) else \
+        "int8 weights" if any(op.get_type_name() == "Constant" and op.get_element_type().get_type_name()
+                              in ("i8", "u8") for op in model.get_ops()) else ""
     compiled = core.compile_model(model, "CPU", config)
     request = compiled.create_infer_request()
     names = [i.get_any_name() for i in compiled.inputs]
@@ -273,7 +327,7 @@ def runner(path, runtime, threads, ov_hint=None):
                compiled.outputs[0])
     hint = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
     return (lambda feed: request.infer({n: feed[n] for n in names})[out]), \
-        f"OV {ov.__version__.split('-')[0]}, ran {'int8 + ' if int8 else ''}{hint}"
+        f"OV {ov.__version__.split('-')[0]}, ran {int8 + ' + ' if int8 else ''}{hint}"
 
 
 def stage_measure(work, path, runtime, ov_hint=None):
@@ -340,7 +394,7 @@ def driver(args):
     setup(args.venvs, args.setup, logs / "setup.log")
     model_path()  # resolved here, passed on to every stage as EDGEKIT_MINILM
     artifacts, versions = [], {}
-    for stage in ("prepare", "optimum", "olive", "openvino"):
+    for stage in ("prepare", "optimum", "olive", "openvino", "edgekit"):
         (args.work / stage).mkdir(exist_ok=True)
         listed = args.work / stage / "artifacts.json"
         listed.unlink(missing_ok=True)
@@ -363,6 +417,8 @@ def driver(args):
         row = {"tool": a["tool"], "mode": a["mode"], "size_mb": None, "p50_ms_1t": None,
                "p50_ms_2t": None, "cosine_mean": None, "cosine_min": None,
                "notes": a.get("notes", ""), "quantize_s": a.get("quantize_s")}
+        if "layers_kept_float" in a:  # edgekit rows: the layers its accuracy repair left in float
+            row["layers_kept_float"] = a["layers_kept_float"]
         if "error" in a:
             row["notes"] = f"FAILED: {a['error']}"
         else:
@@ -399,7 +455,7 @@ def main():
     p.add_argument("--out", type=Path, default=REPO / "build" / "benchmarks" / "peers_quantize.json")
     p.add_argument("--stage", choices=list(STAGE_VENV), help=argparse.SUPPRESS)
     p.add_argument("--artifact", help=argparse.SUPPRESS)
-    p.add_argument("--runtime", choices=["ort", "ov"], help=argparse.SUPPRESS)
+    p.add_argument("--runtime", choices=["ort", "ov", "tflite"], help=argparse.SUPPRESS)
     p.add_argument("--ov-hint", help=argparse.SUPPRESS)
     args = p.parse_args()
     args.work, args.out = args.work.resolve(), args.out.resolve()

@@ -53,7 +53,7 @@ def main() -> int:
         fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
         print(f"| {r['target']} | {r['mode']} | {r['size_bytes'] / 1e6:.1f} | {r.get('size_ratio', 1.0):.2f} | "
               f"{fmt(ag.get('cosine_mean'), '.4f')} | {fmt(ag.get('cosine_min'), '.4f')} | {fmt(one, '.2f')} | "
-              f"{fmt(two, '.2f')} | {fmt(ref / one if one else None, '.2f')}x | {len(r.get('layers_kept_float', []))} |")
+              f"{fmt(two, '.2f')} | {fmt(ref / one if one else None, '.2f') + ('x' if one else '')} | {len(r.get('layers_kept_float', []))} |")
     best = max((v for v in doc["variants"] if v.get("latency_ms") and (v.get("agreement") or {}).get("cosine_mean", 0) >= 0.99),
                key=lambda v: ref / v["latency_ms"]["1"]["p50"], default=None)
     if best:

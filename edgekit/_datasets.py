@@ -147,13 +147,16 @@ def validate(rows: list[dict], model: Model, source: str) -> None:
                                f"convert the data to {spec.dtype}")
 
 
-def load_data(spec: str | Path, model: Model, *, calibration: int = 300, evaluation: int = 500,
+def load_data(spec, model: Model, *, calibration: int = 300, evaluation: int = 500,
               min_samples: int = 8, seed: int = 0, mean=(0.0,), std=(1.0,)) -> Data:
-    """Load ``--data`` and split it: ``calibration`` samples to calibrate, up to ``evaluation`` held out."""
-    text = str(spec)
+    """Load ``--data`` and split it: ``calibration`` samples to calibrate, up to ``evaluation`` held out.
+
+    ``spec`` is a path, ``module:callable``, or (from Python) the callable itself.
+    """
+    text = getattr(spec, "__qualname__", None) if callable(spec) else str(spec)
     explicit = None
-    if _FACTORY.match(text) and not Path(text).exists():
-        result = _from_callable(text)
+    if callable(spec) or (_FACTORY.match(text) and not Path(text).exists()):
+        result = spec() if callable(spec) else _from_callable(text)
         if isinstance(result, dict) and {"calibration", "evaluation"} <= set(result):
             explicit = tuple(_batches_to_rows(result[k], model) for k in ("calibration", "evaluation"))
         else:

@@ -34,9 +34,26 @@ class VerifySection(_Section):
     tolerance: dict[str, float] = Field(default_factory=dict)
 
 
+class TrainSection(_Section):
+    steps: int = Field(1000, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    batch_size: int = Field(32, ge=1)
+    minutes: float | None = Field(None, gt=0)  # time budget: stop (and say so) past it
+    seed: int = 0
+    checkpoint_every: int = Field(200, ge=1)
+    device: str = "auto"
+    tracking_uri: str | None = None
+
+
 class CompressSection(_Section):
-    quantize: list[str]
+    quantize: list[str] = Field(default_factory=list)
     data: str
+    prune: str | None = None  # structured:0.5 | unstructured:0.8
+    student: str | None = None  # layers:3 | module:factory
+    distill: bool | None = None  # default: on when there is a student or a pruned model
+    distill_loss: str = "auto"  # auto | logits | embedding
+    train_data: str | None = None
+    train: TrainSection = Field(default_factory=TrainSection)
     targets: list[str] | None = None  # default: [convert] targets
     max_drop: float = Field(1.0, ge=0)
     calibration_samples: int = Field(300, ge=8)
@@ -74,6 +91,8 @@ def load_recipe(path: str | Path) -> Recipe:
     recipe.model.source = _relative(path, recipe.model.source)
     if recipe.compress:
         recipe.compress.data = _relative(path, recipe.compress.data)
+        if recipe.compress.train_data:
+            recipe.compress.train_data = _relative(path, recipe.compress.train_data)
     return recipe
 
 

@@ -87,18 +87,11 @@ def convert(
 ):
     """Convert a model to edge formats and verify each artifact against the source."""
     with _errors(debug):
-        from ._capture import quiet_environment
-
-        quiet_environment()
         from . import convert as api_convert
         from . import load
-        from ._recipe import load_recipe
         from .steps.report import parity_table
 
-        r = load_recipe(recipe) if recipe else None
-        source = model or (r.model.source if r else None)
-        if source is None:
-            raise EdgekitError("no model given", "pass MODEL, or --recipe models/NAME.toml")
+        r, source = _recipe_and_source(recipe, model)
         dims = {**(r.model.dims if r else {})}
         from ._inputs import parse_dims
 
@@ -160,6 +153,17 @@ def compress(
     runs: Annotated[int | None, typer.Option(help="Timed runs per latency figure (default 50).")] = None,
     int8_io: Annotated[bool, typer.Option(help="TFLite full-integer models with int8 inputs and outputs.")] = False,
     skip_unsupported: Annotated[bool, typer.Option(help="Run the target/mode pairs that exist; list the others as skipped.")] = False,
+    prune: Annotated[str | None, typer.Option(help="structured:RATIO (channels/neurons removed) or unstructured:RATIO.")] = None,
+    student: Annotated[str | None, typer.Option(help="Student: layers:N (every k-th teacher layer) or module:factory.")] = None,
+    distill: Annotated[bool | None, typer.Option("--distill/--no-distill", help="Train the student against the teacher (default: on with --student or --prune).")] = None,
+    distill_loss: Annotated[str | None, typer.Option(help="auto, logits (temperature KD + labels) or embedding (cosine + MSE).")] = None,
+    train_data: Annotated[str | None, typer.Option(help="Training data for distillation (default: --data minus its held-out split).")] = None,
+    train_steps: Annotated[int | None, typer.Option(help="Training steps (default 1000).")] = None,
+    train_minutes: Annotated[float | None, typer.Option(help="Training time budget in minutes.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (default 1e-4).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Training batch size (default 32).")] = None,
+    device: Annotated[str | None, typer.Option(help="Training device: auto (CUDA when present), cpu or cuda.")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default: a local store in the run's cache folder).")] = None,
     input: Annotated[list[str] | None, typer.Option("--input", "-i", help="Input spec name:shape:dtype (models without a signature).")] = None,
     dim: Annotated[list[str] | None, typer.Option(help="Size of a dynamic axis, e.g. sequence=128.")] = None,
     task: Annotated[str | None, typer.Option(help="Hugging Face task (inferred when not given).")] = None,
@@ -169,31 +173,37 @@ def compress(
 ):
     """Quantize a model with each target's own quantizer; judge quality, size and speed on held-out data."""
     with _errors(debug):
-        from ._capture import quiet_environment
-
-        quiet_environment()
         from . import compress as api_compress
         from . import load
         from ._inputs import parse_dims
-        from ._recipe import CompressSection, ModelSection, Recipe, load_recipe
+        from ._recipe import CompressSection, ModelSection, Recipe
         from ._recipe import dump_recipe as write_recipe
         from .steps.report import compress_table
 
-        r = load_recipe(recipe) if recipe else None
-        source = model or (r.model.source if r else None)
-        if source is None:
-            raise EdgekitError("no model given", "pass MODEL, or --recipe models/NAME.toml")
+        r, source = _recipe_and_source(recipe, model)
         c = r.compress if r and r.compress else None
-        if (quantize or (c and c.quantize)) is None or (data or (c and c.data)) is None:
-            raise EdgekitError("compress needs --quantize MODES and --data DATA", "pass both, or a recipe with a [compress] section")
+        if (data or (c and c.data)) is None:
+            raise EdgekitError("compress needs --data DATA", "pass it, or a recipe with a [compress] section")
+        from ._recipe import TrainSection
+
+        t = c.train if c else TrainSection()
+        train = TrainSection(steps=train_steps or t.steps, lr=lr or t.lr, batch_size=batch_size or t.batch_size,
+                             minutes=train_minutes or t.minutes, seed=t.seed, checkpoint_every=t.checkpoint_every,
+                             device=device or t.device, tracking_uri=tracking_uri or t.tracking_uri)
         dims = {**(r.model.dims if r else {}), **parse_dims(dim)}
         resolved = Recipe(
             name=r.name if r else None,
             model=ModelSection(source=source, task=task or (r.model.task if r else None),
                                inputs=input or (r.model.inputs if r else []), dims=dims),
             compress=CompressSection(
-                quantize=quantize.split(",") if quantize else c.quantize,
+                quantize=quantize.split(",") if quantize else (c.quantize if c else []),
                 data=data or c.data,
+                prune=prune or (c.prune if c else None),
+                student=student or (c.student if c else None),
+                distill=distill if distill is not None else (c.distill if c else None),
+                distill_loss=distill_loss or (c.distill_loss if c else "auto"),
+                train_data=train_data or (c.train_data if c else None),
+                train=train,
                 targets=to.split(",") if to else ((c.targets if c else None) or (r.convert.targets if r else ["onnx", "openvino", "tflite"])),
                 max_drop=max_drop if max_drop is not None else (c.max_drop if c else 1.0),
                 calibration_samples=calibration_samples or (c.calibration_samples if c else 300),
@@ -214,7 +224,20 @@ def compress(
         with step("loading the model"):
             m = load(resolved.model.source, inputs=resolved.model.inputs or None, dims=resolved.model.dims,
                      task=resolved.model.task)
-        result = api_compress(m, targets=rc.targets, quantize=rc.quantize, data=rc.data,
+        plan = None
+        if rc.prune or rc.student or rc.distill:
+            from .steps.student import StudentPlan
+            from .steps.train import TrainConfig
+
+            tr = rc.train
+            plan = StudentPlan(prune=rc.prune, student=rc.student, distill=rc.distill is not False,
+                               loss=rc.distill_loss, batch_size=tr.batch_size,
+                               train=TrainConfig(steps=tr.steps, lr=tr.lr, seed=tr.seed,
+                                                 checkpoint_every=tr.checkpoint_every, device=tr.device,
+                                                 tracking_uri=tr.tracking_uri,
+                                                 time_budget_s=tr.minutes * 60 if tr.minutes else None))
+        result = api_compress(m, targets=rc.targets, quantize=rc.quantize or None, data=rc.data, plan=plan,
+                              train_data=rc.train_data, progress=_train_progress(console),
                               out=out or Path("edgekit-out") / f"{m.name}-compressed", max_drop=rc.max_drop,
                               calibration=rc.calibration_samples, evaluation=rc.eval_samples,
                               keep_float=rc.keep_float, calibration_method=rc.calibration_method,
@@ -239,10 +262,39 @@ def compress(
                               "keep layers in float (--keep-float), try another mode, or accept a larger --max-drop")
 
 
+def _recipe_and_source(recipe: Path | None, model: str | None):
+    """The recipe (if any) and the model to load: MODEL wins over the recipe's source."""
+    from ._recipe import load_recipe
+
+    r = load_recipe(recipe) if recipe else None
+    source = model or (r.model.source if r else None)
+    if source is None:
+        raise EdgekitError("no model given", "pass MODEL, or --recipe models/NAME.toml")
+    return r, source
+
+
+def _train_progress(console):
+    """A progress line for training: step, loss, ETA (printed every 5% of the steps)."""
+    state = {"last": -1}
+
+    def report(step: int, total: int, loss: float, elapsed: float):
+        pct = int(100 * step / total)
+        if pct // 5 != state["last"] // 5 or step == total:
+            state["last"] = pct
+            eta = elapsed / step * (total - step)
+            console.print(f"  training: step {step}/{total} ({pct}%), loss {loss:.4f}, "
+                          f"{elapsed:.0f} s elapsed, ETA {eta:.0f} s", markup=False, highlight=False)
+
+    return report
+
+
 @contextlib.contextmanager
 def _errors(debug: bool):
     if debug:
         os.environ["EDGEKIT_DEBUG"] = "1"
+    from ._capture import quiet_environment
+
+    quiet_environment()
     try:
         yield
     except EdgekitError as exc:

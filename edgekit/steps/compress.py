@@ -74,22 +74,37 @@ def _quality_entry(q: Quality | None, baseline: float) -> dict:
     return {"value": round(q.value, 4), "drop": round(baseline - q.value, 4), "agreement": q.to_dict()}
 
 
-def compress(model: Model, *, targets: str | list[str], modes: str | list[str], data: str | Path, out: str | Path,
+def compress(model: Model, *, targets: str | list[str], modes: str | list[str] | None, data, out: str | Path,
              max_drop: float = 1.0, calibration: int = 300, evaluation: int = 500, keep_float: list[str] | None = None,
              calibration_method: str = "minmax", threads: str | list | None = None, runs: int = 50,
-             int8_io: bool = False, skip_unsupported: bool = False, force: bool = False, step=None) -> CompressResult:
+             int8_io: bool = False, skip_unsupported: bool = False, plan=None, train_data=None,
+             force: bool = False, step=None, progress=None) -> CompressResult:
+    """Quantize (``modes``) and/or shrink (``plan``: a StudentPlan to prune and distill) ``model``,
+    convert every result to ``targets``, and evaluate it against the fp32 source on held-out data."""
     step = step or (lambda _text: contextlib.nullcontext())
     out = Path(out)
     chosen = [t.name for t in parse_targets(targets)]
-    pairs = parse_modes(modes, chosen)
+    pairs = parse_modes(modes, chosen) if modes else []
+    if not pairs and plan is None:
+        raise EdgekitError("nothing to do: no --quantize mode, no --prune, no --distill", "give at least one")
     skipped = check_support(pairs, skip_unsupported)
     todo = [p for p in pairs if p not in {(r["target"], r["mode"]) for r in skipped}]
-    chosen = [t for t in chosen if any(t == pt for pt, _ in todo)]
+    if plan is None:
+        chosen = [t for t in chosen if any(t == pt for pt, _ in todo)]
     if calibration_method not in ("minmax", "entropy", "percentile"):
         raise EdgekitError(f"unknown calibration method {calibration_method!r}", "use minmax, entropy or percentile")
     export._prepare_out(out, force)
     with step("loading data"):
         ds = load_data(data, model, calibration=calibration, evaluation=evaluation)
+        # training sees everything but the held-out split (same seed and size: the same evaluation samples)
+        train_ds = load_data(train_data or data, model, calibration=10**9, evaluation=evaluation) if plan else None
+    student, student_info = None, None
+    if plan is not None:
+        from .student import train_student
+
+        with step("building and training the student"):
+            student, student_info = train_student(model, plan, train_ds.calibration.samples,
+                                                  train_ds.calibration.labels, train_ds.description, progress)
     n_tune = min(100, max(8, len(ds.calibration) // 4))
     calib, tune = ds.calibration.samples[:-n_tune], ds.calibration.samples[-n_tune:]
     tune_labels = ds.calibration.labels[-n_tune:] if ds.calibration.labels is not None else None
@@ -120,12 +135,23 @@ def compress(model: Model, *, targets: str | list[str], modes: str | list[str], 
                                                  model, art.target, art.path, feeds, counts, runs, True)}
             opts = QuantOptions(keep_float=list(keep_float or []), calibration_method=calibration_method,
                                 transformer=_kind(model) == "transformer", int8_io=int8_io)
-            ctx = ConvertContext(workdir=tmp, onnx_path=next((a.path for a in fp32.artifacts if a.target == "onnx"), None))
-            for art in fp32.artifacts:
+            sources, work = fp32.artifacts, model
+            if student is not None:
+                with step("converting the student"):
+                    sfp32 = export.convert(student, chosen, tmp / "student", step=step)
+                label = "+".join(k for k in ("prune", "student") if student_info.get(k)) or "distilled"
+                for art in sfp32.artifacts:
+                    variants.append(_student_entry(model, student, student_info, art, tmp, label, ds, eval_refs,
+                                                   source_q, baselines, feeds, counts, runs, max_drop))
+                sources, work = sfp32.artifacts, student
+                if todo:  # quantization of the student: repair judged against the student, not the teacher
+                    tune_base = score_of(work, tune, tune_refs, tune_labels)
+            ctx = ConvertContext(workdir=tmp, onnx_path=next((a.path for a in sources if a.target == "onnx"), None))
+            for art in sources:
                 for mode in (m for t, m in todo if t == art.target):
                     with step(f"{art.target}: {mode}"):
                         try:
-                            variants.append(_variant(model, art, mode, tmp, ctx, calib, tune, tune_refs, tune_labels,
+                            variants.append(_variant(work, art, mode, tmp, ctx, calib, tune, tune_refs, tune_labels,
                                                      tune_base, opts, max_drop, ds, eval_refs, source_q, baselines,
                                                      feeds, counts, runs))
                         except EdgekitError:
@@ -140,6 +166,8 @@ def compress(model: Model, *, targets: str | list[str], modes: str | list[str], 
             shutil.rmtree(tmp / scratch, ignore_errors=True)
         doc = report.compress_report(model, ds.description, source_q, max_drop, baselines, variants, counts)
         doc["skipped"] = skipped
+        if student_info:
+            doc["student"] = student_info
         (tmp / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
         report.compress_plot(doc, tmp / "report.png")
         if out.exists():
@@ -149,6 +177,33 @@ def compress(model: Model, *, targets: str | list[str], modes: str | list[str], 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return CompressResult(out, out / "report.json", variants, baselines)
+
+
+def score_of(model: Model, samples, refs, labels) -> float:
+    """The value of ``model`` (a student) against the teacher's outputs ``refs``."""
+    from .evaluate import score
+
+    return score(model, refs, run_source(model, samples), labels).value
+
+
+def _student_entry(teacher, student, info, art, tmp, label, ds, eval_refs, source_q, baselines, feeds, counts, runs,
+                   max_drop) -> dict:
+    q = None if art.target == "coreml" else evaluate(student, art.target, art.path, ds.evaluation.samples, eval_refs,
+                                                      ds.evaluation.labels, **_runner_kwargs(art.target, True))
+    base = baselines[art.target]
+    lat = _latency(student, art.target, art.path, feeds, counts, runs, True)
+    entry = {"target": art.target, "mode": label, "path": str(art.path.relative_to(tmp)), "size_bytes": art.size_bytes,
+             "baseline_size_bytes": base["size_bytes"], "size_ratio": round(base["size_bytes"] / art.size_bytes, 3),
+             "metric": q.metric if q else None, "baseline_value": round(source_q, 4), **_quality_entry(q, source_q),
+             "latency_ms": lat, "layers_kept_float": [], "params": info["params_student"],
+             "baseline_params": info["params_teacher"], "notes": [f"fp32 student ({label})"]}
+    if isinstance(info.get("prune"), dict) and info["prune"].get("note"):
+        entry["notes"].append(info["prune"]["note"])
+    entry["status"] = "not_run" if q is None else ("pass" if entry["drop"] <= max_drop else "fail")
+    one = str(min(counts))
+    if lat and base["latency_ms"]:
+        entry["speedup_1t"] = round(base["latency_ms"][one]["p50"] / lat[one]["p50"], 3)
+    return entry
 
 
 def evaluate_source(model: Model, refs, labels) -> float:

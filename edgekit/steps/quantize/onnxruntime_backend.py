@@ -8,7 +8,10 @@ the attention mask's large negative values is what wrecks transformers (cosine
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from ..._lazy import require
@@ -52,7 +55,27 @@ class _Reader:
         pass
 
 
+@contextlib.contextmanager
+def _scratch_cwd(folder: Path):
+    """ORT's quantization tools write temporary files (symbolic shape inference, external data of
+    augmented models) into the current directory: keep them in a scratch folder, removed after."""
+    scratch = Path(tempfile.mkdtemp(prefix=".ort-", dir=folder))
+    old = os.getcwd()
+    os.chdir(scratch)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def quantize(src: Path, dest_dir: Path, mode: str, calib: list[dict] | None, opts: QuantOptions) -> QuantResult:
+    src, dest_dir = src.resolve(), dest_dir.resolve()
+    with _scratch_cwd(dest_dir):
+        return _quantize(src, dest_dir, mode, calib, opts)
+
+
+def _quantize(src: Path, dest_dir: Path, mode: str, calib: list[dict] | None, opts: QuantOptions) -> QuantResult:
     q = require("onnxruntime.quantization", "ONNX Runtime quantization")
     dest = dest_dir / "model.onnx"
     scratch = dest_dir / ".prep.onnx"
@@ -93,6 +116,12 @@ def quantize(src: Path, dest_dir: Path, mode: str, calib: list[dict] | None, opt
 
 def rank_layers(src: Path, quantized: Path, samples: list[dict], opts: QuantOptions) -> list[str]:
     """Quantized layers, most sensitive first: lowest SQNR of their input's own quantization."""
+    src, quantized = src.resolve(), quantized.resolve()
+    with _scratch_cwd(quantized.parent):
+        return _rank_layers(src, quantized, samples, opts)
+
+
+def _rank_layers(src: Path, quantized: Path, samples: list[dict], opts: QuantOptions) -> list[str]:
     from onnxruntime.quantization.qdq_loss_debug import (
         collect_activations,
         compute_activation_error,
