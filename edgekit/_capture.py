@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 _NOISY_LOGGERS = ("coremltools", "torch.onnx", "torch._export", "torch.export", "onnx2tf", "nncf", "absl", "tensorflow",
-                 "torchao", "torch.utils._pytree", "transformers")
+                 "torchao", "torch.utils._pytree", "transformers", "mlflow")
 
 
 def quiet_environment() -> None:
