@@ -20,8 +20,10 @@ def test_structured_pruning_shrinks_params_and_keeps_outputs():
     pruned, stats = prune_mod.structured(model.module, example, 0.5)
     assert stats["params_after"] <= 0.55 * stats["params_before"]
     assert pruned(*example)[0].shape == (1, 10)  # the classifier's outputs are never pruned
-    with pytest.raises(EdgekitError, match="ratio"):
+    with pytest.raises(EdgekitError, match="bad --prune"):
         prune_mod.parse_prune("structured:1.0")
+    with pytest.raises(EdgekitError, match="would remove every channel"):
+        prune_mod.structured(model.module, example, 0.99)
 
 
 def test_unstructured_pruning_reports_sparsity_and_says_it_needs_sparse_kernels():

@@ -105,6 +105,7 @@ def compress(model: Model, *, targets: str | list[str], modes: str | list[str] |
         with step("building and training the student"):
             student, student_info = train_student(model, plan, train_ds.calibration.samples,
                                                   train_ds.calibration.labels, train_ds.description, progress)
+            student_info["training_data"] = f"{len(train_ds.calibration)} samples: every one outside the held-out split"
     n_tune = min(100, max(8, len(ds.calibration) // 4))
     calib, tune = ds.calibration.samples[:-n_tune], ds.calibration.samples[-n_tune:]
     tune_labels = ds.calibration.labels[-n_tune:] if ds.calibration.labels is not None else None
@@ -196,7 +197,7 @@ def _student_entry(teacher, student, info, art, tmp, label, ds, eval_refs, sourc
              "baseline_size_bytes": base["size_bytes"], "size_ratio": round(base["size_bytes"] / art.size_bytes, 3),
              "metric": q.metric if q else None, "baseline_value": round(source_q, 4), **_quality_entry(q, source_q),
              "latency_ms": lat, "layers_kept_float": [], "params": info["params_student"],
-             "baseline_params": info["params_teacher"], "notes": [f"fp32 student ({label})"]}
+             "baseline_params": info["params_teacher"], "notes": [f"fp32 {label} of the source, trained against it"]}
     if isinstance(info.get("prune"), dict) and info["prune"].get("note"):
         entry["notes"].append(info["prune"]["note"])
     entry["status"] = "not_run" if q is None else ("pass" if entry["drop"] <= max_drop else "fail")
