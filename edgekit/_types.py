@@ -81,6 +81,7 @@ class Model:
             "task": self.task,
             "signature": self.signature.to_dict(),
             "dims": self.dims,
+            "vocab_size": self.meta.get("vocab_size"),  # what generated token ids must stay under
         }
 
 

@@ -262,6 +262,110 @@ def compress(
                               "keep layers in float (--keep-float), try another mode, or accept a larger --max-drop")
 
 
+@app.command()
+def bench(
+    path: Annotated[Path | None, typer.Argument(help="An artifact (.onnx, .xml, .tflite, .mlpackage) or a convert/compress output folder.")] = None,
+    device: Annotated[str, typer.Option(help="local, ssh://user@host[:port], or adb://SERIAL.")] = "local",
+    target: Annotated[str | None, typer.Option(help="A device profile in targets/ (threads, runtimes, budgets).")] = None,
+    threads: Annotated[str | None, typer.Option(help="Thread counts, e.g. 1,2,4 (default: the target's, else 1).")] = None,
+    runs: Annotated[int, typer.Option(help="Timed runs.")] = 100,
+    warmup: Annotated[int, typer.Option(help="Warm-up runs before timing.")] = 10,
+    batch: Annotated[int, typer.Option(help="Batch size (dynamic-batch artifacts).")] = 1,
+    cores: Annotated[str | None, typer.Option(help="local: pin to these cores (taskset list, e.g. 0 or 0-1).")] = None,
+    memory_mb: Annotated[int | None, typer.Option(help="local: cap the runner's memory, to mimic a small device.")] = None,
+    python: Annotated[str | None, typer.Option(help="The device's Python (ssh default: the target's, else python3).")] = None,
+    benchmark_binary: Annotated[Path | None, typer.Option(help="adb: LiteRT's benchmark_model binary for the device.")] = None,
+    no_profile: Annotated[bool, typer.Option("--no-profile", help="Skip the per-op profile.")] = False,
+    top: Annotated[int, typer.Option(help="Slowest ops shown per artifact.")] = 5,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the result JSON here.")] = None,
+    html: Annotated[Path | None, typer.Option(help="Write a one-file HTML report with plots here.")] = None,
+    compare: Annotated[tuple[Path, Path] | None, typer.Option(help="OLD.json NEW.json: show changes; exit 1 on a regression.")] = None,
+    threshold: Annotated[float, typer.Option(help="--compare: relative growth counted as a regression.")] = 0.10,
+    debug: Annotated[bool, typer.Option(help="Show full tracebacks.")] = False,
+):
+    """Benchmark artifacts: latency percentiles, memory and a per-op profile, locally or on a device."""
+    with _errors(debug):
+        if compare:
+            from .bench.compare import compare as compare_docs
+            from .bench.compare import format_table
+
+            old, new = (json.loads(Path(p).read_text()) for p in compare)
+            rows = compare_docs(old, new, threshold)
+            _console(stderr=False).print(format_table(rows))
+            bad = [r for r in rows if r.get("regression")]
+            if bad:
+                from ._errors import ParityError
+
+                raise ParityError(f"{len(bad)} regression(s) beyond {threshold:.0%}",
+                                  "see the table; raise --threshold only if the change is expected")
+            return
+        if path is None:
+            raise EdgekitError("no artifact given", "pass PATH, or --compare OLD.json NEW.json")
+        from .bench import bench as api_bench
+
+        console = _console()
+        counts = [int(t) for t in threads.split(",")] if threads else None
+        if device.startswith("adb://"):
+            raise EdgekitError("adb:// is not wired into the CLI yet",
+                               "use edgekit.bench.adb.run_adb(...) from Python (see docs/bench.md)")
+        else:
+            result = api_bench(path, device=device, target=target, threads=counts, runs=runs, warmup=warmup,
+                               batch=batch, profile=not no_profile, cores=cores, memory_mb=memory_mb, python=python,
+                               step=_step(console))
+            result_doc = result.to_dict()
+        _console(stderr=False).print(_bench_table(result_doc, top))
+        if json_out:
+            Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+            Path(json_out).write_text(json.dumps(result_doc, indent=1) + "\n")
+            console.print(f"result: {json_out}")
+        if html:
+            from .bench.html import render_html
+
+            render_html(result_doc, Path(html))
+            console.print(f"report: {html}")
+        errors = [r for r in result_doc["results"] if r.get("error") and not r["error"].startswith("not run")]
+        if errors:
+            raise EdgekitError("; ".join(r["error"] for r in errors), "see the table; rerun with --debug for details")
+
+
+def _bench_table(doc: dict, top: int):
+    from rich.console import Group
+    from rich.table import Table
+
+    from .steps.report import human_size
+
+    t = Table(title=f"edgekit bench on {doc['device'].get('spec')}", title_justify="left")
+    cols = ["artifact", "threads", "size", "load ms", "first ms", "p50 ms", "p90 ms", "p99 ms", "std", "inf/s",
+            "peak RSS MB", "RSS growth"]
+    fits = {(f["artifact"], f["threads"]): f for f in (doc.get("target") or {}).get("fits", [])}
+    if fits:
+        cols.append(f"fits {doc['target']['name']}")
+    for c in cols:
+        t.add_column(c, justify="left" if c == "artifact" else "right", no_wrap=True)
+    parts = [t]
+    for r in doc["results"]:
+        if r.get("error"):
+            t.add_row(r["artifact"], str(r.get("threads") or "-"), human_size(r["size_bytes"]),
+                      *["-"] * (len(cols) - 3 - (1 if fits else 0)), *(["-"] if fits else []))
+            continue
+        lat, rss = r["latency_ms"], r["rss_mb"]
+        row = [r["artifact"], str(r["threads"]), human_size(r["size_bytes"]), f"{r['load_ms']:.0f}",
+               f"{r['first_inference_ms']:.2f}", f"{lat['p50']:.2f}", f"{lat['p90']:.2f}", f"{lat['p99']:.2f}",
+               f"{lat['std']:.2f}", f"{r['throughput_ips']:.1f}", f"{rss['peak']:.0f}", f"{rss['growth_idle']:.1f}"]
+        if fits:
+            f = fits.get((r["artifact"], r["threads"]))
+            row.append("-" if f is None else ("yes" if f["latency"] and f["memory"] else
+                                              "no: " + ", ".join(k for k in ("latency", "memory") if not f[k])))
+        t.add_row(*row)
+    for r in doc["results"]:
+        if r.get("error"):
+            parts.append(f"{r['artifact']}: {r['error']}")
+        elif r.get("ops") and top:
+            ops = ", ".join(f"{o['name']} {o['share']:.0%}" for o in r["ops"][:top])
+            parts.append(f"{r['artifact']} ({r['threads']}t) slowest ops: {ops}")
+    return Group(*parts)
+
+
 def _recipe_and_source(recipe: Path | None, model: str | None):
     """The recipe (if any) and the model to load: MODEL wins over the recipe's source."""
     from ._recipe import load_recipe

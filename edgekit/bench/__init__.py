@@ -1,0 +1,128 @@
+"""`edgekit bench`: the same figures for every artifact, on this machine or on a device.
+
+Load time, first inference, steady-state p50/p90/p99 with min, max and standard
+deviation, throughput, peak RSS and its growth over the idle runtime, size, and a
+per-op profile where the runtime gives one (ONNX Runtime profiling, OpenVINO
+performance counters; LiteRT's through its benchmark_model over ADB).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .._errors import EdgekitError
+from .._types import size_of
+from .._version import __version__
+
+SCHEMA = 1
+
+
+@dataclass
+class BenchResult:
+    """The typed form of the JSON `edgekit bench --json` writes (see docs/bench.md)."""
+
+    device: dict
+    settings: dict
+    results: list[dict]
+    target: dict | None = None
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
+
+    def to_dict(self) -> dict:
+        return {"schema": SCHEMA, "kind": "bench", "edgekit": __version__, "created": self.created,
+                "device": self.device, "target": self.target, "settings": self.settings, "results": self.results}
+
+    def write(self, path: Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        return path
+
+    @property
+    def ok(self) -> bool:
+        return all(r.get("error") is None for r in self.results)
+
+
+def load_target(name: str) -> dict:
+    from .._data import data_dir, load_toml
+
+    files = {p.stem: p.name for p in data_dir("targets").glob("*.toml")}
+    if name not in files:
+        raise EdgekitError(f"unknown target {name!r}", f"use one of {', '.join(sorted(files))} (targets/*.toml)")
+    return load_toml("targets", files[name])
+
+
+def _fits(results: list[dict], target: dict) -> list[dict]:
+    budgets = target.get("budgets", {})
+    out = []
+    for r in results:
+        if r.get("error"):
+            continue
+        out.append({"artifact": r["artifact"], "threads": r["threads"],
+                    "latency": r["latency_ms"]["p50"] <= budgets.get("latency_ms", float("inf")),
+                    "memory": r["rss_mb"]["peak"] <= budgets.get("memory_mb", float("inf"))})
+    return out
+
+
+def bench(path: str | Path, *, device: str = "local", target: str | None = None, threads: list[int] | None = None,
+          runs: int = 100, warmup: int = 10, batch: int = 1, profile: bool = True, cores: str | None = None,
+          memory_mb: int | None = None, python: str | None = None, timeout: float = 900,
+          step=None) -> BenchResult:
+    """Benchmark an artifact, or every artifact of a convert/compress folder, on ``device``."""
+    import contextlib
+
+    from .host import LocalDevice, SSHDevice, files_of, find_artifacts, make_inputs
+
+    step = step or (lambda _t: contextlib.nullcontext())
+    prof = load_target(target) if target else None
+    threads = threads or ([prof["threads"]] if prof and prof.get("threads") else [1])
+    if runs < 1 or warmup < 0 or batch < 1 or any(t < 1 for t in threads):
+        raise EdgekitError("--runs, --batch and --threads must be positive, --warmup not negative", "fix the numbers")
+    items = find_artifacts(Path(path))
+    if prof:
+        allowed = set(prof.get("runtimes", []))
+        items = [i for i in items if i.format in allowed] or items
+    if device == "local":
+        dev = LocalDevice(cores, memory_mb, python)
+    elif device.startswith("ssh://"):
+        dev = SSHDevice(device, python=python or (prof or {}).get("reach", {}).get("python", "python3"))
+    elif device.startswith("adb://"):
+        raise EdgekitError("adb:// devices are benchmarked with LiteRT's benchmark_model: see `edgekit.bench.adb`",
+                           "pass --device adb://SERIAL --benchmark-binary PATH to the CLI")
+    else:
+        raise EdgekitError(f"unknown device {device!r}", "use local, ssh://user@host[:port] or adb://SERIAL")
+    args = ["--threads", "{t}", "--runs", str(runs), "--warmup", str(warmup)] + (["--profile"] if profile else [])
+    results = []
+    workdir = dev.open() if isinstance(dev, SSHDevice) else None
+    try:
+        with tempfile.TemporaryDirectory(prefix="edgekit-bench-inputs-") as tmp:
+            for item in items:
+                base = {"artifact": item.label, "format": item.format,
+                        "size_bytes": sum(size_of(f) for f in files_of(item) if f.exists())}
+                if item.format == "coreml" and platform.system() != "Darwin" and device == "local":
+                    results.append({**base, "threads": None, "error": "not run: the Core ML runtime needs macOS"})
+                    continue
+                inputs = make_inputs(item, batch, Path(tmp))
+                if workdir:
+                    dev.check_runtime(workdir, item.format)
+                for t in threads:
+                    a = [x.format(t=t) for x in args]
+                    with step(f"{item.label}, {t} thread{'s' if t > 1 else ''}"):
+                        r = dev.run(item, inputs, a, timeout, workdir) if workdir else dev.run(item, inputs, a, timeout)
+                    results.append({**base, "threads": t, "error": None, **r})
+    finally:
+        if workdir:
+            dev.close(workdir)
+    device_info = {"spec": dev.spec}
+    first = next((r for r in results if r.get("device")), None)
+    if first:
+        device_info.update(first.pop("device"))
+    for r in results:
+        r.pop("device", None)
+    tgt = {"name": prof["name"], "budgets": prof.get("budgets", {}), "fits": _fits(results, prof)} if prof else None
+    return BenchResult(device=device_info, target=tgt, results=results,
+                       settings={"runs": runs, "warmup": warmup, "batch": batch, "threads": threads, "profile": profile})

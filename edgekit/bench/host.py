@@ -1,0 +1,220 @@
+"""The host side of `edgekit bench`: find the artifacts, make inputs, run the device-side
+runner locally or over SSH, and collect one JSON result per artifact and thread count."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+from .._errors import EdgekitError
+
+RUNNER = Path(__file__).with_name("runner.py")
+_SUFFIX_FORMAT = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".mlpackage": "coreml"}
+
+
+@dataclass
+class Item:
+    """One artifact to benchmark, with what its runtime expects."""
+
+    path: Path
+    format: str
+    label: str  # relative to the folder given
+    signature: dict | None  # {"inputs": [{"name", "shape", "dtype"}]} when a manifest says
+    dims: dict
+    source_names: list[str] | None = None  # the source's input names, in order (they say what each input is)
+    vocab_size: int | None = None
+
+
+def find_artifacts(path: Path) -> list[Item]:
+    """A single artifact, or every artifact of a `convert`/`compress` output folder."""
+    if not path.exists():
+        raise EdgekitError(f"{path} does not exist", "give an artifact or an edgekit convert/compress output folder")
+    if path.is_file() or path.suffix == ".mlpackage":
+        fmt = _SUFFIX_FORMAT.get(path.suffix)
+        if fmt is None:
+            raise EdgekitError(f"{path} is not an artifact edgekit benchmarks", "give .onnx, .xml (OpenVINO), .tflite or .mlpackage")
+        return [Item(path, fmt, path.name, None, {})]
+    items = []
+    manifests = sorted(path.rglob("manifest.json"))
+    if not manifests:
+        raise EdgekitError(f"{path} holds no manifest.json", "give an edgekit convert/compress output folder or one artifact")
+    for manifest in manifests:
+        doc = json.loads(manifest.read_text())
+        dims = doc.get("source", {}).get("dims", {})
+        names = [i["name"] for i in doc.get("source", {}).get("signature", {}).get("inputs", [])] or None
+        vocab = doc.get("source", {}).get("vocab_size")
+        for a in doc.get("artifacts", []):
+            p = manifest.parent / a["path"]
+            items.append(Item(p, a["target"], str(p.relative_to(path)), a.get("signature"), dims, names, vocab))
+    report = path / "report.json"
+    if report.is_file():  # compress: the variants too, with the fp32 source's signature
+        doc = json.loads(report.read_text())
+        sig_of = {i.format: i for i in items}
+        for v in doc.get("variants", []):
+            p = path / v["path"]
+            base = sig_of.get(v["target"])
+            if base is not None and p.exists():
+                items.append(Item(p, v["target"], str(p.relative_to(path)), base.signature, base.dims,
+                                  base.source_names, base.vocab_size))
+    return items
+
+
+def make_inputs(item: Item, batch: int, folder: Path) -> Path:
+    """Realistic inputs for the artifact (keyed by its runtime's names), saved as .npz."""
+    from .._inputs import generate_inputs
+    from .._types import Signature, TensorSpec
+
+    if item.signature is None:
+        from .._registry import TARGETS, runner_for
+
+        sig = runner_for(TARGETS[item.format], item.path).signature if item.format != "coreml" else None
+        specs = sig.inputs if sig else []
+    else:
+        specs = [TensorSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in item.signature["inputs"]]
+    dims = {**item.dims, "batch": batch}
+    for s in specs:
+        for i, d in enumerate(s.shape):
+            if isinstance(d, str):
+                dims.setdefault(d, 128 if "seq" in d else (batch if i == 0 else 8))
+    static_batch = [s.shape[0] for s in specs if s.shape and isinstance(s.shape[0], int)]
+    if batch != 1 and static_batch and static_batch[0] != batch:
+        raise EdgekitError(f"{item.label} has a static batch of {static_batch[0]}; --batch {batch} cannot run on it",
+                           "use --batch 1, or convert with a dynamic batch")
+    # generated under the source's names (input_ids, attention_mask...: realistic values), keyed by the artifact's
+    named = item.source_names if item.source_names and len(item.source_names) == len(specs) else [s.name for s in specs]
+    generated = generate_inputs(Signature([TensorSpec(n, s.shape, s.dtype) for n, s in zip(named, specs, strict=True)], []),
+                                dims, {"vocab_size": item.vocab_size or 100})
+    arrays = {s.name: generated[n] for n, s in zip(named, specs, strict=True)}
+    out = folder / f"inputs-{abs(hash(item.label))}.npz"
+    np.savez(out, **arrays)
+    return out
+
+
+def files_of(item: Item) -> list[Path]:
+    if item.format == "openvino":
+        return [item.path, item.path.with_suffix(".bin")]
+    if item.format == "onnx":
+        return [item.path, *sorted(item.path.parent.glob(item.path.name + ".data")), *sorted(item.path.parent.glob("*.onnx.data"))]
+    return [item.path]
+
+
+class LocalDevice:
+    name = "local"
+
+    def __init__(self, cores: str | None = None, memory_mb: int | None = None, python: str | None = None):
+        self.cores, self.memory_mb, self.python = cores, memory_mb, python or sys.executable
+        self.spec = "local" + (f" (cores {cores})" if cores else "") + (f" (memory {memory_mb} MB)" if memory_mb else "")
+
+    def run(self, item: Item, inputs: Path, args: list[str], timeout: float) -> dict:
+        with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
+            out = Path(tmp) / "result.json"
+            cmd = [self.python, str(RUNNER), "--artifact", str(item.path), "--format", item.format,
+                   "--inputs", str(inputs), "--out", str(out), *args]
+            if self.cores:
+                cmd = ["taskset", "-c", self.cores, *cmd]
+            limit = self.memory_mb
+
+            def cap():  # runs in the child: an address-space cap mimics a small device
+                if limit:
+                    import resource
+
+                    resource.setrlimit(resource.RLIMIT_AS, (limit << 20, limit << 20))
+
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, preexec_fn=cap)
+            return _result(proc, out, self.spec, item)
+
+
+class SSHDevice:
+    """``ssh://user@host[:port]``: key authentication, the device's own Python."""
+
+    def __init__(self, spec: str, python: str = "python3", key: str | None = None, known_hosts: str | None = None):
+        url = urlparse(spec)
+        if url.scheme != "ssh" or not url.hostname:
+            raise EdgekitError(f"bad device {spec!r}", "write ssh://user@host[:port]")
+        self.spec, self.python = spec, python
+        self.target = f"{url.username}@{url.hostname}" if url.username else url.hostname
+        opts = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15"]
+        key = key or os.environ.get("EDGEKIT_SSH_KEY")
+        if key:
+            opts += ["-i", key, "-o", "IdentitiesOnly=yes"]
+        known_hosts = known_hosts or os.environ.get("EDGEKIT_SSH_KNOWN_HOSTS")
+        if known_hosts:
+            opts += ["-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes"]
+        else:
+            opts += ["-o", "StrictHostKeyChecking=accept-new"]
+        self.ssh = ["ssh", *opts, *(["-p", str(url.port)] if url.port else [])]
+        self.scp = ["scp", "-q", *opts, *(["-P", str(url.port)] if url.port else [])]
+        if shutil.which("ssh") is None:
+            raise EdgekitError("the ssh client is not installed on this host", "install OpenSSH's client (apt install openssh-client)")
+
+    def _ssh(self, command: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([*self.ssh, self.target, command], capture_output=True, text=True, timeout=timeout)
+
+    def _fail(self, what: str, proc: subprocess.CompletedProcess) -> EdgekitError:
+        err = (proc.stderr or proc.stdout).strip().splitlines()
+        cause = err[-1] if err else f"exit status {proc.returncode}"
+        return EdgekitError(f"device {self.spec}: {what}: {cause}",
+                            "check the device is reachable (ssh " + " ".join(shlex.quote(a) for a in self.ssh[1:])
+                            + f" {self.target} true) with key authentication")
+
+    def open(self) -> str:
+        proc = self._ssh("mktemp -d /tmp/edgekit-bench.XXXXXX")
+        if proc.returncode != 0:
+            raise self._fail("cannot connect", proc)
+        return proc.stdout.strip()
+
+    def check_runtime(self, workdir: str, fmt: str) -> None:
+        module = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "ai_edge_litert", "coreml": "coremltools"}[fmt]
+        proc = self._ssh(f"{shlex.quote(self.python)} -c 'import numpy, {module}'")
+        if proc.returncode != 0:
+            raise EdgekitError(f"device {self.spec} cannot run {fmt} artifacts: {module} (or numpy) is missing "
+                               f"from {self.python} there", f"install it on the device: {self.python} -m pip install {module.replace('_', '-')} numpy")
+
+    def close(self, workdir: str) -> None:
+        if workdir.startswith("/tmp/edgekit-bench."):
+            self._ssh(f"rm -rf {shlex.quote(workdir)}")
+
+    def push(self, files: list[Path], workdir: str) -> None:
+        proc = subprocess.run([*self.scp, "-r", *map(str, files), f"{self.target}:{workdir}/"], capture_output=True,
+                              text=True, timeout=600)
+        if proc.returncode != 0:
+            raise self._fail("copying to the device failed", proc)
+
+    def run(self, item: Item, inputs: Path, args: list[str], timeout: float, workdir: str) -> dict:
+        sub = f"{workdir}/{abs(hash(item.label))}"
+        self._ssh(f"mkdir -p {shlex.quote(sub)}")
+        self.push([RUNNER, inputs, *files_of(item)], sub)
+        remote = (f"cd {shlex.quote(sub)} && {shlex.quote(self.python)} runner.py --artifact {shlex.quote(item.path.name)} "
+                  f"--format {item.format} --inputs {shlex.quote(inputs.name)} --out result.json "
+                  + " ".join(shlex.quote(a) for a in args))
+        proc = self._ssh(remote, timeout=timeout)
+        with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
+            out = Path(tmp) / "result.json"
+            if proc.returncode == 0:
+                pull = subprocess.run([*self.scp, f"{self.target}:{sub}/result.json", str(out)], capture_output=True,
+                                      text=True, timeout=120)
+                if pull.returncode != 0:
+                    raise self._fail("copying the result back failed", pull)
+            return _result(proc, out, self.spec, item)
+
+
+def _result(proc: subprocess.CompletedProcess, out: Path, device: str, item: Item) -> dict:
+    if proc.returncode == 0 and out.is_file():
+        return json.loads(out.read_text())
+    if proc.returncode < 0 or proc.returncode in (128 + signal.SIGKILL, 137):
+        sig = -proc.returncode if proc.returncode < 0 else proc.returncode - 128
+        return {"error": f"the runner was killed on {device} (signal {sig}) while benchmarking {item.label}; "
+                         "out of memory? (--memory-mb caps it)"}
+    lines = [ln for ln in (proc.stderr or "").strip().splitlines() if ln.strip()]
+    return {"error": f"{item.label} failed on {device}: {lines[-1] if lines else f'exit status {proc.returncode}'}"}

@@ -1,0 +1,190 @@
+"""The device side of `edgekit bench`: one self-contained file needing only numpy and the
+artifact's runtime (not edgekit). The host copies it to the device with the artifact and an
+inputs .npz, runs it, and reads back one JSON result.
+
+    python3 runner.py --artifact model.onnx --format onnx --inputs inputs.npz \
+        --threads 1 --runs 100 --warmup 10 --out result.json [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+
+
+def _rss_mb() -> tuple[float, float]:
+    """(current RSS, peak RSS) of this process in MB."""
+    cur = peak = None
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    cur = int(line.split()[1]) / 1024
+                elif line.startswith("VmHWM:"):
+                    peak = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    ru_mb = ru / (1024 * 1024) if sys.platform == "darwin" else ru / 1024
+    return (cur if cur is not None else ru_mb), (peak if peak is not None else ru_mb)
+
+
+def _ort(path, threads, profile_dir=None):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    if profile_dir:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = os.path.join(profile_dir, "ort")
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+    return (lambda feeds: sess.run(None, {n: feeds[n] for n in names})), sess, {"name": "onnxruntime",
+                                                                             "version": ort.__version__}
+
+
+def _ort_ops(sess):
+    trace = sess.end_profiling()
+    with open(trace) as fh:
+        events = json.load(fh)
+    os.unlink(trace)
+    agg = {}
+    for e in events:
+        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
+            op = e.get("args", {}).get("op_name", "?")
+            ms, n = agg.get(op, (0.0, 0))
+            agg[op] = (ms + e["dur"] / 1000.0, n + 1)
+    return agg
+
+
+def _ov(path, threads, profile=False):
+    import openvino as ov
+
+    core = ov.Core()
+    config = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
+    if profile:
+        config["PERF_COUNT"] = True
+    compiled = core.compile_model(path, "CPU", config)
+    request = compiled.create_infer_request()
+    names = [p.get_any_name() for p in compiled.inputs]
+    precision = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+    return (lambda feeds: request.infer({n: feeds[n] for n in names})), request, {
+        "name": "openvino", "version": ov.__version__.split("-")[0], "inference_precision": precision}
+
+
+def _ov_ops(request, runs):
+    agg = {}
+    for info in request.get_profiling_info():
+        if info.status.name != "EXECUTED":
+            continue
+        ms, n = agg.get(info.node_type, (0.0, 0))
+        agg[info.node_type] = (ms + info.real_time.total_seconds() * 1000.0 / runs, n + 1)
+    return agg
+
+
+def _tflite(path, threads):
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=path, num_threads=threads)
+    sigs = interp.get_signature_list()
+    key = next(iter(sigs))
+    runner = interp.get_signature_runner(key)
+    details = runner.get_input_details()
+    names = list(sigs[key]["inputs"])
+
+    def run(feeds):
+        args = {}
+        for i, n in enumerate(names):
+            arr = feeds[n] if n in feeds else list(feeds.values())[i]
+            args[n] = arr.astype(details[n]["dtype"]) if arr.dtype != np.dtype(details[n]["dtype"]) else arr
+        return runner(**args)
+
+    from importlib.metadata import version
+
+    return run, None, {"name": "ai-edge-litert", "version": version("ai-edge-litert")}
+
+
+def _coreml(path, threads):
+    import coremltools as ct
+
+    model = ct.models.MLModel(path)
+    return (lambda feeds: model.predict(feeds)), None, {"name": "coremltools", "version": ct.__version__}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--artifact", required=True)
+    ap.add_argument("--format", required=True, choices=["onnx", "openvino", "tflite", "coreml"])
+    ap.add_argument("--inputs", required=True)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--profile-runs", type=int, default=10)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    import numpy as np
+
+    result = {"threads": args.threads, "device": {"system": platform.system(), "machine": platform.machine(),
+                                                  "python": platform.python_version(), "cpu_count": os.cpu_count()}}
+    feeds = dict(np.load(args.inputs, allow_pickle=False))
+    before, _ = _rss_mb()
+    t0 = time.perf_counter()
+    loaders = {"onnx": _ort, "openvino": _ov, "tflite": _tflite, "coreml": _coreml}
+    run, _, runtime = loaders[args.format](args.artifact, args.threads)
+    load_ms = (time.perf_counter() - t0) * 1000
+    after_load, _ = _rss_mb()
+    t0 = time.perf_counter()
+    run(feeds)
+    first_ms = (time.perf_counter() - t0) * 1000
+    for _ in range(args.warmup):
+        run(feeds)
+    samples = np.empty(args.runs)
+    for i in range(args.runs):
+        t0 = time.perf_counter()
+        run(feeds)
+        samples[i] = (time.perf_counter() - t0) * 1000
+    idle, peak = _rss_mb()
+    p50, p90, p99 = (float(x) for x in np.percentile(samples, [50, 90, 99]))
+    result.update({
+        "runtime": runtime, "load_ms": round(load_ms, 3), "first_inference_ms": round(first_ms, 3),
+        "latency_ms": {"p50": p50, "p90": p90, "p99": p99, "min": float(samples.min()), "max": float(samples.max()),
+                       "mean": float(samples.mean()), "std": float(samples.std())},
+        "throughput_ips": 1000.0 / float(samples.mean()) * next(iter(feeds.values())).shape[0],
+        "samples_ms": [round(float(s), 4) for s in samples],
+        "rss_mb": {"before_load": round(before, 1), "after_load": round(after_load, 1), "peak": round(peak, 1),
+                   "growth_idle": round(max(0.0, idle - after_load), 1)},
+        "ops": None,
+    })
+    if args.profile and args.format in ("onnx", "openvino"):  # a separate instance: profiling costs time
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.format == "onnx":
+                prun, sess, _ = _ort(args.artifact, args.threads, profile_dir=tmp)
+                for _ in range(args.profile_runs):
+                    prun(feeds)
+                agg = {k: (ms / args.profile_runs, n // args.profile_runs) for k, (ms, n) in _ort_ops(sess).items()}
+            else:
+                prun, request, _ = _ov(args.artifact, args.threads, profile=True)
+                prun(feeds)
+                agg = _ov_ops(request, 1)
+        total = sum(ms for ms, _ in agg.values()) or 1.0
+        result["ops"] = sorted(({"name": k, "ms": round(ms, 4), "share": round(ms / total, 4), "count": n}
+                                for k, (ms, n) in agg.items()), key=lambda o: -o["ms"])
+    with open(args.out, "w") as fh:
+        json.dump(result, fh)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
