@@ -122,7 +122,7 @@ def compress(model: Model, *, targets: str | list[str], modes: str | list[str] |
             with step("running the source on the evaluation and tuning data"):
                 eval_refs = run_source(model, ds.evaluation.samples)
                 tune_refs = run_source(model, tune)
-            source_q = evaluate_source(model, eval_refs, ds.evaluation.labels)
+            source_q = _source_value(model, eval_refs, ds.evaluation.labels)
             tune_base = _source_value(model, tune_refs, tune_labels)
             feeds = ds.evaluation.samples[0]
             baselines, variants = {}, []
@@ -205,10 +205,6 @@ def _student_entry(teacher, student, info, art, tmp, label, ds, eval_refs, sourc
     if lat and base["latency_ms"]:
         entry["speedup_1t"] = round(base["latency_ms"][one]["p50"] / lat[one]["p50"], 3)
     return entry
-
-
-def evaluate_source(model: Model, refs, labels) -> float:
-    return _source_value(model, refs, labels)
 
 
 def _source_value(model: Model, refs, labels) -> float:

@@ -79,8 +79,7 @@ def compress_report(model: Model, data_desc: str, baseline_value: float, max_dro
         "host": {"system": platform.system(), "machine": platform.machine(), "python": platform.python_version()},
         "source": model.source_dict(),
         "data": data_desc,
-        "metric": variants[0]["metric"] if variants and variants[0]["metric"] else
-        ("accuracy" if any(v.get("metric") == "accuracy" for v in variants) else "cosine"),
+        "metric": next((v["metric"] for v in variants if v.get("metric")), "cosine"),
         "baseline_value": round(baseline_value, 4),
         "max_drop": max_drop,
         "threads": threads,
