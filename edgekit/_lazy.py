@@ -23,6 +23,10 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "litert_torch": ("tflite", ""),
     "onnx2tf": ("tflite", " and then `pip install --no-deps -r converters/nodeps.txt` (onnx2tf pins an old stack)"),
     "sklearn": ("train", ""),
+    "fastapi": ("serve", ""),
+    "uvicorn": ("serve", ""),
+    "prometheus_client": ("serve", ""),
+    "ray": ("ray", ""),
 }
 
 
