@@ -272,7 +272,7 @@ def bench(
     warmup: Annotated[int, typer.Option(help="Warm-up runs before timing.")] = 10,
     batch: Annotated[int, typer.Option(help="Batch size (dynamic-batch artifacts).")] = 1,
     cores: Annotated[str | None, typer.Option(help="local: pin to these cores (taskset list, e.g. 0 or 0-1).")] = None,
-    memory_mb: Annotated[int | None, typer.Option(help="local: cap the runner's memory, to mimic a small device.")] = None,
+    memory_mb: Annotated[int | None, typer.Option(help="local: cap the runner's resident memory in MB; past it the runner is stopped, as a small device's OOM killer would.")] = None,
     python: Annotated[str | None, typer.Option(help="The device's Python (ssh default: the target's, else python3).")] = None,
     benchmark_binary: Annotated[Path | None, typer.Option(help="adb: LiteRT's benchmark_model binary for the device.")] = None,
     no_profile: Annotated[bool, typer.Option("--no-profile", help="Skip the per-op profile.")] = False,
@@ -305,14 +305,10 @@ def bench(
 
         console = _console()
         counts = [int(t) for t in threads.split(",")] if threads else None
-        if device.startswith("adb://"):
-            raise EdgekitError("adb:// is not wired into the CLI yet",
-                               "use edgekit.bench.adb.run_adb(...) from Python (see docs/bench.md)")
-        else:
-            result = api_bench(path, device=device, target=target, threads=counts, runs=runs, warmup=warmup,
-                               batch=batch, profile=not no_profile, cores=cores, memory_mb=memory_mb, python=python,
-                               step=_step(console))
-            result_doc = result.to_dict()
+        result = api_bench(path, device=device, target=target, threads=counts, runs=runs, warmup=warmup,
+                           batch=batch, profile=not no_profile, cores=cores, memory_mb=memory_mb, python=python,
+                           benchmark_binary=benchmark_binary, step=_step(console))
+        result_doc = result.to_dict()
         _console(stderr=False).print(_bench_table(result_doc, top))
         if json_out:
             Path(json_out).parent.mkdir(parents=True, exist_ok=True)
@@ -349,9 +345,13 @@ def _bench_table(doc: dict, top: int):
                       *["-"] * (len(cols) - 3 - (1 if fits else 0)), *(["-"] if fits else []))
             continue
         lat, rss = r["latency_ms"], r["rss_mb"]
-        row = [r["artifact"], str(r["threads"]), human_size(r["size_bytes"]), f"{r['load_ms']:.0f}",
-               f"{r['first_inference_ms']:.2f}", f"{lat['p50']:.2f}", f"{lat['p90']:.2f}", f"{lat['p99']:.2f}",
-               f"{lat['std']:.2f}", f"{r['throughput_ips']:.1f}", f"{rss['peak']:.0f}", f"{rss['growth_idle']:.1f}"]
+
+        def f(x, digits=2):  # benchmark_model (adb) gives no p90/p99 or idle growth: shown as "-"
+            return "-" if x is None else f"{x:.{digits}f}"
+
+        row = [r["artifact"], str(r["threads"]), human_size(r["size_bytes"]), f(r["load_ms"], 0),
+               f(r["first_inference_ms"]), f(lat["p50"]), f(lat["p90"]), f(lat["p99"]), f(lat["std"]),
+               f(r["throughput_ips"], 1), f(rss["peak"], 0), f(rss["growth_idle"], 1)]
         if fits:
             f = fits.get((r["artifact"], r["threads"]))
             row.append("-" if f is None else ("yes" if f["latency"] and f["memory"] else

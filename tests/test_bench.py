@@ -99,3 +99,61 @@ def test_ssh_faults_name_the_device(converted, server, tmp_path):
     rc, _, err = run_cli("bench", str(converted / "onnx" / "model.onnx"), "--device", server.url,
                          "--python", "/usr/bin/python3", env=server.env())
     assert rc == 2 and "onnxruntime" in err and "is missing" in err
+
+
+def test_memory_cap_stops_the_runner_like_an_oom_killer(converted):
+    # the runner (Python + numpy + ONNX Runtime) holds far more than 30 MB resident: stopped, and said so
+    capped = bench(converted / "onnx" / "model.onnx", runs=5, warmup=1, profile=False, memory_mb=30)
+    assert not capped.ok
+    assert "cap" in capped.results[0]["error"] and "30 MB" in capped.results[0]["error"]
+    # a cap it fits under: OpenVINO runs (an address-space limit made its thread pool hang)
+    roomy = bench(converted / "openvino" / "model.xml", runs=5, warmup=1, profile=False, memory_mb=4000)
+    assert roomy.ok, roomy.results
+    assert roomy.results[0]["rss_mb"]["peak"] < 4000
+    with pytest.raises(EdgekitError, match="positive"):
+        bench(converted / "onnx" / "model.onnx", memory_mb=0)
+
+
+def _kill_runner_when_it_starts(pattern: str, timeout: float = 60) -> bool:
+    import signal
+    import subprocess
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+        if pids:
+            time.sleep(1.0)  # mid-run: past loading, inside the timed loop
+            for pid in pids:
+                os.kill(int(pid), signal.SIGKILL)
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _bench_killed_mid_run(path, **kwargs):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(bench, path, runs=10**6, warmup=1, profile=False, **kwargs)
+        assert _kill_runner_when_it_starts(r"runner\.py --artifact .*model\.onnx")
+        return future.result(timeout=120)
+
+
+def test_runner_killed_mid_run_locally(converted):
+    result = _bench_killed_mid_run(converted / "onnx" / "model.onnx")
+    assert not result.ok
+    error = result.results[0]["error"]
+    assert "killed on local" in error and "signal 9" in error
+
+
+@needs_sshd
+def test_runner_killed_mid_run_over_ssh(converted, server, monkeypatch):
+    for k, v in server.env().items():
+        monkeypatch.setenv(k, v)
+    result = _bench_killed_mid_run(converted / "onnx" / "model.onnx", device=server.url, python=sys.executable)
+    assert not result.ok
+    error = result.results[0]["error"]
+    assert server.url in error and "killed" in error
+    leftovers = [p for p in os.listdir("/tmp") if p.startswith("edgekit-bench.")]
+    assert not leftovers, leftovers  # the device's work folder is removed all the same

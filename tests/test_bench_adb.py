@@ -348,3 +348,33 @@ def test_run_adb_missing_local_files(tmp_path, fake_env):
     with pytest.raises(EdgekitError, match=r"adb://R5CT: the benchmark_model binary .* does not exist"):
         run_adb("R5CT", _files(tmp_path)[0], tmp_path / "nope")
     assert _calls(fake_env) == []
+
+
+def test_cli_bench_adb_device_table_json_and_cleanup(tmp_path, fake_env, monkeypatch):
+    """`edgekit bench --device adb://SERIAL`: the real CLI, a stand-in adb that plays a recorded log."""
+    from tests.conftest import run_cli
+
+    monkeypatch.setenv("FAKE_ADB_OUTPUT", str(DATA / "benchmark_model_format_SYNTHETIC.txt"))
+    _fake_adb(tmp_path / "bin", """\
+        if argv[2:3] == ["shell"] and argv[3].endswith("/benchmark_model"):
+            sys.stdout.write(open(os.environ["FAKE_ADB_OUTPUT"]).read())
+        """)
+    model, binary = _files(tmp_path)
+    out = tmp_path / "r.json"
+    rc, stdout, err = run_cli("bench", str(model), "--device", "adb://R5CT", "--benchmark-binary", str(binary),
+                              "--threads", "1,2", "--runs", "50", "--json", str(out), "--html", str(tmp_path / "r.html"))
+    assert rc == 0, err
+    doc = json.loads(out.read_text())
+    assert doc["device"]["spec"] == "adb://R5CT" and doc["device"]["tool"] == "benchmark_model"
+    assert [r["threads"] for r in doc["results"]] == [1, 2]
+    r = doc["results"][0]
+    assert r["latency_ms"]["p50"] == pytest.approx(0.056) and r["latency_ms"]["p99"] is None  # not invented
+    assert r["ops"] and abs(sum(o["share"] for o in r["ops"]) - 1) < 0.05
+    assert "p50 ms" in stdout and "R5CT" in stdout
+    pushes = [c for c in _calls(fake_env) if c[2] == "push"]
+    assert len(pushes) == 4  # model and binary, once per thread count
+    removes = [c for c in _calls(fake_env) if c[3:5] == ["rm", "-rf"]]
+    assert len(removes) == 2  # the work folder is removed after each run
+    # no binary given: refused up front, naming the fix
+    rc, _, err = run_cli("bench", str(model), "--device", "adb://R5CT")
+    assert rc == 2 and "--benchmark-binary" in err

@@ -64,14 +64,14 @@ def _fits(results: list[dict], target: dict) -> list[dict]:
             continue
         out.append({"artifact": r["artifact"], "threads": r["threads"],
                     "latency": r["latency_ms"]["p50"] <= budgets.get("latency_ms", float("inf")),
-                    "memory": r["rss_mb"]["peak"] <= budgets.get("memory_mb", float("inf"))})
+                    "memory": (r["rss_mb"]["peak"] or 0) <= budgets.get("memory_mb", float("inf"))})
     return out
 
 
 def bench(path: str | Path, *, device: str = "local", target: str | None = None, threads: list[int] | None = None,
           runs: int = 100, warmup: int = 10, batch: int = 1, profile: bool = True, cores: str | None = None,
-          memory_mb: int | None = None, python: str | None = None, timeout: float = 900,
-          step=None) -> BenchResult:
+          memory_mb: int | None = None, python: str | None = None, benchmark_binary: str | Path | None = None,
+          timeout: float = 900, step=None) -> BenchResult:
     """Benchmark an artifact, or every artifact of a convert/compress folder, on ``device``."""
     import contextlib
 
@@ -91,8 +91,7 @@ def bench(path: str | Path, *, device: str = "local", target: str | None = None,
     elif device.startswith("ssh://"):
         dev = SSHDevice(device, python=python or (prof or {}).get("reach", {}).get("python", "python3"))
     elif device.startswith("adb://"):
-        raise EdgekitError("adb:// devices are benchmarked with LiteRT's benchmark_model: see `edgekit.bench.adb`",
-                           "pass --device adb://SERIAL --benchmark-binary PATH to the CLI")
+        return _bench_adb(device, items, prof, threads, runs, warmup, benchmark_binary, timeout, step)
     else:
         raise EdgekitError(f"unknown device {device!r}", "use local, ssh://user@host[:port] or adb://SERIAL")
     args = ["--threads", "{t}", "--runs", str(runs), "--warmup", str(warmup)] + (["--profile"] if profile else [])
@@ -126,3 +125,56 @@ def bench(path: str | Path, *, device: str = "local", target: str | None = None,
     tgt = {"name": prof["name"], "budgets": prof.get("budgets", {}), "fits": _fits(results, prof)} if prof else None
     return BenchResult(device=device_info, target=tgt, results=results,
                        settings={"runs": runs, "warmup": warmup, "batch": batch, "threads": threads, "profile": profile})
+
+
+def _bench_adb(device: str, items, prof: dict | None, threads: list[int], runs: int, warmup: int,
+               benchmark_binary, timeout: float, step) -> BenchResult:
+    """Android: LiteRT's own benchmark_model runs each .tflite; its log is parsed into the same schema."""
+    from .adb import run_adb
+    from .host import files_of
+
+    serial = device.removeprefix("adb://")
+    if not serial:
+        raise EdgekitError(f"bad device {device!r}", "write adb://SERIAL (the serial `adb devices` lists)")
+    if benchmark_binary is None:
+        raise EdgekitError(f"{device}: Android artifacts are timed with LiteRT's benchmark_model, and none was given",
+                           "pass --benchmark-binary PATH (an Android build of benchmark_model, e.g. "
+                           "android_aarch64_benchmark_model from LiteRT's releases)")
+    results = []
+    for item in items:
+        base = {"artifact": item.label, "format": item.format,
+                "size_bytes": sum(size_of(f) for f in files_of(item) if f.exists())}
+        if item.format != "tflite":
+            results.append({**base, "threads": None, "error": f"not run: {device} runs .tflite artifacts "
+                                                             "(LiteRT's benchmark_model)"})
+            continue
+        for t in threads:
+            with step(f"{item.label}, {t} thread{'s' if t > 1 else ''} on {device}"):
+                parsed = run_adb(serial, item.path, Path(benchmark_binary), t, runs, warmup, timeout=timeout)
+            results.append({**base, "threads": t, "error": None, **from_benchmark_model(parsed)})
+    tgt = {"name": prof["name"], "budgets": prof.get("budgets", {}), "fits": _fits(results, prof)} if prof else None
+    return BenchResult(device={"spec": device, "system": "Android", "tool": "benchmark_model"}, target=tgt,
+                       results=results, settings={"runs": runs, "warmup": warmup, "batch": 1, "threads": threads,
+                                                  "profile": True})
+
+
+def from_benchmark_model(parsed: dict) -> dict:
+    """A parsed benchmark_model log in the runner's result schema.
+
+    benchmark_model prints mean, std, min, max and (recent builds) p5/p50/p95, not p90/p99,
+    and no per-run samples: those stay None / empty rather than being invented.
+    """
+    lat = parsed["latency_ms"]
+    mem = parsed["memory_mb"]
+    peak = mem.get("peak") or mem.get("rss_end")
+    return {
+        "runtime": {"name": parsed["tool"], "version": None},
+        "load_ms": parsed["load_ms"],
+        "first_inference_ms": parsed["first_inference_ms"],
+        "latency_ms": {"p50": lat.get("p50", lat.get("mean")), "p90": None, "p95": lat.get("p95"), "p99": None,
+                       "min": lat.get("min"), "max": lat.get("max"), "mean": lat.get("mean"), "std": lat.get("std")},
+        "throughput_ips": parsed["throughput_ips"],
+        "samples_ms": [],
+        "rss_mb": {"before_load": None, "after_load": mem.get("init_delta"), "peak": peak, "growth_idle": None},
+        "ops": [{"name": o["name"], "ms": o["ms"], "share": o["share"], "count": o["count"]} for o in parsed["ops"]],
+    }

@@ -3,6 +3,7 @@ runner locally or over SSH, and collect one JSON result per artifact and thread 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -114,6 +115,9 @@ class LocalDevice:
 
     def __init__(self, cores: str | None = None, memory_mb: int | None = None, python: str | None = None):
         self.cores, self.memory_mb, self.python = cores, memory_mb, python or sys.executable
+        if memory_mb is not None and (memory_mb < 1 or not Path("/proc/self/status").exists()):
+            raise EdgekitError(f"--memory-mb {memory_mb}: the cap needs a positive size and Linux's /proc to watch "
+                               "the runner's resident memory", "drop --memory-mb, or run on Linux")
         self.spec = "local" + (f" (cores {cores})" if cores else "") + (f" (memory {memory_mb} MB)" if memory_mb else "")
 
     def run(self, item: Item, inputs: Path, args: list[str], timeout: float) -> dict:
@@ -123,16 +127,72 @@ class LocalDevice:
                    "--inputs", str(inputs), "--out", str(out), *args]
             if self.cores:
                 cmd = ["taskset", "-c", self.cores, *cmd]
-            limit = self.memory_mb
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            watch = _MemoryCap(proc.pid, self.memory_mb) if self.memory_mb else None
+            try:
+                stdout, stderr = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                return {"error": f"{item.label} on {self.spec}: no result within {timeout:.0f} s; the runner was stopped"}
+            finally:
+                if watch:
+                    watch.stop()
+            if watch and watch.tripped:
+                return {"error": f"{item.label} needs more memory than the cap on {self.spec}: its resident set reached "
+                                 f"{watch.peak_mb:.0f} MB > {self.memory_mb} MB, and the runner was stopped as a device's "
+                                 "out-of-memory killer would stop it"}
+            return _result(subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr), out, self.spec, item)
 
-            def cap():  # runs in the child: an address-space cap mimics a small device
-                if limit:
-                    import resource
 
-                    resource.setrlimit(resource.RLIMIT_AS, (limit << 20, limit << 20))
+class _MemoryCap:
+    """Stop a process whose resident set grows past ``limit_mb``, as a small device's OOM killer would.
 
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, preexec_fn=cap)
-            return _result(proc, out, self.spec, item)
+    An address-space limit (RLIMIT_AS) is no model of a device: runtimes reserve far more
+    virtual memory than they touch (OpenVINO's thread pools hang under one), and a
+    device runs out of physical pages, not addresses. So the resident set is polled
+    (every 5 ms, from /proc) and the process is killed the moment it crosses the cap.
+    """
+
+    def __init__(self, pid: int, limit_mb: int, interval: float = 0.005):
+        import threading
+
+        self.pid, self.limit_kb, self.interval = pid, limit_mb * 1024, interval
+        self.tripped, self.peak_kb = False, 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_kb / 1024
+
+    def _rss_kb(self) -> int | None:
+        try:
+            with open(f"/proc/{self.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            return None
+        return 0
+
+    def _watch(self) -> None:
+        while not self._done.is_set():
+            rss = self._rss_kb()
+            if rss is None:
+                return
+            self.peak_kb = max(self.peak_kb, rss)
+            if rss > self.limit_kb:
+                self.tripped = True
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
+                return
+            self._done.wait(self.interval)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=1)
 
 
 class SSHDevice:
