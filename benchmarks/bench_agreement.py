@@ -20,6 +20,8 @@ fp32 set under build/benchmarks/minilm-q/fp32 (inputs int64 [1,128]: input_ids d
 1000..30000 with a fixed seed, token_type_ids zeros, attention_mask ones; TFLite takes the same
 values as int32 args_0..2). Output: a markdown table on stdout, and --out JSON.
 
+  edgekit  `edgekit bench PATH --threads T --runs N --warmup W --no-profile`: the harness under test.
+
 Adding a source: write ``def my_source(fmt, path, threads, runs, warmup) -> float | None``
 (p50 in ms, None where it does not apply) and append ``("label", my_source)`` to SOURCES; the
 table gets its column and its ratio to the first source (the bare loop).
@@ -124,10 +126,23 @@ def litert_benchmark_tool(path: Path, threads: int, runs: int, warmup: int) -> f
         return float(json.loads(out.read_text())["latency"]["median_ms"])
 
 
-# The first source is the reference the others are divided by. Append ("edgekit p50", fn) here.
+def edgekit_bench(fmt: str, path: Path, threads: int, runs: int, warmup: int) -> float | None:
+    """`edgekit bench` itself (its device-side runner, no per-op profile: profiling adds overhead)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "r.json"
+        proc = subprocess.run([str(VENV_BIN / "edgekit"), "bench", str(path), "--threads", str(threads), "--runs",
+                               str(runs), "--warmup", str(warmup), "--no-profile", "--json", str(out)],
+                              capture_output=True, text=True, timeout=900)
+        if proc.returncode != 0:
+            raise RuntimeError(f"edgekit bench failed: {proc.stderr.strip().splitlines()[-1:]}")
+        return json.loads(out.read_text())["results"][0]["latency_ms"]["p50"]
+
+
+# The first source is the reference the others are divided by.
 SOURCES: list[tuple[str, Callable[[str, Path, int, int, int], float | None]]] = [
     ("bare-loop p50", bare_loop),
     ("tool p50", runtime_tool),
+    ("edgekit p50", edgekit_bench),
 ]
 
 

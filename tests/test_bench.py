@@ -157,3 +157,23 @@ def test_runner_killed_mid_run_over_ssh(converted, server, monkeypatch):
     assert server.url in error and "killed" in error
     leftovers = [p for p in os.listdir("/tmp") if p.startswith("edgekit-bench.")]
     assert not leftovers, leftovers  # the device's work folder is removed all the same
+
+
+@needs_sshd
+def test_artifact_the_runtime_cannot_load(converted, tmp_path, server, monkeypatch):
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"\x08\x07 this is not a protobuf of a model")
+    local = bench(broken, runs=2, warmup=0, profile=False)
+    assert not local.ok and "broken.onnx cannot be loaded on this host" in local.results[0]["error"]
+    assert "Protobuf" in local.results[0]["error"]
+    # a folder whose manifest gives the signature: the host never loads it, the device's runtime fails
+    folder = tmp_path / "cnn"
+    shutil.copytree(converted, folder)
+    (folder / "onnx" / "model.onnx").write_bytes(broken.read_bytes())
+    for k, v in server.env().items():
+        monkeypatch.setenv(k, v)
+    remote = bench(folder, device=server.url, python=sys.executable, runs=2, warmup=0, profile=False)
+    error = next(r["error"] for r in remote.results if r["format"] == "onnx")
+    assert f"onnx/model.onnx failed on {server.url}" in error and "Protobuf" in error, error
+    assert [r for r in remote.results if r["format"] == "openvino" and not r.get("error")]  # the others still ran
+    assert not [p for p in os.listdir("/tmp") if p.startswith("edgekit-bench.")]

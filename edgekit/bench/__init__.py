@@ -105,7 +105,15 @@ def bench(path: str | Path, *, device: str = "local", target: str | None = None,
                 if item.format == "coreml" and platform.system() != "Darwin" and device == "local":
                     results.append({**base, "threads": None, "error": "not run: the Core ML runtime needs macOS"})
                     continue
-                inputs = make_inputs(item, batch, Path(tmp))
+                try:
+                    inputs = make_inputs(item, batch, Path(tmp))
+                except EdgekitError:
+                    raise
+                except Exception as exc:  # the host reads a bare artifact's signature with its runtime
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:300]
+                    results.append({**base, "threads": None, "error": f"{item.label} cannot be loaded on this host "
+                                                                     f"to read its inputs: {first}"})
+                    continue
                 if workdir:
                     dev.check_runtime(workdir, item.format)
                 for t in threads:
