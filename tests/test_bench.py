@@ -177,3 +177,15 @@ def test_artifact_the_runtime_cannot_load(converted, tmp_path, server, monkeypat
     assert f"onnx/model.onnx failed on {server.url}" in error and "Protobuf" in error, error
     assert [r for r in remote.results if r["format"] == "openvino" and not r.get("error")]  # the others still ran
     assert not [p for p in os.listdir("/tmp") if p.startswith("edgekit-bench.")]
+
+
+def test_one_artifact_of_a_folder_gets_the_manifests_inputs(tmp_path, tiny_bert):
+    """A transformer's runtime signature has unnamed dynamic axes and (TFLite) args_0..: the manifest
+    beside the artifact says sequence=24 and which input holds token ids."""
+    out = tmp_path / "bert"
+    edgekit.convert(edgekit.load(tiny_bert, dims={"sequence": 24}), targets=["openvino", "tflite"], out=out)
+    for artifact in (out / "openvino" / "model.xml", out / "tflite" / "model.tflite"):
+        result = bench(artifact, runs=3, warmup=1, profile=False)
+        assert result.ok, result.results
+        shapes = result.results[0]["input_shapes"]
+        assert shapes and all(s == [1, 24] for s in shapes.values()), shapes

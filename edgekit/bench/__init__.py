@@ -114,6 +114,10 @@ def bench(path: str | Path, *, device: str = "local", target: str | None = None,
                     results.append({**base, "threads": None, "error": f"{item.label} cannot be loaded on this host "
                                                                      f"to read its inputs: {first}"})
                     continue
+                import numpy as np
+
+                with np.load(inputs) as arrays:  # what was fed: dynamic axes resolved from the manifest's dims
+                    base["input_shapes"] = {k: list(v.shape) for k, v in arrays.items()}
                 if workdir:
                     dev.check_runtime(workdir, item.format)
                 for t in threads:

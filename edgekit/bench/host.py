@@ -45,7 +45,7 @@ def find_artifacts(path: Path) -> list[Item]:
         fmt = _SUFFIX_FORMAT.get(path.suffix)
         if fmt is None:
             raise EdgekitError(f"{path} is not an artifact edgekit benchmarks", "give .onnx, .xml (OpenVINO), .tflite or .mlpackage")
-        return [Item(path, fmt, path.name, None, {})]
+        return [_from_manifest(path) or Item(path, fmt, path.name, None, {})]
     items = []
     manifests = sorted(path.rglob("manifest.json"))
     if not manifests:
@@ -69,6 +69,24 @@ def find_artifacts(path: Path) -> list[Item]:
                 items.append(Item(p, v["target"], str(p.relative_to(path)), base.signature, base.dims,
                                   base.source_names, base.vocab_size))
     return items
+
+
+def _from_manifest(path: Path) -> Item | None:
+    """An artifact inside an edgekit output folder: its manifest says the inputs' names, dims and
+    meaning (which input holds token ids), which the runtime's own signature does not."""
+    resolved = path.resolve()
+    for folder in list(resolved.parents)[:3]:
+        candidates = [folder / "manifest.json"]
+        if (folder / "report.json").is_file():  # a compress variant: the fp32 baseline's manifest holds the signature
+            candidates += sorted(folder.rglob("manifest.json"))
+        for manifest in candidates:
+            if not manifest.is_file():
+                continue
+            for item in find_artifacts(manifest.parent):
+                if item.path.resolve() == resolved:
+                    return Item(path, item.format, path.name, item.signature, item.dims, item.source_names,
+                                item.vocab_size)
+    return None
 
 
 def make_inputs(item: Item, batch: int, folder: Path) -> Path:
