@@ -324,6 +324,37 @@ def bench(
             raise EdgekitError("; ".join(r["error"] for r in errors), "see the table; rerun with --debug for details")
 
 
+@app.command()
+def serve(
+    paths: Annotated[list[Path], typer.Argument(help="An .onnx, an OpenVINO .xml or a convert output folder (several serve several models).")],
+    host: Annotated[str, typer.Option(help="Address to listen on; non-loopback needs a token or --insecure.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    backend: Annotated[str, typer.Option(help="local (this process) or ray (Ray Serve replicas).")] = "local",
+    token_file: Annotated[Path | None, typer.Option(help="File holding the bearer token (else $EDGEKIT_SERVE_TOKEN).")] = None,
+    insecure: Annotated[bool, typer.Option(help="Allow a non-loopback address without a token.")] = False,
+    max_body_mb: Annotated[float, typer.Option(help="Largest request body, in MB (413 above).")] = 16.0,
+    max_batch_size: Annotated[int, typer.Option(help="Most requests run as one batch.")] = 32,
+    batch_wait_ms: Annotated[float, typer.Option(help="How long an idle model waits for more requests to batch.")] = 2.0,
+    no_batching: Annotated[bool, typer.Option("--no-batching", help="Run every request on its own.")] = False,
+    threads: Annotated[int | None, typer.Option(help="Runtime threads per model (per replica on ray).")] = None,
+    name: Annotated[list[str] | None, typer.Option(help="Model name in the URL (once per PATH; default from the path).")] = None,
+    max_dim: Annotated[list[str] | None, typer.Option(help="Largest size of a dynamic axis, e.g. sequence=512 or batch=64.")] = None,
+    replicas: Annotated[int, typer.Option(help="ray: model replicas.")] = 1,
+    replica_cpus: Annotated[float, typer.Option(help="ray: CPUs reserved per replica.")] = 1.0,
+    address: Annotated[str | None, typer.Option(help="ray: an existing cluster (e.g. ray://head:10001); default: start a local Ray.")] = None,
+    debug: Annotated[bool, typer.Option(help="Show full tracebacks.")] = False,
+):
+    """Serve a model over HTTP (ONNX Runtime or OpenVINO on this CPU), with batching, auth and metrics."""
+    with _errors(debug):
+        from ._inputs import parse_dims
+        from .serve import serve as api_serve
+
+        api_serve(paths, host=host, port=port, backend=backend, token_file=token_file, insecure=insecure,
+                  max_body_mb=max_body_mb, max_batch_size=1 if no_batching else max_batch_size,
+                  batch_wait_ms=batch_wait_ms, threads=threads, names=name, limits=parse_dims(max_dim),
+                  replicas=replicas, replica_cpus=replica_cpus, address=address)
+
+
 def _bench_table(doc: dict, top: int):
     from rich.console import Group
     from rich.table import Table

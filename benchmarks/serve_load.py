@@ -1,0 +1,230 @@
+"""Load test of `edgekit serve`: throughput and latency with batching on and off.
+
+    .venv/bin/python benchmarks/serve_load.py --requests 5000 --concurrency 64
+    .venv/bin/python benchmarks/serve_load.py --backend ray --replicas 2 --requests 5000 --concurrency 64
+
+Starts the real server (`edgekit serve`, a subprocess on loopback) once per configuration,
+sends every request from an asyncio client (aiohttp, keep-alive, ``--concurrency`` at
+once), and checks every answer against ONNX Runtime in this process on the same input.
+Prints a markdown table (for docs/benchmarks.md) and writes JSON to ``--out``.
+
+The model: the digits CNN (`edgekit.zoo.digits`) converted to ONNX with a dynamic batch
+axis (`edgekit convert edgekit.zoo.digits:cnn --input image:batchx1x8x8:float32 --to onnx`),
+made under build/serve/digits when missing; ``--model`` takes any other .onnx.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS = ROOT / "build" / "serve" / "digits"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model: Path, port: int, *args: str, token: str | None = None, timeout: float = 120.0,
+                 log: Path | None = None) -> subprocess.Popen:
+    """`edgekit serve MODEL` in a subprocess, returned once /readyz says ready."""
+    import urllib.request
+
+    env = {**os.environ, "EDGEKIT_SERVE_TOKEN": token or ""}
+    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen([sys.executable, "-m", "edgekit", "serve", str(model), "--port", str(port), *args],
+                            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}" + (f"; see {log}" if log else ""))
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"the server was not ready in {timeout:.0f} s")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _npz(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+async def run_load(url: str, model: str, inputs: list[dict[str, np.ndarray]], concurrency: int,
+                   token: str | None = None, use_json_every: int = 4, timeout: float = 60.0) -> dict:
+    """Send every input once (``concurrency`` in flight); each answer or error is kept by index.
+
+    Every ``use_json_every``-th request goes as JSON, the rest as .npz, so both codecs are
+    under load. Returns {"outputs", "status", "latency_s", "wall_s", "errors"}.
+    """
+    import aiohttp
+
+    n = len(inputs)
+    outputs: list = [None] * n
+    status = [0] * n
+    latency = [0.0] * n
+    errors: list[str] = []
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    endpoint = f"{url}/v1/models/{model}:predict"
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+
+    async def worker(session):
+        while True:
+            try:
+                i = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            as_json = use_json_every and i % use_json_every == 0
+            if as_json:
+                body = json.dumps({"inputs": {k: v.tolist() for k, v in inputs[i].items()}}).encode()
+                h = {**headers, "content-type": "application/json"}
+            else:
+                body = _npz(inputs[i])
+                h = {**headers, "content-type": "application/x-npz"}
+            t0 = time.perf_counter()
+            try:
+                async with session.post(endpoint, data=body, headers=h) as resp:
+                    status[i] = resp.status
+                    raw = await resp.read()
+                latency[i] = time.perf_counter() - t0
+                if status[i] == 200:
+                    if as_json:
+                        doc = json.loads(raw)
+                        outputs[i] = [np.asarray(v, dtype=doc["dtypes"][k]) for k, v in doc["outputs"].items()]
+                    else:
+                        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+                            outputs[i] = [z[k] for k in z.files]
+                else:
+                    errors.append(f"{status[i]}: {raw[:200]!r}")
+            except Exception as exc:  # noqa: BLE001 - a lost request is counted, not raised
+                errors.append(f"request {i}: {type(exc).__name__}: {exc}")
+
+    conn = aiohttp.TCPConnector(limit=concurrency)
+    t0 = time.perf_counter()
+    async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    return {"outputs": outputs, "status": status, "latency_s": latency, "wall_s": time.perf_counter() - t0,
+            "errors": errors}
+
+
+def summarize(result: dict, expected: list[list[np.ndarray]], atol: float = 1e-5) -> dict:
+    """Throughput, p50/p99, 5xx, lost and mismatched answers against ``expected``."""
+    st = np.array(result["status"])
+    ok = st == 200
+    lat = np.array(result["latency_s"])[ok] * 1000
+    mismatches = 0
+    worst = 0.0
+    for got, want in zip(result["outputs"], expected, strict=True):
+        if got is None:
+            continue
+        diff = max(float(np.max(np.abs(g - w))) if g.shape == w.shape else np.inf for g, w in zip(got, want, strict=True))
+        worst = max(worst, diff)
+        mismatches += diff > atol
+    return {
+        "requests": len(st), "ok": int(ok.sum()), "errors_5xx": int((st >= 500).sum()),
+        "errors_4xx": int(((st >= 400) & (st < 500)).sum()), "lost": int((st == 0).sum()),
+        "mismatches": int(mismatches), "max_abs_diff": worst,
+        "throughput_rps": round(len(st) / result["wall_s"], 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
+        "p99_ms": round(float(np.percentile(lat, 99)), 2) if lat.size else None,
+        "wall_s": round(result["wall_s"], 2),
+    }
+
+
+def make_inputs(signature, n: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """One request per item: batch 1, random values in [0, 1)."""
+    rng = np.random.default_rng(seed)
+    return [{s.name: rng.random([1 if isinstance(d, str) else d for d in s.shape]).astype(s.dtype)
+             for s in signature.inputs} for _ in range(n)]
+
+
+def digits_model() -> Path:
+    onnx = DIGITS / "onnx" / "model.onnx"
+    if not onnx.is_file():
+        import edgekit
+
+        m = edgekit.load("edgekit.zoo.digits:cnn", inputs=["image:batchx1x8x8:float32"])
+        edgekit.convert(m, targets=["onnx"], out=DIGITS, force=True)
+    return onnx
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, help="an .onnx (default: the digits CNN)")
+    ap.add_argument("--requests", type=int, default=5000)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--backend", default="local", choices=["local", "ray"])
+    ap.add_argument("--replicas", type=int, default=1)
+    ap.add_argument("--batching", default="on,off", help="on, off or on,off")
+    ap.add_argument("--max-batch-size", type=int, default=32)
+    ap.add_argument("--out", type=Path, default=ROOT / "build" / "benchmarks" / "serve_load.json")
+    args = ap.parse_args()
+
+    from edgekit.backends.onnxruntime.runtime import OrtRunner
+
+    model = args.model or digits_model()
+    runner = OrtRunner(model)
+    inputs = make_inputs(runner.signature, args.requests)
+    expected = [runner.run(x) for x in inputs]
+    name = "model"
+    rows = []
+    token = "bench-token"
+    for mode in args.batching.split(","):
+        port = free_port()
+        extra = ["--name", name, "--backend", args.backend]
+        extra += ["--no-batching"] if mode == "off" else ["--max-batch-size", str(args.max_batch_size)]
+        if args.backend == "ray":
+            extra += ["--replicas", str(args.replicas), "--replica-cpus", str(min(1.0, 2 / args.replicas))]
+        log = args.out.with_name(f"serve_load-{args.backend}-{mode}.log")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        proc = start_server(model, port, *extra, token=token, log=log, timeout=300)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            asyncio.run(run_load(url, name, inputs[:200], args.concurrency, token))  # warm-up
+            res = asyncio.run(run_load(url, name, inputs, args.concurrency, token))
+        finally:
+            stop_server(proc)
+        row = {"backend": args.backend, "replicas": args.replicas, "batching": mode,
+               "concurrency": args.concurrency, **summarize(res, expected)}
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr)
+    args.out.write_text(json.dumps({"model": str(model), "rows": rows}, indent=1) + "\n")
+    print("| backend | batching | requests | concurrency | throughput req/s | p50 ms | p99 ms | 5xx | lost | mismatches |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        backend = r["backend"] + (f" ({r['replicas']} replicas)" if r["backend"] == "ray" else "")
+        print(f"| {backend} | {r['batching']} | {r['requests']} | {r['concurrency']} | {r['throughput_rps']} | "
+              f"{r['p50_ms']} | {r['p99_ms']} | {r['errors_5xx']} | {r['lost']} | {r['mismatches']} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""The HTTP API, one FastAPI app for both backends.
+
+    POST /v1/models/{name}:predict   JSON {"inputs": {...}} or an .npz body (application/x-npz)
+    GET  /v1/models                  names, versions, signatures, limits, batching
+    GET  /v1/models/{name}           one of them
+    GET  /healthz  /readyz           liveness (process up) and readiness (models loaded)
+    GET  /metrics                    Prometheus
+
+Requests are decoded and validated here, against the model's signature; only valid
+feeds reach the predictor (the local batcher, or a Ray Serve deployment handle).
+"""
+
+# no `from __future__ import annotations`: FastAPI must see the Request annotation of a
+# route defined inside create_app, where fastapi is a local name
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+import numpy as np
+
+from .._lazy import require
+from ._metrics import Metrics
+from ._model import (
+    NPZ_TYPES,
+    ModelInfo,
+    RequestError,
+    decode_json,
+    decode_npz,
+    encode_npz,
+    validate,
+)
+from ._security import BodyTooLarge, GuardMiddleware
+
+log = logging.getLogger("edgekit.serve")
+
+
+class Predictor(Protocol):
+    """Runs validated feeds: the local batcher or a Ray Serve handle."""
+
+    on_batch: object  # callable(model, size), set by the app for the batch-size metric
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def ready(self) -> bool: ...
+    async def predict(self, model: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]: ...
+
+
+def create_app(models: list[ModelInfo], predictor: Predictor, *, token: str | None = None,
+               max_body_mb: float = 16.0, max_batch_size: int = 32):
+    """The ASGI app serving ``models`` through ``predictor``."""
+    fastapi = require("fastapi", "serving")
+    responses = require("fastapi.responses", "serving")
+    Response = responses.Response
+    by_name = {m.name: m for m in models}
+    metrics = Metrics()
+    predictor.on_batch = lambda model, size: metrics.batch_size.labels(model).observe(size)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        await predictor.start()
+        for m in models:
+            log.info("serving %s (version %s, %s) from %s; %s", m.name, m.version, m.format, m.path,
+                     f"batching up to {max_batch_size}" if m.batchable and max_batch_size > 1
+                     else "one request at a time" + ("" if m.batchable else " (axis 0 is not dynamic)"))
+        yield
+        await predictor.stop()
+
+    app = fastapi.FastAPI(title="edgekit serve", lifespan=lifespan, docs_url=None, redoc_url=None,
+                          openapi_url=None)
+
+    def error(status: int, detail: str, kind: str, model: str = "-"):
+        metrics.errors.labels(kind).inc()
+        metrics.requests.labels(model, str(status)).inc()
+        return Response(json.dumps({"detail": detail}), status, media_type="application/json")
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz():
+        ok = predictor.ready()
+        return Response(json.dumps({"ready": ok}), 200 if ok else 503, media_type="application/json")
+
+    @app.get("/metrics")
+    async def metrics_route():
+        body, ctype = metrics.render()
+        return Response(body, media_type=ctype)
+
+    @app.get("/v1/models")
+    async def list_models():
+        return {"models": [m.to_dict(max_batch_size) for m in models]}
+
+    @app.get("/v1/models/{name}")
+    async def one_model(name: str):
+        if name not in by_name:
+            return error(404, f"no model named {name!r}; this server has {sorted(by_name)}", "not_found")
+        return by_name[name].to_dict(max_batch_size)
+
+    @app.post("/v1/models/{name}:predict")
+    async def predict(name: str, request: fastapi.Request):
+        t0 = time.perf_counter()
+        info = by_name.get(name)
+        if info is None:
+            return error(404, f"no model named {name!r}; this server has {sorted(by_name)}", "not_found")
+        ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        if ctype not in (*NPZ_TYPES, "application/json"):
+            return error(415, f"unsupported content type {ctype!r}; send application/json or application/x-npz",
+                         "bad_request", name)
+        metrics.inflight.inc()
+        try:
+            try:
+                body = await request.body()
+            except BodyTooLarge as exc:
+                return error(413, str(exc), "too_large", name)
+            npz = ctype in NPZ_TYPES
+            raw = decode_npz(body) if npz else decode_json(body)
+            feeds = validate(info, raw, from_json=not npz)
+            try:
+                outs = await predictor.predict(name, feeds)
+            except Exception as exc:  # noqa: BLE001 - reported as a 500 that names the cause
+                log.exception("inference failed for %s", name)
+                return error(500, f"inference failed: {type(exc).__name__}: {exc}", "internal", name)
+            names = [s.name for s in info.signature.outputs]
+            accept = request.headers.get("accept", "")
+            if (npz and "application/json" not in accept) or "application/x-npz" in accept:
+                resp = Response(encode_npz(dict(zip(names, outs, strict=True))), media_type="application/x-npz")
+            else:
+                doc = {"model": name, "version": info.version,
+                       "outputs": {n: o.tolist() for n, o in zip(names, outs, strict=True)},
+                       "dtypes": {n: o.dtype.name for n, o in zip(names, outs, strict=True)}}
+                resp = Response(json.dumps(doc), media_type="application/json")
+            resp.headers["x-edgekit-model-version"] = info.version
+            metrics.requests.labels(name, "200").inc()
+            metrics.latency.labels(name).observe(time.perf_counter() - t0)
+            return resp
+        except RequestError as exc:
+            return error(exc.status, exc.detail, "validation" if exc.status == 422 else "bad_request", name)
+        finally:
+            metrics.inflight.dec()
+
+    max_body = int(max_body_mb * 2**20)
+    return GuardMiddleware(app, token, max_body, on_reject=metrics.reject)
+
+
+class LocalPredictor:
+    """Each model's runtime in this process, behind its own LocalBatcher."""
+
+    def __init__(self, runners: dict[str, object], infos: list[ModelInfo], max_batch_size: int, wait_s: float):
+        from ._batching import LocalBatcher
+
+        self.on_batch = None
+        self.batchers = {}
+        for info in infos:
+            size = max_batch_size if info.batchable else 1
+            self.batchers[info.name] = LocalBatcher(runners[info.name].run, size, wait_s,
+                                                    on_batch=self._counter(info.name))
+
+    def _counter(self, name: str):
+        return lambda size: self.on_batch and self.on_batch(name, size)
+
+    async def start(self) -> None:
+        for b in self.batchers.values():
+            await b.start()
+
+    async def stop(self) -> None:
+        for b in self.batchers.values():
+            await b.stop()
+
+    def ready(self) -> bool:
+        return all(b.running for b in self.batchers.values())
+
+    async def predict(self, model: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return await self.batchers[model].submit(feeds)

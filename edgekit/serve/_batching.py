@@ -1,0 +1,124 @@
+"""Adaptive batching: requests that arrive while the model is busy (or within a short window)
+run as one call, stacked on axis 0, then split back. The grouping is shared by the local
+backend's event-loop batcher and the Ray Serve replicas (`@serve.batch`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+Feeds = dict[str, np.ndarray]
+
+
+def run_batch(run: Callable[[Feeds], list[np.ndarray]], batch: list[Feeds]) -> list[list[np.ndarray] | Exception]:
+    """Run ``batch`` (one feeds dict per request) with as few calls as shapes allow.
+
+    Only requests whose inputs agree on every axis but the first can be stacked (a
+    sequence of 12 tokens cannot share a tensor with one of 40), so the batch is grouped
+    by those shapes; each group is one call. A failing group fails only its requests.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, feeds in enumerate(batch):
+        key = tuple((n, a.shape[1:], a.dtype.str) for n, a in feeds.items())
+        groups.setdefault(key, []).append(i)
+    results: list = [None] * len(batch)
+    for idx in groups.values():
+        try:
+            outs = _run_group(run, [batch[i] for i in idx])
+        except Exception as exc:  # noqa: BLE001 - handed back to each caller
+            outs = [exc] * len(idx)
+        for i, o in zip(idx, outs, strict=True):
+            results[i] = o
+    return results
+
+
+def _run_group(run, group: list[Feeds]) -> list[list[np.ndarray]]:
+    if len(group) == 1:
+        return [run(group[0])]
+    rows = [next(iter(f.values())).shape[0] for f in group]
+    stacked = {n: np.concatenate([f[n] for f in group]) for n in group[0]}
+    outs = run(stacked)
+    total = sum(rows)
+    for o in outs:
+        if o.ndim == 0 or o.shape[0] != total:
+            raise RuntimeError(f"an output has shape {list(o.shape)}, not {total} rows: cannot split a batch")
+    cuts = np.cumsum(rows)[:-1]
+    per_output = [np.split(o, cuts) for o in outs]
+    return [[np.ascontiguousarray(p[i]) for p in per_output] for i in range(len(group))]
+
+
+class LocalBatcher:
+    """Batches in the server's event loop; inference runs on one worker thread per model.
+
+    Adaptive without tuning: while a batch runs, new requests queue up and the next
+    batch takes all of them (up to ``max_batch_size``); an idle model waits at most
+    ``wait_s`` for company before it runs what it has.
+    """
+
+    def __init__(self, run: Callable[[Feeds], list[np.ndarray]], max_batch_size: int = 32, wait_s: float = 0.002,
+                 on_batch: Callable[[int], None] | None = None):
+        self.run, self.max_batch_size, self.wait_s = run, max(1, max_batch_size), wait_s
+        self.on_batch = on_batch
+        self._queue: asyncio.Queue | None = None
+        self._task: asyncio.Task | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgekit-infer")
+
+    async def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def submit(self, feeds: Feeds) -> list[np.ndarray]:
+        fut = asyncio.get_running_loop().create_future()
+        await self._queue.put((feeds, fut))
+        return await fut
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            deadline = time.monotonic() + self.wait_s
+            while len(batch) < self.max_batch_size:
+                try:
+                    batch.append(self._queue.get_nowait())
+                    continue
+                except asyncio.QueueEmpty:
+                    pass
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), left))
+                except TimeoutError:
+                    break
+            batch = [(f, fut) for f, fut in batch if not fut.done()]  # callers that gave up
+            if not batch:
+                continue
+            if self.on_batch:
+                self.on_batch(len(batch))
+            try:
+                results = await loop.run_in_executor(self._pool, run_batch, self.run, [f for f, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - the pool itself failed
+                results = [exc] * len(batch)
+            for (_, fut), res in zip(batch, results, strict=True):
+                if fut.done():
+                    continue
+                if isinstance(res, Exception):
+                    fut.set_exception(res)
+                else:
+                    fut.set_result(res)

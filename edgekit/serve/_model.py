@@ -1,0 +1,187 @@
+"""The served model: find the artifact, open it in its runtime, and check requests against
+its signature before anything runs (a bad request must cost a 4xx, never an inference)."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .._errors import EdgekitError
+from .._types import Signature, TensorSpec, sha256_of
+
+DEFAULT_MAX_ROWS = 256  # largest batch (axis 0) one request may carry
+DEFAULT_MAX_DIM = 4096  # largest size of any other dynamic axis, unless --max-dim says
+
+
+class RequestError(Exception):
+    """A request the server refuses: ``status`` is the HTTP code, ``detail`` says what is wrong."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+@dataclass
+class ModelInfo:
+    """What the HTTP front needs to know about a model, without holding its runtime (so the
+    Ray ingress can validate requests while the replicas hold the sessions)."""
+
+    name: str
+    version: str
+    path: Path
+    format: str  # onnx | openvino
+    signature: Signature
+    batchable: bool
+    limits: dict[str, int] = field(default_factory=dict)  # axis name -> largest size allowed
+
+    def to_dict(self, max_batch_size: int) -> dict:
+        return {
+            "name": self.name, "version": self.version, "format": self.format,
+            "signature": self.signature.to_dict(), "limits": self.limits,
+            "batching": {"enabled": self.batchable and max_batch_size > 1,
+                         "max_batch_size": max_batch_size if self.batchable else 1,
+                         "reason": None if self.batchable else "axis 0 is not dynamic: one request at a time"},
+        }
+
+
+def locate(path: Path) -> tuple[Path, str]:
+    """An .onnx, an OpenVINO .xml, or a convert output folder (its ONNX, else its OpenVINO IR)."""
+    from ..bench.host import find_artifacts
+
+    items = [i for i in find_artifacts(Path(path)) if i.format in ("onnx", "openvino")]
+    for fmt in ("onnx", "openvino"):
+        for item in items:
+            if item.format == fmt:
+                return item.path, fmt
+    raise EdgekitError(f"{path} holds no ONNX or OpenVINO artifact to serve",
+                       "give an .onnx, an OpenVINO .xml, or a folder from `edgekit convert --to onnx`")
+
+
+def open_runner(path: Path, fmt: str, threads: int | None = None):
+    """The artifact's runtime on this machine's CPU."""
+    if fmt == "onnx":
+        from ..backends.onnxruntime.runtime import OrtRunner
+
+        return OrtRunner(path, threads=threads)
+    from ..backends.openvino.runtime import OpenVINORunner
+
+    return OpenVINORunner(path, threads=threads)
+
+
+def describe(path: Path, runner, fmt: str, name: str | None = None,
+             limits: dict[str, int] | None = None) -> ModelInfo:
+    """ModelInfo for an opened runner; the version is the artifact's content hash."""
+    sig = runner.signature
+    batchable = bool(sig.inputs) and all(s.shape and isinstance(s.shape[0], str) for s in sig.inputs) \
+        and all(s.shape and isinstance(s.shape[0], str) for s in sig.outputs)
+    files = [path, path.with_suffix(".bin")] if fmt == "openvino" else [path]
+    digest = "".join(sha256_of(f) for f in files if f.exists())
+    lim = {}
+    for spec in sig.inputs:
+        for i, axis in spec.dynamic_axes.items():
+            default = DEFAULT_MAX_ROWS if i == 0 else DEFAULT_MAX_DIM
+            lim[axis] = (limits or {}).get(axis, lim.get(axis, default))
+    return ModelInfo(name or default_name(path), digest[:12], path, fmt, sig, batchable, lim)
+
+
+def default_name(path: Path) -> str:
+    """model.onnx in build/digits/onnx/ -> "digits": the folder says more than "model"."""
+    stem = path.stem
+    if stem == "model":
+        parent = path.parent
+        if parent.name in ("onnx", "openvino", "fp32") and parent.parent.name:
+            parent = parent.parent
+        stem = parent.name or stem
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in stem) or "model"
+
+
+# ---- request bodies ---------------------------------------------------------------------
+
+NPZ_TYPES = ("application/x-npz", "application/octet-stream")
+
+
+def decode_json(body: bytes) -> dict[str, object]:
+    """``{"inputs": {name: nested list}}``: the raw (unconverted) values by name."""
+    try:
+        doc = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestError(400, f"the body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), dict):
+        raise RequestError(400, 'the JSON body must be an object {"inputs": {"<input name>": [...]}}')
+    return doc["inputs"]
+
+
+def decode_npz(body: bytes) -> dict[str, np.ndarray]:
+    """An .npz keyed by input name. Never unpickles: object arrays are refused."""
+    try:
+        with np.load(io.BytesIO(body), allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except ValueError as exc:  # object arrays need pickle: refused
+        raise RequestError(400, f"the .npz holds an array that needs pickle, which this server never loads ({exc})") from None
+    except Exception as exc:  # not a zip, truncated, not .npy inside
+        raise RequestError(400, f"the body is not a readable .npz ({type(exc).__name__}: {exc})") from None
+
+
+def encode_npz(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def validate(info: ModelInfo, raw: dict[str, object], from_json: bool) -> dict[str, np.ndarray]:
+    """Feeds in the model's dtypes, or a RequestError naming the input and what is wrong.
+
+    JSON values are converted (JSON has no dtypes) but integers are never made from
+    fractions; an .npz array must have the model's dtype exactly.
+    """
+    specs = {s.name: s for s in info.signature.inputs}
+    missing = [n for n in specs if n not in raw]
+    extra = [n for n in raw if n not in specs]
+    if missing or extra:
+        parts = ([f"missing {missing}"] if missing else []) + ([f"unknown {extra}"] if extra else [])
+        raise RequestError(422, f"inputs do not match the model: {', '.join(parts)}; it takes {list(specs)}")
+    feeds = {name: _check(spec, raw[name], from_json, info.limits) for name, spec in specs.items()}
+    rows = {name: a.shape[0] for name, a in feeds.items() if a.ndim and isinstance(specs[name].shape[0], str)}
+    if len(set(rows.values())) > 1:
+        raise RequestError(422, f"inputs disagree on the batch size (axis 0): {rows}")
+    return feeds
+
+
+def _check(spec: TensorSpec, value, from_json: bool, limits: dict[str, int]) -> np.ndarray:
+    want = np.dtype(spec.dtype)
+    if from_json:
+        try:
+            arr = np.asarray(value)
+        except ValueError as exc:  # ragged lists
+            raise RequestError(422, f"input {spec.name!r} is not a rectangular array: {exc}") from None
+        if arr.dtype.kind not in "biuf" or (arr.dtype.kind == "f" and want.kind in "biu"
+                                             and not np.all(np.isfinite(arr) & (arr == np.round(arr)))):
+            raise RequestError(422, f"input {spec.name!r} must hold {spec.dtype} numbers; got {arr.dtype.name} values")
+        if want.kind in "iu" and arr.size and (arr.min() < np.iinfo(want).min or arr.max() > np.iinfo(want).max):
+            raise RequestError(422, f"input {spec.name!r} has values outside the range of {spec.dtype}")
+        arr = arr.astype(want)
+    else:
+        arr = np.asarray(value)
+        if arr.dtype != want:
+            raise RequestError(422, f"input {spec.name!r} has dtype {arr.dtype.name}; the model takes {spec.dtype}")
+    if arr.ndim != len(spec.shape):
+        raise RequestError(422, f"input {spec.name!r} has rank {arr.ndim} (shape {list(arr.shape)}); "
+                                f"the model takes rank {len(spec.shape)} ({_shape_text(spec)})")
+    for axis, (got, dim) in enumerate(zip(arr.shape, spec.shape, strict=True)):
+        if isinstance(dim, int) and got != dim:
+            raise RequestError(422, f"input {spec.name!r} has size {got} on axis {axis}; the model takes {dim} "
+                                    f"({_shape_text(spec)})")
+        if isinstance(dim, str):
+            top = limits.get(dim, DEFAULT_MAX_DIM)
+            if not 1 <= got <= top:
+                raise RequestError(422, f"input {spec.name!r} has {dim}={got} on axis {axis}; "
+                                        f"this server takes 1 to {top}")
+    return np.ascontiguousarray(arr)
+
+
+def _shape_text(spec: TensorSpec) -> str:
+    return "x".join(map(str, spec.shape))
