@@ -114,3 +114,23 @@ def test_text_data_dynamic_int8_and_forced_repair(tmp_path, tiny_bert):
 def test_api_requires_data():
     with pytest.raises(EdgekitError, match="needs data"):
         edgekit.compress("tests.fixtures:tiny_cnn", targets=["onnx"], quantize="static-int8", out="/tmp/never")
+
+
+def test_html_report_renders_in_chromium(digits_report, tmp_path):
+    """report.html: one file, the variants' rows and two SVG plots, as headless Chromium sees them."""
+    import os
+    import subprocess
+
+    out, doc, _ = digits_report
+    page = (out / "report.html").read_text()
+    assert "<script" not in page and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    chromium = "/usr/bin/chromium"
+    if not os.path.exists(chromium):
+        pytest.skip("needs chromium (make system-deps installs it)")
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", (out / "report.html").as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert dom.count("<svg") >= 2 + len(doc["variants"])  # two plots, plus the legend's marks
+    for v in doc["variants"]:
+        assert f"<td class=\"l\">{v['target']}</td><td class=\"l\">{v['mode']}</td>" in dom
+    assert dom.count("<circle") + dom.count("<rect") >= len(doc["variants"])

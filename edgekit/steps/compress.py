@@ -1,8 +1,8 @@
 """Compress: quantize a model with each target's own quantizer, judged on quality, size and speed.
 
 Layout of ``out``: ``fp32/`` (the verified fp32 conversion and its manifest), one
-folder per variant (``onnx-static-int8/``...), ``report.json``, ``report.png`` and
-``logs/``. Written to a temporary folder and moved into place on success.
+folder per variant (``onnx-static-int8/``...), ``report.json``, ``report.html``,
+``report.png`` and ``logs/``. Written to a temporary folder and moved into place on success.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from ..backends._common import ConvertContext
 from . import export, profile, report
 from .evaluate import Quality, evaluate, run_source
 from .quantize import QuantOptions, check_support, parse_modes, quantize_with_repair
+from .report_html import render_compress_html
 from .verify import adapt_feeds
 
 # why an int8 artifact can be slower than fp32, where the cause is known: (target, mode, model kind)
@@ -171,6 +172,7 @@ def compress(model: Model, *, targets: str | list[str], modes: str | list[str] |
             doc["student"] = student_info
         (tmp / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
         report.compress_plot(doc, tmp / "report.png")
+        render_compress_html(doc, tmp / "report.html")
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
