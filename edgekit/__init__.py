@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "Artifact", "BackendMissing", "ConversionError", "ConvertResult", "EdgekitError", "Model",
     "Parity", "ParityError", "Signature", "TensorSpec", "__version__", "compress", "convert", "load",
+    "FallbackError", "FallbackModel", "FallbackPolicy", "FallbackResult", "serve",
 ]
 
 
@@ -74,6 +75,14 @@ def __getattr__(name: str):
         from . import _types
 
         return getattr(_types, name)
+    if name in ("FallbackError", "FallbackModel", "FallbackPolicy", "FallbackResult"):
+        from . import fallback
+
+        return getattr(fallback, name)
+    if name == "serve":  # the package, callable: edgekit.serve("model.onnx", port=8000)
+        import importlib
+
+        return importlib.import_module(".serve", __name__)
     if name == "ConvertResult":
         from .steps.export import ConvertResult
 

@@ -6,7 +6,8 @@ import sys
 
 from tests.conftest import run_cli
 
-HEAVY = ["torch", "tensorflow", "openvino", "coremltools", "onnxruntime", "onnx", "transformers", "keras", "jax"]
+HEAVY = ["torch", "tensorflow", "openvino", "coremltools", "onnxruntime", "onnx", "transformers", "keras", "jax",
+         "fastapi", "uvicorn", "ray", "prometheus_client"]
 
 
 def _modules_after(code: str) -> set[str]:
@@ -20,10 +21,18 @@ def test_import_edgekit_imports_no_backend():
     assert not [m for m in HEAVY if m in mods]
 
 
+def test_serve_and_fallback_import_no_backend():
+    mods = _modules_after("import edgekit; edgekit.serve.ServeConfig; edgekit.FallbackModel; edgekit.FallbackPolicy")
+    assert not [m for m in HEAVY if m in mods]
+    assert callable(__import__("edgekit").serve)
+
+
 def test_cli_help_imports_no_backend():
     code = ("import sys\nsys.argv = ['edgekit', '--help']\nfrom edgekit.cli import app\n"
             "try:\n    app()\nexcept SystemExit:\n    pass\n"
             "sys.argv = ['edgekit', 'convert', '--help']\n"
+            "try:\n    app()\nexcept SystemExit:\n    pass\n"
+            "sys.argv = ['edgekit', 'serve', '--help']\n"
             "try:\n    app()\nexcept SystemExit:\n    pass\n")
     mods = _modules_after(code)
     assert "typer" in mods  # the probe did run the CLI
