@@ -43,6 +43,10 @@ class TrainSection(_Section):
     checkpoint_every: int = Field(200, ge=1)
     device: str = "auto"
     tracking_uri: str | None = None
+    backend: str = Field("local", pattern="^(local|ray)$")  # ray: the job runs on Ray Train (steps/train_ray.py)
+    address: str | None = None  # a Ray cluster; none: a local Ray
+    workers: int | None = Field(None, ge=1)  # Ray Train workers (default: the cluster's GPUs, else 2)
+    storage: str | None = None  # where Ray checkpoints go (path or URI; default: the run's cache folder)
 
 
 class CompressSection(_Section):

@@ -164,6 +164,10 @@ def compress(
     batch_size: Annotated[int | None, typer.Option(help="Training batch size (default 32).")] = None,
     device: Annotated[str | None, typer.Option(help="Training device: auto (CUDA when present), cpu or cuda.")] = None,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default: a local store in the run's cache folder).")] = None,
+    backend: Annotated[str | None, typer.Option(help="Where training runs: local (default, in this process) or ray (Ray Train workers).")] = None,
+    address: Annotated[str | None, typer.Option(help="--backend ray: the cluster (host:6379, ray://host:10001); default a local Ray.")] = None,
+    workers: Annotated[int | None, typer.Option(help="--backend ray: training workers (default: the cluster's GPUs, else 2).")] = None,
+    storage: Annotated[str | None, typer.Option(help="--backend ray: where checkpoints go, a path or URI (default: the run's cache folder).")] = None,
     input: Annotated[list[str] | None, typer.Option("--input", "-i", help="Input spec name:shape:dtype (models without a signature).")] = None,
     dim: Annotated[list[str] | None, typer.Option(help="Size of a dynamic axis, e.g. sequence=128.")] = None,
     task: Annotated[str | None, typer.Option(help="Hugging Face task (inferred when not given).")] = None,
@@ -187,9 +191,15 @@ def compress(
         from ._recipe import TrainSection
 
         t = c.train if c else TrainSection()
+        if backend not in (None, "local", "ray") or (workers is not None and workers < 1):
+            raise EdgekitError(f"bad --backend {backend!r} or --workers {workers}", "use --backend local|ray, --workers 1 or more")
         train = TrainSection(steps=train_steps or t.steps, lr=lr or t.lr, batch_size=batch_size or t.batch_size,
                              minutes=train_minutes or t.minutes, seed=t.seed, checkpoint_every=t.checkpoint_every,
-                             device=device or t.device, tracking_uri=tracking_uri or t.tracking_uri)
+                             device=device or t.device, tracking_uri=tracking_uri or t.tracking_uri,
+                             backend=backend or t.backend, address=address or t.address, workers=workers or t.workers,
+                             storage=storage or t.storage)
+        if train.backend == "local" and (train.address or train.workers or train.storage):
+            raise EdgekitError("--address, --workers and --storage are for Ray Train", "add --backend ray")
         dims = {**(r.model.dims if r else {}), **parse_dims(dim)}
         resolved = Recipe(
             name=r.name if r else None,
@@ -234,8 +244,12 @@ def compress(
                                loss=rc.distill_loss, batch_size=tr.batch_size,
                                train=TrainConfig(steps=tr.steps, lr=tr.lr, seed=tr.seed,
                                                  checkpoint_every=tr.checkpoint_every, device=tr.device,
-                                                 tracking_uri=tr.tracking_uri,
+                                                 tracking_uri=tr.tracking_uri, backend=tr.backend, address=tr.address,
+                                                 workers=tr.workers, storage=tr.storage,
                                                  time_budget_s=tr.minutes * 60 if tr.minutes else None))
+        if rc.train.backend == "ray" and (plan is None or not plan.distill):
+            raise EdgekitError("--backend ray runs a training job, and this run trains nothing",
+                               "add --student or --prune (with distillation), or drop --backend ray")
         result = api_compress(m, targets=rc.targets, quantize=rc.quantize or None, data=rc.data, plan=plan,
                               train_data=rc.train_data, progress=_train_progress(console),
                               out=out or Path("edgekit-out") / f"{m.name}-compressed", max_drop=rc.max_drop,
@@ -420,6 +434,7 @@ def _train_progress(console):
             console.print(f"  training: step {step}/{total} ({pct}%), loss {loss:.4f}, "
                           f"{elapsed:.0f} s elapsed, ETA {eta:.0f} s", markup=False, highlight=False)
 
+    report.note = lambda text: console.print(f"  {text}", markup=False, highlight=False)  # e.g. where Ray runs it
     return report
 
 

@@ -161,7 +161,12 @@ def distill(teacher: Model, student: Model, samples: list[dict], labels, cfg: Di
             return cfg.alpha * kd + (1 - cfg.alpha) * ce, {"kd": kd.detach(), "ce": ce.detach()}
         return kd, {"kd": kd.detach()}
 
-    return train(student.module, loss_fn, batches, cfg.train or TrainConfig(), run_dir, progress)
+    tcfg = cfg.train or TrainConfig()
+    if tcfg.backend == "ray":  # the same loop on Ray Train workers (steps/train_ray.py)
+        from .train_ray import train_on_ray
+
+        return train_on_ray(student.module, loss_fn, batches, tcfg, run_dir, progress)
+    return train(student.module, loss_fn, batches, tcfg, run_dir, progress)
 
 
 def _stack(chunk: list[dict], names: list[str], trim: bool) -> dict[str, np.ndarray]:

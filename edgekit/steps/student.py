@@ -83,6 +83,12 @@ def train_student(teacher: Model, plan: StudentPlan, samples: list[dict], labels
                   progress=None) -> tuple[Model, dict]:
     """Build the student, then train it (or take the cached result of the same stage)."""
     torch = require("torch")
+    tcfg = plan.train or TrainConfig()
+    if tcfg.backend not in ("local", "ray"):
+        raise EdgekitError(f"unknown training backend {tcfg.backend!r}", "use --backend local or ray")
+    if tcfg.backend == "ray" and not plan.distill:
+        raise EdgekitError("--backend ray runs a training job, and this run trains nothing (--no-distill)",
+                           "drop --backend ray, or train the student (--distill)")
     student, info = build(teacher, plan)
     digest = plan.digest(teacher, data_desc)
     run_dir = cache_root() / "runs" / digest
@@ -93,6 +99,10 @@ def train_student(teacher: Model, plan: StudentPlan, samples: list[dict], labels
         info["trained"] = json.loads((run_dir / "train.json").read_text()) | {"cached": True}
         return student, info
     if plan.distill:
+        if tcfg.backend == "ray":  # before the teacher's targets are computed: Ray there, the cluster reachable
+            from .train_ray import preflight
+
+            preflight(tcfg)
         cfg = DistillConfig(loss=plan.loss, batch_size=plan.batch_size, train=plan.train or TrainConfig())
         result = distill(teacher, student, samples, labels, cfg, run_dir, progress)
         info["trained"] = asdict(result) | {"cached": False}

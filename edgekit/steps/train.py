@@ -21,6 +21,10 @@ from typing import Any
 from .._errors import EdgekitError
 from .._lazy import require
 
+# fields of TrainConfig that change how or where a run goes, never its result
+_WHERE_NOT_WHAT = ("time_budget_s", "tracking_uri", "checkpoint_every", "log_every", "device", "amp", "backend",
+                   "address", "workers", "storage")
+
 
 @dataclass
 class TrainConfig:
@@ -37,10 +41,14 @@ class TrainConfig:
     tracking_uri: str | None = None
     experiment: str = "edgekit"
     extra: dict = field(default_factory=dict)  # what else defines the run (data, losses...): part of the hash
+    # where the job runs (steps/train_ray.py), not what it trains: left out of the digest
+    backend: str = "local"  # local | ray
+    address: str | None = None  # a Ray cluster (host:6379, ray://host:10001); None: a local Ray started on demand
+    workers: int | None = None  # Ray Train workers (default: the cluster's GPUs, else 2)
+    storage: str | None = None  # Ray checkpoints (a path or URI; default: the run folder)
 
     def digest(self) -> str:
-        keep = {k: v for k, v in asdict(self).items() if k not in ("time_budget_s", "tracking_uri", "checkpoint_every",
-                                                                   "log_every", "device", "amp")}
+        keep = {k: v for k, v in asdict(self).items() if k not in _WHERE_NOT_WHAT}
         return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -52,6 +60,9 @@ class TrainResult:
     device: str
     stopped_early: bool
     resumed_from: int | None
+    backend: str = "local"
+    workers: int = 1
+    checkpoint: str | None = None  # where the last checkpoint is
 
 
 def pick_device(choice: str) -> str:
@@ -101,11 +112,7 @@ def train(module: Any, loss_fn: Callable[[Any, Any], tuple[Any, dict]], batches:
     seed_everything(cfg.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     module.to(device).train()
-    params = [p for p in module.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
-    warm = max(1, int(cfg.warmup * cfg.steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, 0.5 * (1 + math.cos(math.pi * min(1.0, s / cfg.steps)))))
+    opt, sched = optimizer(module, cfg)
     use_amp = cfg.amp and device == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
     ckpt = run_dir / "checkpoint.pt"
@@ -160,7 +167,18 @@ def train(module: Any, loss_fn: Callable[[Any, Any], tuple[Any, dict]], batches:
         if tracker:
             tracker[0].end_run()
     module.eval()
-    return TrainResult(step, time.perf_counter() - t0, loss_value, device, stopped, resumed)
+    return TrainResult(step, time.perf_counter() - t0, loss_value, device, stopped, resumed, checkpoint=str(ckpt))
+
+
+def optimizer(module, cfg: TrainConfig):
+    """AdamW with linear warm-up and cosine decay: shared with the Ray Train workers."""
+    torch = require("torch")
+    params = [p for p in module.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    warm = max(1, int(cfg.warmup * cfg.steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, 0.5 * (1 + math.cos(math.pi * min(1.0, s / cfg.steps)))))
+    return opt, sched
 
 
 def _save(torch, path: Path, module, opt, sched, step: int, cfg: TrainConfig) -> None:
