@@ -136,6 +136,11 @@ def main(argv=None) -> int:
 
     result = {"threads": args.threads, "device": {"system": platform.system(), "machine": platform.machine(),
                                                   "python": platform.python_version(), "cpu_count": os.cpu_count()}}
+    if args.format == "coreml" and platform.system() != "Darwin":  # a result, not a failure: nothing to fix
+        result["error"] = f"not run: the Core ML runtime needs macOS (this device runs {platform.system()})"
+        with open(args.out, "w") as f:
+            json.dump(result, f)
+        return 0
     feeds = dict(np.load(args.inputs, allow_pickle=False))
     before, _ = _rss_mb()
     t0 = time.perf_counter()
