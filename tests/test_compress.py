@@ -134,3 +134,35 @@ def test_html_report_renders_in_chromium(digits_report, tmp_path):
     for v in doc["variants"]:
         assert f"<td class=\"l\">{v['target']}</td><td class=\"l\">{v['mode']}</td>" in dom
     assert dom.count("<circle") + dom.count("<rect") >= len(doc["variants"])
+
+
+def test_coreml_quality_is_estimated_off_macos_from_the_packages_weights(tmp_path, tiny_bert):
+    """Core ML compresses weights only: their decompressed values in the source module give its quality.
+    4-bit palettization must come out measurably worse than int8, so the estimate can tell them apart."""
+    import platform
+
+    from edgekit.backends.coreml.estimate import with_package_weights
+
+    if platform.system() == "Darwin":
+        pytest.skip("on macOS the Core ML runtime measures it")
+    model = edgekit.load(tiny_bert, dims={"sequence": 16})
+    result = edgekit.compress(model, targets=["coreml"], quantize="int8-weights,int4-weights", data=SENTENCES,
+                              out=tmp_path / "q", calibration=16, evaluation=32, runs=2, threads="1")
+    by = {v["mode"]: v for v in result.variants}
+    for v in by.values():
+        assert v["quality_estimated"] and v["metric"] == "cosine" and not v["latency_ms"]
+        assert any("estimated off macOS" in n for n in v["notes"])
+    int8, int4 = by["int8-weights"]["agreement"], by["int4-weights"]["agreement"]
+    assert int8["cosine_mean"] > 0.99 and int8["cosine_mean"] > int4["cosine_mean"], (int8, int4)
+    weights = with_package_weights(model, tmp_path / "q" / by["int8-weights"]["path"])
+    assert weights.usable and len(weights.replaced) >= 2 * 6  # q, k, v, out, up, down of both layers
+
+
+def test_coreml_estimate_refused_when_the_converter_fused_the_weights(tmp_path):
+    """The digits CNN's batch norms are fused into its convolutions in the package: their compressed
+    weights have no counterpart in the source, so no estimate is made, and the report says why."""
+    result = edgekit.compress("edgekit.zoo.digits:cnn", targets=["coreml"], quantize="int8-weights",
+                              data="edgekit.zoo.digits:data", out=tmp_path / "q", runs=2, threads="1", evaluation=50)
+    v = result.variants[0]
+    assert v["status"] == "not_run" and not v["quality_estimated"] and v["value"] is None
+    assert any(n.startswith("quality not estimated") and "fused" in n for n in v["notes"]), v["notes"]

@@ -19,9 +19,8 @@ def test_minilm_int8_variants_keep_cosine(tmp_path):
     assert set(by) == {("onnx", "dynamic-int8"), ("onnx", "static-int8"), ("openvino", "dynamic-int8"),
                        ("openvino", "static-int8"), ("tflite", "dynamic-int8"), ("coreml", "int8-weights")}
     for key, v in by.items():
-        if key[0] == "coreml":
-            assert v["status"] == "not_run" and v["validation"]["op_count"] > 100 and not v["validation"]["problems"]
-        else:
-            assert v["agreement"]["cosine_mean"] >= 0.99, (key, v["agreement"], v["notes"])
+        if key[0] == "coreml":  # off macOS: estimated from the package's decompressed weights, and validated
+            assert v["quality_estimated"] and v["validation"]["op_count"] > 100 and not v["validation"]["problems"]
+        assert v["agreement"]["cosine_mean"] >= 0.99, (key, v["agreement"], v["notes"])
         assert v["size_bytes"] < v["baseline_size_bytes"]
     assert by[("openvino", "static-int8")]["size_ratio"] > 3.5

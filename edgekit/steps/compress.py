@@ -69,6 +69,27 @@ def _latency(model: Model, target: str, path: Path, feeds: dict, threads: list[i
                                     **_runner_kwargs(target, fp32)).to_dict() for t in threads}
 
 
+def _coreml_estimate(model: Model, path: Path, ds, eval_refs) -> tuple[Quality | None, str | None]:
+    """Off macOS: the package's decompressed weights in PyTorch (see backends/coreml/estimate.py)."""
+    import platform
+
+    from ..backends.coreml.estimate import with_package_weights
+    from .evaluate import run_source, score
+
+    if platform.system() == "Darwin":  # the Core ML runtime is here: measure, do not estimate
+        return evaluate(model, "coreml", path, ds.evaluation.samples, eval_refs, ds.evaluation.labels), None
+    weights = with_package_weights(model, path)
+    if not weights.usable:
+        return None, (f"quality not estimated: {len(weights.unmatched)} compressed weights "
+                      f"({weights.unmatched_share:.0%} of the compressed parameters) have no counterpart in the source "
+                      "(the converter fused or sliced them); it needs the Core ML runtime, i.e. macOS")
+    note = None
+    if weights.unmatched:
+        note = (f"estimate: {len(weights.unmatched)} small compressed weights ({weights.unmatched_share:.2%}) "
+                f"have no counterpart in the source and stay fp32 in it: {', '.join(weights.unmatched[:3])}")
+    return score(model, eval_refs, run_source(weights.model, ds.evaluation.samples), ds.evaluation.labels), note
+
+
 def _quality_entry(q: Quality | None, baseline: float) -> dict:
     if q is None:
         return {"value": None, "drop": None, "agreement": None}
@@ -244,6 +265,12 @@ def _variant(model, art, mode, tmp, ctx, calib, tune, tune_refs, tune_labels, tu
         path, notes, kept = result.path, result.notes, result.kept_float
     q = None if target == "coreml" else evaluate(model, target, path, ds.evaluation.samples, eval_refs,
                                                   ds.evaluation.labels, **_runner_kwargs(target, False))
+    estimated = None
+    if target == "coreml" and mode != "fp16" and model.module is not None:
+        estimated, why = _coreml_estimate(model, path, ds, eval_refs)
+        q = estimated
+        if why:
+            notes = [*notes, why]
     lat = _latency(model, target, path, feeds, counts, runs, False)
     base = baselines[target]
     size = size_of(dest)
@@ -252,9 +279,16 @@ def _variant(model, art, mode, tmp, ctx, calib, tune, tune_refs, tune_labels, tu
              "metric": q.metric if q else None, "baseline_value": round(source_q, 4), **_quality_entry(q, source_q),
              "latency_ms": lat, "layers_kept_float": kept, "notes": list(notes)}
     if target == "coreml":
-        entry["notes"].append("quality not measured: the Core ML runtime needs macOS (the package was validated)")
+        from ..backends.coreml.estimate import METHOD
         from ..backends.coreml.runtime import CoreMLRunner
 
+        if estimated:
+            entry["notes"].append(f"quality {METHOD}; latency needs macOS (the package was validated)")
+        elif not any(n.startswith("quality not estimated") for n in entry["notes"]):
+            entry["notes"].append("quality not measured: the Core ML runtime needs macOS (the package was validated)")
+        import platform
+
+        entry["quality_estimated"] = estimated is not None and platform.system() != "Darwin"
         entry["validation"] = CoreMLRunner(path).validate(model.signature)
     entry["status"] = "not_run" if q is None else ("pass" if entry["drop"] <= max_drop else "fail")
     one = str(min(counts))

@@ -110,7 +110,7 @@ def compress_table(doc: dict):
             _fmt((e.get("agreement") or {}).get("cosine_mean"), ".4f"),
             _fmt(lat.get(one, {}).get("p50"), ".2f"), _fmt(lat.get(many, {}).get("p50"), ".2f"),
             f"{e.get('speedup_1t', 1.0):.2f}x" if lat else "-", str(len(e.get("layers_kept_float", []))),
-            f"[{colors.get(status, 'white')}]{status}[/]")
+            f"[{colors.get(status, 'white')}]{status}{' (est.)' if e.get('quality_estimated') else ''}[/]")
     return table
 
 

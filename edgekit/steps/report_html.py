@@ -116,7 +116,8 @@ def _table(doc: dict, rows) -> str:
                  _num(agree.get("top1"), ".3f"), _num(lat.get(one, {}).get("p50")), _num(lat.get(one, {}).get("p90")),
                  _num(lat.get(many, {}).get("p50")), f"{e.get('speedup_1t', 1.0):.2f}x" if lat else "–",
                  f'<span title="{escape(", ".join(kept))}">{len(kept)}</span>',
-                 f'<span class="{_STATUS.get(status, "meta")}">{escape(status)}</span>', escape(notes)]
+                 f'<span class="{_STATUS.get(status, "meta")}">{escape(status)}</span>'
+                 + (" (estimated)" if e.get("quality_estimated") else ""), escape(notes)]
         html.append("<tr>" + "".join(f'<td class="{"l" if i in (0, 1, 14) else ("notes" if i == 15 else "")}">{c}</td>'
                                      for i, c in enumerate(cells)) + "</tr>")
     html.append("</table></div>")
