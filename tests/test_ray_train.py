@@ -5,6 +5,7 @@ Marked ``ray``: each run starts (and stops) a local Ray of 2 CPUs; `-m 'not ray'
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -56,6 +57,41 @@ def test_digits_distilled_on_ray_is_converted_and_verified(tmp_path, digits_cach
     rc, out, err = run_cli(*args, "--out", str(tmp_path / "p2"), env={"EDGEKIT_CACHE": str(digits_cache)})
     assert rc == 0, err
     assert json.loads(out)["student"]["trained"]["cached"] is True
+
+
+@pytest.fixture
+def local_ray():
+    """A Ray the test starts: train_on_ray uses it and leaves it running."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_layer_reduced_student_on_ray_stops_and_resumes(tmp_path, tiny_bert, local_ray):
+    """A Hugging Face student (frozen embeddings) under DDP; a stopped job resumes from its Ray checkpoint."""
+    import edgekit
+    from edgekit.steps.distill import DistillConfig, distill, layer_reduced
+    from tests.test_prune_distill import _sentences
+
+    teacher = edgekit.load(tiny_bert, dims={"sequence": 32})
+    samples = _sentences(teacher, 256).calibration.samples
+    cfg = DistillConfig(loss="embedding", batch_size=16, train=TrainConfig(
+        steps=20, lr=1e-3, checkpoint_every=10, time_budget_s=1e-6, backend="ray", workers=2,
+        storage=str(tmp_path / "storage")))
+    untrained = layer_reduced(teacher, 1).module.state_dict()
+    student = layer_reduced(teacher, 1)
+    first = distill(teacher, student, samples, None, cfg, tmp_path / "run")
+    assert (first.backend, first.workers, first.stopped_early, first.steps_done) == ("ray", 2, True, 1)
+    changed = [k for k, v in student.module.state_dict().items() if not v.equal(untrained[k])]
+    assert changed  # the trained weights came back into the local module
+    cfg.train.time_budget_s = None  # not part of the digest: the same run, resumed
+    resumed = distill(teacher, layer_reduced(teacher, 1), samples, None, cfg, tmp_path / "run")
+    assert resumed.resumed_from == 1 and resumed.steps_done == 20 and not resumed.stopped_early
+    assert resumed.checkpoint.startswith(str(tmp_path / "storage" / "edgekit-run-"))
+    assert (Path(resumed.checkpoint) / "state.pt").is_file()
+    assert local_ray.is_initialized()  # a Ray it did not start is left running
 
 
 def test_digest_ignores_where_the_job_runs():

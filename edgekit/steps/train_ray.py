@@ -45,6 +45,9 @@ def train_on_ray(module: Any, loss_fn: Callable[[Any, Any], tuple[Any, dict]], b
         each = "1 GPU" if use_gpu else f"{per_worker['CPU']} CPU"
         _say(progress, f"training on Ray Train ({cfg.address or 'a local Ray'}): {workers} worker"
                        f"{'s' * (workers > 1)}, {each} each; checkpoints in {storage}/{name}")
+        if cfg.address and "://" not in storage:
+            _say(progress, "note: checkpoints go to a path on the cluster's nodes: on several nodes, give --storage "
+                           "a URI (s3://...) or a shared file system")
         queue = Queue(actor_options={"num_cpus": 0})
         payload = ray.put((module.to("cpu"), loss_fn, batches))
         trainer = TorchTrainer(
@@ -57,9 +60,8 @@ def train_on_ray(module: Any, loss_fn: Callable[[Any, Any], tuple[Any, dict]], b
             queue.shutdown()
         if result.checkpoint is None:
             raise EdgekitError(f"the Ray Train job {name} ended without a checkpoint", "rerun with --debug")
-        torch = require("torch")
-        with result.checkpoint.as_directory() as folder:
-            state = torch.load(Path(folder) / _STATE, map_location="cpu", weights_only=True)
+        # read where the storage is (a cluster's path may not exist here, through Ray Client)
+        state = ray.get(ray.remote(num_cpus=0)(_read_state).remote(result.checkpoint))
         module.load_state_dict(state["model"])
         module.eval()
         m = result.metrics
@@ -68,6 +70,12 @@ def train_on_ray(module: Any, loss_fn: Callable[[Any, Any], tuple[Any, dict]], b
     finally:
         if started:
             ray.shutdown()
+
+
+def _read_state(checkpoint) -> dict:
+    torch = require("torch")
+    with checkpoint.as_directory() as folder:
+        return torch.load(Path(folder) / _STATE, map_location="cpu", weights_only=True)
 
 
 def preflight(cfg: TrainConfig) -> None:
