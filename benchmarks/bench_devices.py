@@ -46,7 +46,8 @@ def table(local: dict, ssh: dict) -> str:
     rows = ["| artifact | threads | device | p50 ms | p90 ms | p99 ms | peak RSS MB | size MB |", "|---" * 8 + "|"]
     for a in local["results"]:
         for name, doc in (("local", local), ("ssh", ssh)):
-            r = next((x for x in doc["results"] if (x["artifact"], x["threads"]) == (a["artifact"], a["threads"])), None)
+            r = next((x for x in doc["results"] if x["artifact"] == a["artifact"]
+                      and (x["threads"] == a["threads"] or a.get("error"))), None)
             if r is None:
                 continue
             if r.get("error"):
