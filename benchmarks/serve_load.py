@@ -160,11 +160,20 @@ def summarize(result: dict, expected: list[list[np.ndarray]], atol: float = 1e-5
     }
 
 
-def make_inputs(signature, n: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """One request per item: batch 1, random values in [0, 1)."""
+def make_inputs(signature, n: int, seed: int = 0, dims: dict[str, int] | None = None) -> list[dict[str, np.ndarray]]:
+    """One request per item: batch 1 (other dynamic axes from ``dims``, else 1); floats in
+    [0, 1), masks of ones, token types of zeros, other integers (token ids) in [0, 1000)."""
     rng = np.random.default_rng(seed)
-    return [{s.name: rng.random([1 if isinstance(d, str) else d for d in s.shape]).astype(s.dtype)
-             for s in signature.inputs} for _ in range(n)]
+
+    def one(s):
+        shape = [d if isinstance(d, int) else 1 if i == 0 else (dims or {}).get(d, 1) for i, d in enumerate(s.shape)]
+        if np.dtype(s.dtype).kind == "f":
+            return rng.random(shape).astype(s.dtype)
+        if "mask" in s.name or "type" in s.name:  # attention masks of ones, token type ids of zeros
+            return np.full(shape, "mask" in s.name).astype(s.dtype)
+        return rng.integers(0, 1000, shape).astype(s.dtype)
+
+    return [{s.name: one(s) for s in signature.inputs} for _ in range(n)]
 
 
 def digits_model() -> Path:
@@ -186,6 +195,8 @@ def main() -> None:
     ap.add_argument("--replicas", type=int, default=1)
     ap.add_argument("--batching", default="on,off", help="on, off or on,off")
     ap.add_argument("--max-batch-size", type=int, default=32)
+    ap.add_argument("--threads", type=int, help="runtime threads in the server (default: the runtime's)")
+    ap.add_argument("--dim", action="append", default=[], help="size of a dynamic axis, e.g. sequence=128")
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "benchmarks" / "serve_load.json")
     args = ap.parse_args()
 
@@ -193,7 +204,8 @@ def main() -> None:
 
     model = args.model or digits_model()
     runner = OrtRunner(model)
-    inputs = make_inputs(runner.signature, args.requests)
+    dims = {k: int(v) for k, v in (d.split("=") for d in args.dim)}
+    inputs = make_inputs(runner.signature, args.requests, dims=dims)
     expected = [runner.run(x) for x in inputs]
     name = "model"
     rows = []
@@ -202,6 +214,7 @@ def main() -> None:
         port = free_port()
         extra = ["--name", name, "--backend", args.backend]
         extra += ["--no-batching"] if mode == "off" else ["--max-batch-size", str(args.max_batch_size)]
+        extra += ["--threads", str(args.threads)] if args.threads else []
         if args.backend == "ray":
             extra += ["--replicas", str(args.replicas), "--replica-cpus", str(min(1.0, 2 / args.replicas))]
         log = args.out.with_name(f"serve_load-{args.backend}-{mode}.log")

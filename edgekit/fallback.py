@@ -16,6 +16,7 @@ neither can, a ``FallbackError`` names both causes.
 
 from __future__ import annotations
 
+import http.client
 import io
 import random
 import threading
@@ -142,6 +143,7 @@ class FallbackModel:
         self._latencies: deque[float] = deque(maxlen=max(1, self.policy.latency_window))
         self._slow_since: float | None = None
         self.counts: dict[str, int] = {}
+        self._lock = threading.Lock()
         name = model
         try:
             from .serve._model import default_name, locate, open_runner
@@ -195,7 +197,8 @@ class FallbackModel:
 
     def _done(self, path, reason, outs, names, t0, conf=None, detail=None) -> FallbackResult:
         key = f"{path}:{reason}"
-        self.counts[key] = self.counts.get(key, 0) + 1
+        with self._lock:  # callers may share one FallbackModel across threads
+            self.counts[key] = self.counts.get(key, 0) + 1
         return FallbackResult(outs, names, path, reason, (time.perf_counter() - t0) * 1000, conf, detail)
 
     # ---- routing -----------------------------------------------------------------------
@@ -293,7 +296,7 @@ class FallbackModel:
                 last = f"HTTP {exc.code}: {detail}"
                 if exc.code != 429 and exc.code < 500:  # this request is wrong; retrying will not help
                     raise CloudError(last, counts=False) from None
-            except (OSError, ValueError) as exc:  # refused, reset, timed out, a garbled body
+            except (OSError, ValueError, http.client.HTTPException) as exc:  # refused, reset, timed out, cut off
                 cause = exc.reason if isinstance(getattr(exc, "reason", None), BaseException) else exc
                 last = f"{type(cause).__name__}: {cause}"
         raise CloudError(f"{last} (after {p.retries + 1} attempts)")

@@ -24,7 +24,7 @@ def ray_server(tmp_path_factory):
 
     clf = classifier_onnx(tmp_path_factory.mktemp("ray") / "clf.onnx")
     port = free_port()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")  # never join another cluster
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         config = ServeConfig([clf], port=port, backend="ray", replicas=2, replica_cpus=1.0, max_batch_size=16,

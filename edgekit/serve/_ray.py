@@ -131,7 +131,8 @@ def run_ray(config: ServeConfig) -> None:
         if config.address:
             ray.init(address=config.address, logging_level=logging.WARNING)
         else:
-            ray.init(include_dashboard=False, logging_level=logging.WARNING)
+            # "local": a new Ray for this server, never someone else's cluster found on the machine
+            ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING)
     serve.start(http_options={"host": config.host, "port": config.port})
     serve.run(build_app(config, config.token), name=APP_NAME, route_prefix="/", blocking=False,
               logging_config=QUIET)
