@@ -104,7 +104,9 @@ def _connect(ray, cfg: TrainConfig) -> bool:
     quiet = not os.environ.get("EDGEKIT_DEBUG")  # workers' logs would mix with the driver's stdout (--json)
     if not cfg.address:
         cpus = max(os.cpu_count() or 1, cfg.workers or 2)
-        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=not quiet, configure_logging=not quiet)
+        # "local": a new Ray, never one a `ray start` on this machine left running
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=not quiet,
+                 configure_logging=not quiet)
         return True
     _reachable(cfg.address)
     import edgekit
@@ -118,8 +120,9 @@ def _connect(ray, cfg: TrainConfig) -> bool:
     return True
 
 
-_ADDRESS_FIX = ("check --address (host:6379 for a cluster's head, ray://host:10001 through Ray Client) and that "
-                "the cluster runs (`ray status` on the head), or leave --address out for a local Ray")
+_ADDRESS_FIX = ("check --address (host:6379 for a cluster's head, ray://host:10001 through Ray Client), that the "
+                "cluster runs (`ray status` on the head) and, with Ray's token authentication, that this machine has "
+                "its token (~/.ray/auth_token); or leave --address out for a local Ray")
 
 
 def _reachable(address: str) -> None:
