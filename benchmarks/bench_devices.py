@@ -64,7 +64,7 @@ def main() -> int:
     from tests import sshd
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folder", type=Path, nargs="?", default=REPO / "build" / "demo" / "minilm-l6")
+    ap.add_argument("folder", type=lambda p: Path(p).resolve(), nargs="?", default=REPO / "build" / "demo" / "minilm-l6")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--runs", type=int, default=100)
     args = ap.parse_args()
