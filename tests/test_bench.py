@@ -45,6 +45,8 @@ def _check(result_doc, formats):
     ops = {r["format"]: r["ops"] for r in result_doc["results"]}
     assert ops["onnx"] and {"Conv"} <= {o["name"] for o in ops["onnx"]}
     assert ops["openvino"] and abs(sum(o["share"] for o in ops["openvino"]) - 1) < 0.01
+    # LiteRT's own profiler (through libLiteRt's C API): XNNPACK's convolution kernels by name
+    assert ops["tflite"] and any("Convolution" in o["name"] for o in ops["tflite"]), ops["tflite"]
 
 
 def test_local_folder_all_artifacts(converted, tmp_path):

@@ -113,6 +113,117 @@ def _tflite(path, threads):
     return run, None, {"name": "ai-edge-litert", "version": version("ai-edge-litert")}
 
 
+def _tflite_ops(path, threads, feeds, runs):
+    """LiteRT's own op profile (libLiteRt.so's profiler through its C API), as {op: (ms, count)}.
+
+    The Python Interpreter has no profiler, the compiled-model C API has: runtime option
+    "enable_profiling = true", then LiteRtGetProfileSummary, the table benchmark_model prints.
+    Written against ai-edge-litert 2.3; any failure returns None (the profile is optional).
+    Inputs are the benchmark's own, copied by signature position (zero where sizes differ).
+    """
+    import ctypes as C
+
+    import ai_edge_litert
+    import numpy as np
+
+    lib = C.CDLL(os.path.join(os.path.dirname(ai_edge_litert.__file__), "libLiteRt.so"))
+    libc = C.CDLL(None)
+    libc.strdup.restype, libc.strdup.argtypes = C.c_void_p, [C.c_char_p]
+    libc.free.argtypes = [C.c_void_p]
+    H, size = C.c_void_p, C.c_size_t
+
+    class Layout(C.Structure):  # litert/c/litert_layout.h: rank:7 + has_strides:1 share one unsigned int
+        _fields_ = [("packed", C.c_uint32), ("dimensions", C.c_int32 * 8), ("strides", C.c_uint32 * 8)]
+
+    class RankedTensorType(C.Structure):
+        _fields_ = [("element_type", C.c_int32), ("layout", Layout)]
+
+    def ok(status, what):
+        if status != 0:
+            raise RuntimeError(f"{what}: LiteRtStatus {status}")
+
+    env, model, opts, opaque, cm, sig, prof = H(), H(), H(), H(), H(), H(), H()
+    ok(lib.LiteRtCreateEnvironment(0, None, C.byref(env)), "environment")
+    with open(path, "rb") as f:
+        data = f.read()
+    buf = C.create_string_buffer(data, len(data))  # must outlive the model
+    ok(lib.LiteRtCreateModelFromBuffer(env, buf, size(len(data)), C.byref(model)), "model")
+    ok(lib.LiteRtCreateOptions(C.byref(opts)), "options")
+    ok(lib.LiteRtSetOptionsHardwareAccelerators(opts, 1), "CPU accelerator")
+    payload = libc.strdup(f"enable_profiling = true\nnum_threads = {threads}\n".encode())
+    ok(lib.LiteRtCreateOpaqueOptions(b"runtime_options_string", C.c_void_p(payload),
+                                     C.cast(libc.free, C.c_void_p), C.byref(opaque)), "runtime options")
+    ok(lib.LiteRtAddOpaqueOptions(opts, opaque), "add options")
+    ok(lib.LiteRtCreateCompiledModel(env, model, opts, C.byref(cm)), "compiled model")
+    ok(lib.LiteRtGetModelSignature(model, size(0), C.byref(sig)), "signature")
+    n_in, n_out = size(), size()
+    ok(lib.LiteRtGetNumSignatureInputs(sig, C.byref(n_in)), "inputs")
+    ok(lib.LiteRtGetNumSignatureOutputs(sig, C.byref(n_out)), "outputs")
+    values = list(feeds.values())
+
+    def buffers(n, inputs):
+        arr = (H * n)()
+        for i in range(n):
+            tensor, ttype, req, b = H(), RankedTensorType(), H(), H()
+            get = lib.LiteRtGetSignatureInputTensorByIndex if inputs else lib.LiteRtGetSignatureOutputTensorByIndex
+            ok(get(sig, size(i), C.byref(tensor)), "signature tensor")
+            ok(lib.LiteRtGetRankedTensorType(tensor, C.byref(ttype)), "tensor type")
+            need = (lib.LiteRtGetCompiledModelInputBufferRequirements if inputs
+                    else lib.LiteRtGetCompiledModelOutputBufferRequirements)
+            ok(need(cm, size(0), size(i), C.byref(req)), "buffer requirements")
+            ok(lib.LiteRtCreateManagedTensorBufferFromRequirements(env, C.byref(ttype), req, C.byref(b)), "buffer")
+            if inputs:
+                addr, nbytes = C.c_void_p(), size()
+                ok(lib.LiteRtGetTensorBufferSize(b, C.byref(nbytes)), "buffer size")
+                ok(lib.LiteRtLockTensorBuffer(b, C.byref(addr), 1), "lock")
+                C.memset(addr, 0, nbytes.value)
+                src = np.ascontiguousarray(values[i]) if i < len(values) else None
+                for dtype in ((src.dtype, np.int32, np.float32) if src is not None else ()):
+                    raw = src.astype(dtype).tobytes()
+                    if len(raw) == nbytes.value:
+                        C.memmove(addr, raw, len(raw))
+                        break
+                ok(lib.LiteRtUnlockTensorBuffer(b), "unlock")
+            arr[i] = b
+        return arr
+
+    ins, outs = buffers(n_in.value, True), buffers(n_out.value, False)
+    ok(lib.LiteRtCompiledModelGetProfiler(cm, C.byref(prof)), "profiler")
+    if not prof:
+        raise RuntimeError("the compiled model has no profiler")
+    for i in range(2 + runs):
+        if i == 2:
+            ok(lib.LiteRtResetProfiler(prof), "reset profiler")
+            ok(lib.LiteRtStartProfiler(prof), "start profiler")
+        ok(lib.LiteRtRunCompiledModel(cm, size(0), n_in, ins, n_out, outs), "run")
+    ok(lib.LiteRtStopProfiler(prof), "stop profiler")
+    summary = C.c_void_p()
+    ok(lib.LiteRtGetProfileSummary(prof, cm, C.byref(summary)), "profile summary")
+    text = C.string_at(summary).decode()
+    libc.free(summary)
+    return _summary_by_node_type(text)
+
+
+def _summary_by_node_type(text):
+    """{op: (avg ms, count)} from the "Summary by node type" table of a LiteRT profile summary."""
+    lines = text.splitlines()
+    heads = [i for i, ln in enumerate(lines) if "[Node type]" in ln]
+    if not heads:
+        return None
+    agg = {}
+    for ln in lines[heads[-1] + 1:]:  # the last table: the regular runs, not initialization
+        parts = ln.strip().rsplit(None, 6)
+        if len(parts) != 7:
+            break
+        name, count, ms = parts[0], parts[1], parts[2]
+        try:
+            # [avg ms] is per call of one node: per inference, a node type takes avg x count
+            agg[name.removeprefix("Delegate/")] = (float(ms) * int(count), int(count))
+        except ValueError:
+            break
+    return agg or None
+
+
 def _coreml(path, threads):
     import coremltools as ct
 
@@ -170,6 +281,12 @@ def main(argv=None) -> int:
                    "growth_idle": round(max(0.0, idle - after_load), 1)},
         "ops": None,
     })
+    agg = None
+    if args.profile and args.format == "tflite":
+        try:
+            agg = _tflite_ops(args.artifact, args.threads, feeds, args.profile_runs)
+        except Exception as exc:  # the op profile is optional; the timings above stand
+            result["ops_error"] = f"LiteRT op profile unavailable: {exc}"
     if args.profile and args.format in ("onnx", "openvino"):  # a separate instance: profiling costs time
         import tempfile
 
@@ -183,6 +300,7 @@ def main(argv=None) -> int:
                 prun, request, _ = _ov(args.artifact, args.threads, profile=True)
                 prun(feeds)
                 agg = _ov_ops(request, 1)
+    if agg:
         total = sum(ms for ms, _ in agg.values()) or 1.0
         result["ops"] = sorted(({"name": k, "ms": round(ms, 4), "share": round(ms / total, 4), "count": n}
                                 for k, (ms, n) in agg.items()), key=lambda o: -o["ms"])
