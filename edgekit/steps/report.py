@@ -143,7 +143,8 @@ def compress_plot(doc: dict, path: Path) -> Path | None:
         low = min(min(values), doc["baseline_value"] - doc["max_drop"])
         for ax in axes:
             ax.set_ylim(low - 0.5, max(values) + 0.5)
-    axes[0].legend(fontsize=7, loc="lower right")
+    if axes[0].get_legend_handles_labels()[0]:  # nothing measured (e.g. Core ML off macOS): no legend
+        axes[0].legend(fontsize=7, loc="lower right")
     axes[0].set_xlabel("size (MB)")
     axes[1].set_xlabel(f"latency p50, batch 1, {one} thread (ms)")
     for ax in axes:
