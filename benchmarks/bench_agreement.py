@@ -216,90 +216,21 @@ def _litert_tool_main(argv: list[str]) -> None:
 
 
 def _litert_profile_main(argv: list[str]) -> None:
-    """Print libLiteRt.so's LiteRtGetProfileSummary after ``--runs`` profiled runs (inputs zero-filled).
-
-    Uses the C API through ctypes: the runtime option "enable_profiling = true" (identifier
-    "runtime_options_string") gives the compiled model a profiler. CPU accelerator (XNNPACK),
-    default thread count. Written against ai-edge-litert 2.3.0's libLiteRt.so.
-    """
-    import ctypes as C
-
-    import ai_edge_litert
+    """Print libLiteRt.so's profile summary after ``--runs`` profiled runs (inputs zero-filled),
+    with the device-side runner's own code (edgekit/bench/runner.py: litert_profile_summary).
+    CPU accelerator (XNNPACK), default thread count."""
+    sys.path.insert(0, str(REPO / "edgekit" / "bench"))
+    from runner import litert_profile_summary  # the runner is one self-contained file
 
     ap = argparse.ArgumentParser(prog="bench_agreement.py litert-profile")
     ap.add_argument("model")
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=5)
     args = ap.parse_args(argv)
-    lib = C.CDLL(os.path.join(os.path.dirname(ai_edge_litert.__file__), "libLiteRt.so"))
-    libc = C.CDLL(None)
-    libc.strdup.restype, libc.strdup.argtypes = C.c_void_p, [C.c_char_p]
-    libc.free.argtypes = [C.c_void_p]
-    H, size = C.c_void_p, C.c_size_t
-
-    class Layout(C.Structure):  # litert/c/litert_layout.h: rank:7 + has_strides:1 share one unsigned int
-        _fields_ = [("packed", C.c_uint32), ("dimensions", C.c_int32 * 8), ("strides", C.c_uint32 * 8)]
-
-    class RankedTensorType(C.Structure):
-        _fields_ = [("element_type", C.c_int32), ("layout", Layout)]
-
-    def ok(status: int, what: str) -> None:
-        if status != 0:
-            raise SystemExit(f"{what} failed: LiteRtStatus {status}")
-
-    env, model, opts, opaque, cm, sig = H(), H(), H(), H(), H(), H()
-    ok(lib.LiteRtCreateEnvironment(0, None, C.byref(env)), "LiteRtCreateEnvironment")
-    data = Path(args.model).read_bytes()
-    buf = C.create_string_buffer(data, len(data))  # must outlive the model
-    ok(lib.LiteRtCreateModelFromBuffer(env, buf, size(len(data)), C.byref(model)), "LiteRtCreateModelFromBuffer")
-    ok(lib.LiteRtCreateOptions(C.byref(opts)), "LiteRtCreateOptions")
-    ok(lib.LiteRtSetOptionsHardwareAccelerators(opts, 1), "LiteRtSetOptionsHardwareAccelerators(CPU)")
-    payload = libc.strdup(b"enable_profiling = true\n")
-    ok(lib.LiteRtCreateOpaqueOptions(b"runtime_options_string", C.c_void_p(payload),
-                                     C.cast(libc.free, C.c_void_p), C.byref(opaque)), "LiteRtCreateOpaqueOptions")
-    ok(lib.LiteRtAddOpaqueOptions(opts, opaque), "LiteRtAddOpaqueOptions")
-    ok(lib.LiteRtCreateCompiledModel(env, model, opts, C.byref(cm)), "LiteRtCreateCompiledModel")
-    ok(lib.LiteRtGetModelSignature(model, size(0), C.byref(sig)), "LiteRtGetModelSignature")
-    n_in, n_out = size(), size()
-    ok(lib.LiteRtGetNumSignatureInputs(sig, C.byref(n_in)), "LiteRtGetNumSignatureInputs")
-    ok(lib.LiteRtGetNumSignatureOutputs(sig, C.byref(n_out)), "LiteRtGetNumSignatureOutputs")
-
-    def buffers(n: int, inputs: bool):
-        arr = (H * n)()
-        for i in range(n):
-            tensor, ttype, req, b = H(), RankedTensorType(), H(), H()
-            get = lib.LiteRtGetSignatureInputTensorByIndex if inputs else lib.LiteRtGetSignatureOutputTensorByIndex
-            ok(get(sig, size(i), C.byref(tensor)), "get signature tensor")
-            ok(lib.LiteRtGetRankedTensorType(tensor, C.byref(ttype)), "LiteRtGetRankedTensorType")
-            need = (lib.LiteRtGetCompiledModelInputBufferRequirements if inputs
-                    else lib.LiteRtGetCompiledModelOutputBufferRequirements)
-            ok(need(cm, size(0), size(i), C.byref(req)), "buffer requirements")
-            ok(lib.LiteRtCreateManagedTensorBufferFromRequirements(env, C.byref(ttype), req, C.byref(b)),
-               "LiteRtCreateManagedTensorBufferFromRequirements")
-            if inputs:
-                addr, nbytes = C.c_void_p(), size()
-                ok(lib.LiteRtGetTensorBufferSize(b, C.byref(nbytes)), "LiteRtGetTensorBufferSize")
-                ok(lib.LiteRtLockTensorBuffer(b, C.byref(addr), 1), "LiteRtLockTensorBuffer")
-                C.memset(addr, 0, nbytes.value)
-                ok(lib.LiteRtUnlockTensorBuffer(b), "LiteRtUnlockTensorBuffer")
-            arr[i] = b
-        return arr
-
-    ins, outs = buffers(n_in.value, True), buffers(n_out.value, False)
-    prof = H()
-    ok(lib.LiteRtCompiledModelGetProfiler(cm, C.byref(prof)), "LiteRtCompiledModelGetProfiler")
-    if not prof:
-        raise SystemExit("the compiled model has no profiler: runtime profiling was not enabled")
-    for i in range(args.warmup + args.runs):
-        if i == args.warmup:
-            ok(lib.LiteRtResetProfiler(prof), "LiteRtResetProfiler")
-            ok(lib.LiteRtStartProfiler(prof), "LiteRtStartProfiler")
-        ok(lib.LiteRtRunCompiledModel(cm, size(0), n_in, ins, n_out, outs), "LiteRtRunCompiledModel")
-    ok(lib.LiteRtStopProfiler(prof), "LiteRtStopProfiler")
-    summary = C.c_void_p()
-    ok(lib.LiteRtGetProfileSummary(prof, cm, C.byref(summary)), "LiteRtGetProfileSummary")
-    sys.stdout.write(C.string_at(summary).decode())
-    libc.free(summary)
+    try:
+        sys.stdout.write(litert_profile_summary(args.model, runs=args.runs, warmup=args.warmup))
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 # --------------------------------------------------------------------------- driver

@@ -114,12 +114,17 @@ def _tflite(path, threads):
 
 
 def _tflite_ops(path, threads, feeds, runs):
-    """LiteRT's own op profile (libLiteRt.so's profiler through its C API), as {op: (ms, count)}.
+    """LiteRT's own op profile as {op: (ms per inference, count)}; see litert_profile_summary."""
+    return _summary_by_node_type(litert_profile_summary(path, threads, feeds, runs))
+
+
+def litert_profile_summary(path, threads=None, feeds=None, runs=10, warmup=2):
+    """The profile summary text of libLiteRt.so's own profiler (the table benchmark_model prints).
 
     The Python Interpreter has no profiler, the compiled-model C API has: runtime option
-    "enable_profiling = true", then LiteRtGetProfileSummary, the table benchmark_model prints.
-    Written against ai-edge-litert 2.3; any failure returns None (the profile is optional).
-    Inputs are the benchmark's own, copied by signature position (zero where sizes differ).
+    "enable_profiling = true", then LiteRtGetProfileSummary. Written against ai-edge-litert
+    2.3; raises RuntimeError naming the failing call. Inputs are ``feeds``' arrays copied by
+    signature position (zero-filled where absent or of another size); None: all zeros.
     """
     import ctypes as C
 
@@ -150,7 +155,7 @@ def _tflite_ops(path, threads, feeds, runs):
     ok(lib.LiteRtCreateModelFromBuffer(env, buf, size(len(data)), C.byref(model)), "model")
     ok(lib.LiteRtCreateOptions(C.byref(opts)), "options")
     ok(lib.LiteRtSetOptionsHardwareAccelerators(opts, 1), "CPU accelerator")
-    payload = libc.strdup(f"enable_profiling = true\nnum_threads = {threads}\n".encode())
+    payload = libc.strdup(("enable_profiling = true\n" + (f"num_threads = {threads}\n" if threads else "")).encode())
     ok(lib.LiteRtCreateOpaqueOptions(b"runtime_options_string", C.c_void_p(payload),
                                      C.cast(libc.free, C.c_void_p), C.byref(opaque)), "runtime options")
     ok(lib.LiteRtAddOpaqueOptions(opts, opaque), "add options")
@@ -159,7 +164,7 @@ def _tflite_ops(path, threads, feeds, runs):
     n_in, n_out = size(), size()
     ok(lib.LiteRtGetNumSignatureInputs(sig, C.byref(n_in)), "inputs")
     ok(lib.LiteRtGetNumSignatureOutputs(sig, C.byref(n_out)), "outputs")
-    values = list(feeds.values())
+    values = list((feeds or {}).values())
 
     def buffers(n, inputs):
         arr = (H * n)()
@@ -191,8 +196,8 @@ def _tflite_ops(path, threads, feeds, runs):
     ok(lib.LiteRtCompiledModelGetProfiler(cm, C.byref(prof)), "profiler")
     if not prof:
         raise RuntimeError("the compiled model has no profiler")
-    for i in range(2 + runs):
-        if i == 2:
+    for i in range(warmup + runs):
+        if i == warmup:
             ok(lib.LiteRtResetProfiler(prof), "reset profiler")
             ok(lib.LiteRtStartProfiler(prof), "start profiler")
         ok(lib.LiteRtRunCompiledModel(cm, size(0), n_in, ins, n_out, outs), "run")
@@ -201,7 +206,7 @@ def _tflite_ops(path, threads, feeds, runs):
     ok(lib.LiteRtGetProfileSummary(prof, cm, C.byref(summary)), "profile summary")
     text = C.string_at(summary).decode()
     libc.free(summary)
-    return _summary_by_node_type(text)
+    return text
 
 
 def _summary_by_node_type(text):

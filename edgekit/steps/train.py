@@ -133,20 +133,8 @@ def train(module: Any, loss_fn: Callable[[Any, Any], tuple[Any, dict]], batches:
     try:
         while step < cfg.steps:
             for batch in batches(epoch):
-                batch = to_device(batch, device)
-                with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
-                    loss, metrics = loss_fn(module, batch)
-                opt.zero_grad(set_to_none=True)
-                if scaler:
-                    scaler.scale(loss).backward()
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    loss.backward()
-                    opt.step()
-                sched.step()
+                loss_value, metrics = train_step(module, loss_fn, to_device(batch, device), opt, sched, scaler, use_amp)
                 step += 1
-                loss_value = float(loss.detach())
                 if progress:
                     progress(step, cfg.steps, loss_value, time.perf_counter() - t0)
                 if tracker and step % cfg.log_every == 0:
@@ -179,6 +167,23 @@ def optimizer(module, cfg: TrainConfig):
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, 0.5 * (1 + math.cos(math.pi * min(1.0, s / cfg.steps)))))
     return opt, sched
+
+
+def train_step(module, loss_fn, batch, opt, sched, scaler, use_amp: bool) -> tuple[float, dict]:
+    """One optimizer step (mixed precision with a grad scaler on CUDA); the same for local and Ray workers."""
+    torch = require("torch")
+    with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
+        loss, metrics = loss_fn(module, batch)
+    opt.zero_grad(set_to_none=True)
+    if scaler:
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    else:
+        loss.backward()
+        opt.step()
+    sched.step()
+    return float(loss.detach()), metrics
 
 
 def _save(torch, path: Path, module, opt, sched, step: int, cfg: TrainConfig) -> None:

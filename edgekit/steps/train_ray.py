@@ -255,7 +255,7 @@ def _worker(config: dict) -> None:
     import ray.train.torch
     import torch
 
-    from .train import optimizer, seed_everything, to_device
+    from .train import optimizer, seed_everything, to_device, train_step
 
     module, loss_fn, batches = ray.get(config["payload"])
     cfg: TrainConfig = config["cfg"]
@@ -307,19 +307,8 @@ def _worker(config: dict) -> None:
         did = step
         for batch in batches(epoch):
             batch = to_device(_shard(batch, rank, world, _rows(batch)), device)
-            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
-                loss, metrics = loss_fn(model, batch)
-            opt.zero_grad(set_to_none=True)
-            if scaler:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
-            sched.step()
+            loss_value, metrics = train_step(model, loss_fn, batch, opt, sched, scaler, use_amp)
             step += 1
-            loss_value = float(loss.detach())
             if cfg.time_budget_s:  # rank 0's clock decides for all: every worker must stop at the same step
                 flag = torch.tensor([float(time.perf_counter() - t0 > cfg.time_budget_s)], device=device)
                 if world > 1:
