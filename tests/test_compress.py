@@ -167,3 +167,17 @@ def test_coreml_estimate_refused_when_the_converter_fused_the_weights(tmp_path):
     v = result.variants[0]
     assert v["status"] == "not_run" and not v["quality_estimated"] and v["value"] is None
     assert any(n.startswith("quality not estimated") and "fused" in n for n in v["notes"]), v["notes"]
+
+
+def test_tflite_full_integer_repair_keeps_float_what_breaks(tmp_path, tiny_bert):
+    """LiteRT static int8 of a transformer over --max-drop: the repair narrows int8 to the weight layers,
+    then gives the layers adding most error run-time (dynamic-range) activations, and says what it did."""
+    model = edgekit.load(tiny_bert, dims={"sequence": 16})
+    result = edgekit.compress(model, targets=["tflite"], quantize="tflite:static-int8", data=SENTENCES,
+                              out=tmp_path / "s", calibration=48, evaluation=24, max_drop=0.0, runs=2, threads="1")
+    v = result.variants[0]
+    repair = next(n for n in v["notes"] if n.startswith("repair:"))
+    assert "weight layers only int8" in repair and "most sensitive" in repair, v["notes"]
+    # max_drop 0 cannot be met: the search stops at half the weight layers float, and says so
+    assert len(v["layers_kept_float"]) == 6, v["layers_kept_float"]
+    assert "gave the 6 most sensitive of 12 fully connected layers run-time activations" in repair, repair

@@ -2,7 +2,8 @@
 
 One backend module per runtime (``<runtime>_backend.py``), imported only when used.
 A backend has ``quantize(src, dest_dir, mode, calib, opts) -> QuantResult`` and, for
-repair, ``rank_layers(...)`` (greedy: keep the most sensitive layers float) or
+repair, ``rank_layers(...)`` (greedy: keep the most sensitive layers float),
+``repair_with(...)`` (the backend's own search, judged by edgekit on the tuning split) or
 ``repair(...)`` (the backend's own accuracy control).
 """
 
@@ -82,6 +83,10 @@ def quantize_with_repair(target: str, src: Path, dest_dir: Path, mode: str, cali
     value = value_of(result.path)
     if baseline - value <= max_drop:
         return result, value
+    if hasattr(mod, "repair_with"):  # the backend's own search, judged on the tuning split
+        _clear(dest_dir)
+        return mod.repair_with(src, dest_dir, mode, calib, tune, opts, value_of=value_of, baseline=baseline,
+                               max_drop=max_drop, first_drop=baseline - value)
     if hasattr(mod, "repair") and ov_validate is not None:
         _clear(dest_dir)
         result = mod.repair(src, dest_dir, calib, tune, ov_validate, max_drop, opts)

@@ -13,6 +13,8 @@ class QuantOptions:
     per_channel: bool = True
     int8_io: bool = False  # TFLite: int8 inputs and outputs
     transformer: bool = False  # the model has attention: use the backend's transformer preset
+    integer_ops: tuple[str, ...] | None = None  # TFLite static: only these op types int8 (None: all)
+    dynamic_layers: list[str] = field(default_factory=list)  # TFLite repair: int8 weights, float activations
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ..._lazy import require
@@ -18,7 +19,15 @@ def _signature_inputs(src: Path) -> tuple[str, list[str]]:
 
 
 def quantize(src: Path, dest_dir: Path, mode: str, calib: list[dict] | None, opts: QuantOptions) -> QuantResult:
-    aeq = require("ai_edge_quantizer", "LiteRT quantization")
+    qt, result, notes = _build(src, mode, calib, opts)
+    dest = dest_dir / "model.tflite"
+    qt.quantize(result).export_model(str(dest), overwrite=True)
+    return QuantResult(dest, notes, list(opts.keep_float))
+
+
+def _build(src: Path, mode: str, calib: list[dict] | None, opts: QuantOptions):
+    """The quantizer with its recipe, calibrated: (quantizer, calibration result, notes)."""
+    require("ai_edge_quantizer", "LiteRT quantization")
     from ai_edge_quantizer import quantizer, recipe
 
     recipes = {
@@ -42,6 +51,16 @@ def quantize(src: Path, dest_dir: Path, mode: str, calib: list[dict] | None, opt
                               AlgorithmName.MIN_MAX_UNIFORM_QUANT)
         calib = calib[:GPTQ_SAMPLES]
         note += f"; weights rounded by GPTQ on {len(calib)} calibration samples"
+    elif mode in ("static-int8", "mixed") and opts.integer_ops:  # the repair's narrower recipe
+        qt = quantizer.Quantizer(str(src), [])
+        for op in opts.integer_ops:
+            qt.add_static_config(".*", op, 8, 8)
+        qt.add_dynamic_config(".*", "EMBEDDING_LOOKUP", 8)  # int8 tables: the lookup needs no activation scale
+        for name in opts.dynamic_layers:  # the sensitive ones: int8 weights, activations quantized per run
+            qt.add_dynamic_config(name, "FULLY_CONNECTED", 8)
+        note = (f"int8 weights and activations in {', '.join(opts.integer_ops)}"
+                + (f" ({len(opts.dynamic_layers)} of them with run-time (dynamic-range) activations)"
+                   if opts.dynamic_layers else "") + "; int8 embedding tables; every other op float")
     else:
         qt = quantizer.Quantizer(str(src), make())
     notes = [note]
@@ -60,7 +79,80 @@ def quantize(src: Path, dest_dir: Path, mode: str, calib: list[dict] | None, opt
         result = qt.calibrate({key: calib})
         if not gptq:
             notes.append(f"{len(calib)} calibration samples")
-    dest = dest_dir / "model.tflite"
-    qt.quantize(result).export_model(str(dest), overwrite=True)
-    del aeq
-    return QuantResult(dest, notes, list(opts.keep_float))
+    return qt, result, notes
+
+
+WEIGHT_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
+
+
+def repair_with(src: Path, dest_dir: Path, mode: str, calib: list[dict], tune: list[dict], opts: QuantOptions, *,
+                value_of, baseline: float, max_drop: float, first_drop: float) -> tuple[QuantResult, float]:
+    """Full-integer int8 lost more than ``max_drop``: find what to keep in float, in two steps.
+
+    1. Only the weight layers (fully connected, convolutions) int8, every other op float. In a
+       transformer the ops that break under per-tensor int8 are not weight layers: the attention
+       mask's select with float-min constants, the LayerNorm arithmetic, residual adds with
+       outlier channels.
+    2. Still too lossy: rank the fully connected layers by the error each adds (ai-edge-quantizer's
+       validate: cosine of every tensor against the float model, on tuning samples; a layer's
+       error minus its inputs') and give the worst float activations, quantized per run
+       (dynamic range: int8 weights still), doubling their number until the drop is within
+       ``max_drop``, up to half of them; past that the variant is reported as failing.
+    """
+    narrowed = replace(opts, integer_ops=WEIGHT_OPS)
+    result = quantize(src, dest_dir, mode, calib, narrowed)
+    value = value_of(result.path)
+    note = (f"repair: drop {first_drop:.2f} > {max_drop} points on the tuning split with every op int8; "
+            f"weight layers only int8, other ops float: drop {baseline - value:.2f}")
+    kept: list[str] = []
+    if baseline - value > max_drop:
+        ranked = _rank_fully_connected(src, calib, tune, narrowed)
+        limit = max(1, len(ranked) // 2)
+        k = max(1, len(ranked) // 16)
+        while True:
+            kept = ranked[:k]
+            for p in dest_dir.iterdir():
+                p.unlink()
+            result = quantize(src, dest_dir, mode, calib, replace(narrowed, dynamic_layers=kept))
+            value = value_of(result.path)
+            if baseline - value <= max_drop or k >= limit:
+                break
+            k = min(limit, 2 * k)
+        note += (f"; then gave the {k} most sensitive of {len(ranked)} fully connected layers run-time "
+                 f"activations: drop {baseline - value:.2f}")
+    result.notes = [n for n in result.notes if not n.endswith("layers kept in float")] + [note]
+    result.kept_float = [*opts.keep_float, *kept]
+    return result, value
+
+
+def _rank_fully_connected(src: Path, calib: list[dict], tune: list[dict], opts: QuantOptions) -> list[str]:
+    """Fully connected layers' output tensor names (escaped as regexes), the most error-adding first."""
+    import re
+
+    from ai_edge_quantizer import qtyping
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fu
+    from ai_edge_quantizer.utils import validation_utils as vu
+
+    qt, cal, _ = _build(src, "static-int8", calib, opts)
+    qt.quantize(cal)
+    key, _ = _signature_inputs(src)
+    res = qt.validate({key: tune[:4]}, error_metrics=[vu.ValidationErrorMetric.COSINE_SIMILARITY])
+    consts = set(res.get_signature_comparison_result(key).constant_tensors)
+    err = {name: 1.0 - next(iter(v.values())) for name, v in res.get_all_tensor_results().items()}
+    model = fu.read_model(str(src))
+    graph = model.subgraphs[0]
+    codes = {qtyping.BuiltinOperator.FULLY_CONNECTED}
+
+    def name(i: int) -> str:
+        n = graph.tensors[i].name
+        return n.decode() if isinstance(n, bytes) else n
+
+    added = []
+    for op in graph.operators:
+        if model.operatorCodes[op.opcodeIndex].builtinCode not in codes:
+            continue
+        outs = [name(i) for i in op.outputs if i >= 0]
+        ins = [name(i) for i in op.inputs if i >= 0 and name(i) not in consts]
+        added.append((max(err.get(n, 0.0) for n in outs) - max((err.get(n, 0.0) for n in ins), default=0.0),
+                      re.escape(outs[0])))
+    return [n for _, n in sorted(added, reverse=True)]
