@@ -68,6 +68,18 @@ def _fits(results: list[dict], target: dict) -> list[dict]:
     return out
 
 
+def _base(item) -> dict:
+    """What every result of ``item`` starts with, run or not."""
+    from .host import files_of
+
+    return {"artifact": item.label, "format": item.format,
+            "size_bytes": sum(size_of(f) for f in files_of(item) if f.exists())}
+
+
+def _target_doc(results: list[dict], prof: dict | None) -> dict | None:
+    return {"name": prof["name"], "budgets": prof.get("budgets", {}), "fits": _fits(results, prof)} if prof else None
+
+
 def bench(path: str | Path, *, device: str = "local", target: str | None = None, threads: list[int] | None = None,
           runs: int = 100, warmup: int = 10, batch: int = 1, profile: bool = True, cores: str | None = None,
           memory_mb: int | None = None, python: str | None = None, benchmark_binary: str | Path | None = None,
@@ -75,7 +87,9 @@ def bench(path: str | Path, *, device: str = "local", target: str | None = None,
     """Benchmark an artifact, or every artifact of a convert/compress folder, on ``device``."""
     import contextlib
 
-    from .host import LocalDevice, SSHDevice, files_of, find_artifacts, make_inputs
+    import numpy as np
+
+    from .host import LocalDevice, SSHDevice, find_artifacts, make_inputs
 
     step = step or (lambda _t: contextlib.nullcontext())
     prof = load_target(target) if target else None
@@ -100,8 +114,7 @@ def bench(path: str | Path, *, device: str = "local", target: str | None = None,
     try:
         with tempfile.TemporaryDirectory(prefix="edgekit-bench-inputs-") as tmp:
             for item in items:
-                base = {"artifact": item.label, "format": item.format,
-                        "size_bytes": sum(size_of(f) for f in files_of(item) if f.exists())}
+                base = _base(item)
                 if item.format == "coreml" and platform.system() != "Darwin" and device == "local":
                     results.append({**base, "threads": None, "error": "not run: the Core ML runtime needs macOS"})
                     continue
@@ -114,8 +127,6 @@ def bench(path: str | Path, *, device: str = "local", target: str | None = None,
                     results.append({**base, "threads": None, "error": f"{item.label} cannot be loaded on this host "
                                                                      f"to read its inputs: {first}"})
                     continue
-                import numpy as np
-
                 with np.load(inputs) as arrays:  # what was fed: dynamic axes resolved from the manifest's dims
                     base["input_shapes"] = {k: list(v.shape) for k, v in arrays.items()}
                 if workdir:
@@ -136,8 +147,7 @@ def bench(path: str | Path, *, device: str = "local", target: str | None = None,
         device_info.update(first.pop("device"))
     for r in results:
         r.pop("device", None)
-    tgt = {"name": prof["name"], "budgets": prof.get("budgets", {}), "fits": _fits(results, prof)} if prof else None
-    return BenchResult(device=device_info, target=tgt, results=results,
+    return BenchResult(device=device_info, target=_target_doc(results, prof), results=results,
                        settings={"runs": runs, "warmup": warmup, "batch": batch, "threads": threads, "profile": profile})
 
 
@@ -145,7 +155,6 @@ def _bench_adb(device: str, items, prof: dict | None, threads: list[int], runs: 
                benchmark_binary, timeout: float, step) -> BenchResult:
     """Android: LiteRT's own benchmark_model runs each .tflite; its log is parsed into the same schema."""
     from .adb import run_adb
-    from .host import files_of
 
     serial = device.removeprefix("adb://")
     if not serial:
@@ -156,8 +165,7 @@ def _bench_adb(device: str, items, prof: dict | None, threads: list[int], runs: 
                            "android_aarch64_benchmark_model from LiteRT's releases)")
     results = []
     for item in items:
-        base = {"artifact": item.label, "format": item.format,
-                "size_bytes": sum(size_of(f) for f in files_of(item) if f.exists())}
+        base = _base(item)
         if item.format != "tflite":
             results.append({**base, "threads": None, "error": f"not run: {device} runs .tflite artifacts "
                                                              "(LiteRT's benchmark_model)"})
@@ -166,8 +174,8 @@ def _bench_adb(device: str, items, prof: dict | None, threads: list[int], runs: 
             with step(f"{item.label}, {t} thread{'s' if t > 1 else ''} on {device}"):
                 parsed = run_adb(serial, item.path, Path(benchmark_binary), t, runs, warmup, timeout=timeout)
             results.append({**base, "threads": t, "error": None, **from_benchmark_model(parsed)})
-    tgt = {"name": prof["name"], "budgets": prof.get("budgets", {}), "fits": _fits(results, prof)} if prof else None
-    return BenchResult(device={"spec": device, "system": "Android", "tool": "benchmark_model"}, target=tgt,
+    return BenchResult(device={"spec": device, "system": "Android", "tool": "benchmark_model"},
+                       target=_target_doc(results, prof),
                        results=results, settings={"runs": runs, "warmup": warmup, "batch": 1, "threads": threads,
                                                   "profile": True})
 

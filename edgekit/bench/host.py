@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -72,20 +72,15 @@ def find_artifacts(path: Path) -> list[Item]:
 
 
 def _from_manifest(path: Path) -> Item | None:
-    """An artifact inside an edgekit output folder: its manifest says the inputs' names, dims and
-    meaning (which input holds token ids), which the runtime's own signature does not."""
+    """An artifact inside an edgekit output folder (convert, or compress with its variants): the
+    folder's manifest says the inputs' names, dims and meaning (which input holds token ids),
+    which the runtime's own signature does not."""
     resolved = path.resolve()
     for folder in list(resolved.parents)[:3]:
-        candidates = [folder / "manifest.json"]
-        if (folder / "report.json").is_file():  # a compress variant: the fp32 baseline's manifest holds the signature
-            candidates += sorted(folder.rglob("manifest.json"))
-        for manifest in candidates:
-            if not manifest.is_file():
-                continue
-            for item in find_artifacts(manifest.parent):
+        if (folder / "manifest.json").is_file() or (folder / "report.json").is_file():
+            for item in find_artifacts(folder):
                 if item.path.resolve() == resolved:
-                    return Item(path, item.format, path.name, item.signature, item.dims, item.source_names,
-                                item.vocab_size)
+                    return replace(item, path=path, label=path.name)
     return None
 
 

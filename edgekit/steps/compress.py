@@ -69,25 +69,35 @@ def _latency(model: Model, target: str, path: Path, feeds: dict, threads: list[i
                                     **_runner_kwargs(target, fp32)).to_dict() for t in threads}
 
 
-def _coreml_estimate(model: Model, path: Path, ds, eval_refs) -> tuple[Quality | None, str | None]:
-    """Off macOS: the package's decompressed weights in PyTorch (see backends/coreml/estimate.py)."""
+def _coreml_quality(model: Model, path: Path, mode: str, ds, eval_refs) -> tuple[Quality | None, bool, list[str]]:
+    """A Core ML variant's quality, whether it is an estimate, and the notes saying how it was had.
+
+    On macOS the runtime measures it. Elsewhere weight-compressed packages are estimated from
+    their decompressed weights in PyTorch (backends/coreml/estimate.py), where those map onto
+    the source's.
+    """
     import platform
 
-    from ..backends.coreml.estimate import with_package_weights
+    validated = "(the package was validated)"
+    if platform.system() == "Darwin":
+        q = evaluate(model, "coreml", path, ds.evaluation.samples, eval_refs, ds.evaluation.labels)
+        return q, False, [f"quality measured by the Core ML runtime {validated}"]
+    if mode == "fp16" or model.module is None:
+        return None, False, [f"quality not measured: the Core ML runtime needs macOS {validated}"]
+    from ..backends.coreml.estimate import METHOD, with_package_weights
     from .evaluate import run_source, score
 
-    if platform.system() == "Darwin":  # the Core ML runtime is here: measure, do not estimate
-        return evaluate(model, "coreml", path, ds.evaluation.samples, eval_refs, ds.evaluation.labels), None
     weights = with_package_weights(model, path)
     if not weights.usable:
-        return None, (f"quality not estimated: {len(weights.unmatched)} compressed weights "
-                      f"({weights.unmatched_share:.0%} of the compressed parameters) have no counterpart in the source "
-                      "(the converter fused or sliced them); it needs the Core ML runtime, i.e. macOS")
-    note = None
+        return None, False, [f"quality not estimated: {len(weights.unmatched)} compressed weights "
+                             f"({weights.unmatched_share:.0%} of the compressed parameters) have no counterpart in "
+                             "the source (the converter fused or sliced them); it needs the Core ML runtime, i.e. macOS"]
+    notes = []
     if weights.unmatched:
-        note = (f"estimate: {len(weights.unmatched)} small compressed weights ({weights.unmatched_share:.2%}) "
-                f"have no counterpart in the source and stay fp32 in it: {', '.join(weights.unmatched[:3])}")
-    return score(model, eval_refs, run_source(weights.model, ds.evaluation.samples), ds.evaluation.labels), note
+        notes.append(f"estimate: {len(weights.unmatched)} small compressed weights ({weights.unmatched_share:.2%}) "
+                     f"have no counterpart in the source and stay fp32 in it: {', '.join(weights.unmatched[:3])}")
+    q = score(model, eval_refs, run_source(weights.model, ds.evaluation.samples), ds.evaluation.labels)
+    return q, True, [*notes, f"quality {METHOD}; latency needs macOS {validated}"]
 
 
 def _quality_entry(q: Quality | None, baseline: float) -> dict:
@@ -263,14 +273,12 @@ def _variant(model, art, mode, tmp, ctx, calib, tune, tune_refs, tune_labels, tu
                                          [adapt(s) for s in tune], opts, value_of=value_of, baseline=tune_base,
                                          max_drop=max_drop, ov_validate=ov_validate)
         path, notes, kept = result.path, result.notes, result.kept_float
-    q = None if target == "coreml" else evaluate(model, target, path, ds.evaluation.samples, eval_refs,
-                                                  ds.evaluation.labels, **_runner_kwargs(target, False))
-    estimated = None
-    if target == "coreml" and mode != "fp16" and model.module is not None:
-        estimated, why = _coreml_estimate(model, path, ds, eval_refs)
-        q = estimated
-        if why:
-            notes = [*notes, why]
+    if target == "coreml":
+        q, estimated, coreml_notes = _coreml_quality(model, path, mode, ds, eval_refs)
+        notes = [*notes, *coreml_notes]
+    else:
+        q = evaluate(model, target, path, ds.evaluation.samples, eval_refs, ds.evaluation.labels,
+                     **_runner_kwargs(target, False))
     lat = _latency(model, target, path, feeds, counts, runs, False)
     base = baselines[target]
     size = size_of(dest)
@@ -279,16 +287,9 @@ def _variant(model, art, mode, tmp, ctx, calib, tune, tune_refs, tune_labels, tu
              "metric": q.metric if q else None, "baseline_value": round(source_q, 4), **_quality_entry(q, source_q),
              "latency_ms": lat, "layers_kept_float": kept, "notes": list(notes)}
     if target == "coreml":
-        from ..backends.coreml.estimate import METHOD
         from ..backends.coreml.runtime import CoreMLRunner
 
-        if estimated:
-            entry["notes"].append(f"quality {METHOD}; latency needs macOS (the package was validated)")
-        elif not any(n.startswith("quality not estimated") for n in entry["notes"]):
-            entry["notes"].append("quality not measured: the Core ML runtime needs macOS (the package was validated)")
-        import platform
-
-        entry["quality_estimated"] = estimated is not None and platform.system() != "Darwin"
+        entry["quality_estimated"] = estimated
         entry["validation"] = CoreMLRunner(path).validate(model.signature)
     entry["status"] = "not_run" if q is None else ("pass" if entry["drop"] <= max_drop else "fail")
     one = str(min(counts))

@@ -18,14 +18,19 @@ def _signature_inputs(src: Path) -> tuple[str, list[str]]:
     return key, list(sigs[key]["inputs"])
 
 
-def quantize(src: Path, dest_dir: Path, mode: str, calib: list[dict] | None, opts: QuantOptions) -> QuantResult:
-    qt, result, notes = _build(src, mode, calib, opts)
+def quantize(src: Path, dest_dir: Path, mode: str, calib: list[dict] | None, opts: QuantOptions,
+             calibration=None) -> QuantResult:
+    """``calibration``: an earlier calibration result covering this recipe's tensors, reused."""
+    return _export(*_build(src, mode, calib, opts, calibration), dest_dir, opts)
+
+
+def _export(qt, calibration, notes: list[str], dest_dir: Path, opts: QuantOptions) -> QuantResult:
     dest = dest_dir / "model.tflite"
-    qt.quantize(result).export_model(str(dest), overwrite=True)
+    qt.quantize(calibration).export_model(str(dest), overwrite=True)
     return QuantResult(dest, notes, list(opts.keep_float))
 
 
-def _build(src: Path, mode: str, calib: list[dict] | None, opts: QuantOptions):
+def _build(src: Path, mode: str, calib: list[dict] | None, opts: QuantOptions, calibration=None):
     """The quantizer with its recipe, calibrated: (quantizer, calibration result, notes)."""
     require("ai_edge_quantizer", "LiteRT quantization")
     from ai_edge_quantizer import quantizer, recipe
@@ -73,8 +78,8 @@ def _build(src: Path, mode: str, calib: list[dict] | None, opts: QuantOptions):
             qt.update_quantization_recipe(regex=".*", operation_name=io, algorithm_key="no_quantize")
     elif mode in ("static-int8", "mixed"):
         notes.append("int8 inputs and outputs (scale and zero point in the model's tensor details)")
-    result = None
-    if qt.need_calibration:  # samples arrive keyed and typed for this .tflite's signature
+    result = calibration
+    if qt.need_calibration and calibration is None:  # samples arrive keyed and typed for this .tflite's signature
         key, _ = _signature_inputs(src)
         result = qt.calibrate({key: calib})
         if not gptq:
@@ -100,41 +105,41 @@ def repair_with(src: Path, dest_dir: Path, mode: str, calib: list[dict], tune: l
        ``max_drop``, up to half of them; past that the variant is reported as failing.
     """
     narrowed = replace(opts, integer_ops=WEIGHT_OPS)
-    result = quantize(src, dest_dir, mode, calib, narrowed)
+    qt, calibration, notes = _build(src, mode, calib, narrowed)  # calibrated once; the search below reuses it
+    result = _export(qt, calibration, notes, dest_dir, narrowed)
     value = value_of(result.path)
     note = (f"repair: drop {first_drop:.2f} > {max_drop} points on the tuning split with every op int8; "
             f"weight layers only int8, other ops float: drop {baseline - value:.2f}")
     kept: list[str] = []
     if baseline - value > max_drop:
-        ranked = _rank_fully_connected(src, calib, tune, narrowed)
+        ranked = _rank_fully_connected(src, qt, tune)
         limit = max(1, len(ranked) // 2)
         k = max(1, len(ranked) // 16)
         while True:
             kept = ranked[:k]
             for p in dest_dir.iterdir():
                 p.unlink()
-            result = quantize(src, dest_dir, mode, calib, replace(narrowed, dynamic_layers=kept))
+            result = quantize(src, dest_dir, mode, calib, replace(narrowed, dynamic_layers=kept), calibration)
             value = value_of(result.path)
             if baseline - value <= max_drop or k >= limit:
                 break
             k = min(limit, 2 * k)
         note += (f"; then gave the {k} most sensitive of {len(ranked)} fully connected layers run-time "
                  f"activations: drop {baseline - value:.2f}")
-    result.notes = [n for n in result.notes if not n.endswith("layers kept in float")] + [note]
+    result.notes.append(note)
     result.kept_float = [*opts.keep_float, *kept]
     return result, value
 
 
-def _rank_fully_connected(src: Path, calib: list[dict], tune: list[dict], opts: QuantOptions) -> list[str]:
-    """Fully connected layers' output tensor names (escaped as regexes), the most error-adding first."""
+def _rank_fully_connected(src: Path, qt, tune: list[dict]) -> list[str]:
+    """Fully connected layers' output tensor names (escaped as regexes), the most error-adding first,
+    in the model ``qt`` (a quantizer that has quantized) makes."""
     import re
 
     from ai_edge_quantizer import qtyping
     from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fu
     from ai_edge_quantizer.utils import validation_utils as vu
 
-    qt, cal, _ = _build(src, "static-int8", calib, opts)
-    qt.quantize(cal)
     key, _ = _signature_inputs(src)
     res = qt.validate({key: tune[:4]}, error_metrics=[vu.ValidationErrorMetric.COSINE_SIMILARITY])
     consts = set(res.get_signature_comparison_result(key).constant_tensors)
