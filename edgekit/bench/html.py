@@ -94,7 +94,7 @@ def histogram_svg(samples: list[float], lat: dict, colour: str, w: int = 540, h:
     for i, c in enumerate(counts):
         if c:
             bh = c / cmax * ph
-            out.append(f'<rect x="{left + i * pw / nbins + 0.5:.1f}" y="{top + ph - bh:.1f}" '
+            out.append(f'<rect class="bin" x="{left + i * pw / nbins + 0.5:.1f}" y="{top + ph - bh:.1f}" '
                        f'width="{max(pw / nbins - 1, 1):.1f}" height="{bh:.1f}" fill="{colour}">'
                        f'<title>{lo + i * width:.3f}–{lo + (i + 1) * width:.3f} ms: {c} runs</title></rect>')
     out.append(f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="#8a939d"/>')
