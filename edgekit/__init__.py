@@ -57,7 +57,7 @@ def compress(model, targets=("onnx", "openvino", "tflite"), quantize="static-int
 
     ``quantize``: modes (fp16, dynamic-int8, static-int8, int8-weights, int4-weights, mixed).
     Options: ``max_drop`` (points), ``calibration``, ``evaluation`` (sample counts),
-    ``keep_float``, ``calibration_method``, ``threads``, ``runs``, ``force``.
+    ``keep_float``, ``calibration_method``, ``threads``, ``runs``, ``int8_io``, ``keep_names``, ``force``.
     """
     from ._types import Model as _Model
     from .steps.compress import compress as _compress

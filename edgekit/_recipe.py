@@ -67,6 +67,7 @@ class CompressSection(_Section):
     threads: list[str] = Field(default_factory=lambda: ["1", "all"])
     runs: int = Field(50, ge=5)
     int8_io: bool = False
+    keep_names: bool = False  # LiteRT: keep intermediate tensor names (0.2 MB in MiniLM)
     skip_unsupported: bool = False  # run the (target, mode) pairs that exist; list the others as skipped
 
 

@@ -152,6 +152,7 @@ def compress(
     threads: Annotated[str | None, typer.Option(help="Thread counts for latency, e.g. 1,all (default).")] = None,
     runs: Annotated[int | None, typer.Option(help="Timed runs per latency figure (default 50).")] = None,
     int8_io: Annotated[bool, typer.Option(help="TFLite full-integer models with int8 inputs and outputs.")] = False,
+    keep_names: Annotated[bool, typer.Option(help="LiteRT: keep intermediate tensor names (dropped by default to save space).")] = False,
     skip_unsupported: Annotated[bool, typer.Option(help="Run the target/mode pairs that exist; list the others as skipped.")] = False,
     prune: Annotated[str | None, typer.Option(help="structured:RATIO (channels/neurons removed) or unstructured:RATIO.")] = None,
     student: Annotated[str | None, typer.Option(help="Student: layers:N (every k-th teacher layer) or module:factory.")] = None,
@@ -223,6 +224,7 @@ def compress(
                 threads=threads.split(",") if threads else (c.threads if c else ["1", "all"]),
                 runs=runs or (c.runs if c else 50),
                 int8_io=int8_io or (c.int8_io if c else False),
+                keep_names=keep_names or (c.keep_names if c else False),
                 skip_unsupported=skip_unsupported or (c.skip_unsupported if c else False),
             ),
         )
@@ -255,7 +257,7 @@ def compress(
                               out=out or Path("edgekit-out") / f"{m.name}-compressed", max_drop=rc.max_drop,
                               calibration=rc.calibration_samples, evaluation=rc.eval_samples,
                               keep_float=rc.keep_float, calibration_method=rc.calibration_method,
-                              threads=rc.threads, runs=rc.runs, int8_io=rc.int8_io,
+                              threads=rc.threads, runs=rc.runs, int8_io=rc.int8_io, keep_names=rc.keep_names,
                               skip_unsupported=rc.skip_unsupported, force=force, step=step)
         doc = result.report
         (console if as_json else _console(stderr=False)).print(compress_table(doc))

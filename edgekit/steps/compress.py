@@ -109,7 +109,7 @@ def _quality_entry(q: Quality | None, baseline: float) -> dict:
 def compress(model: Model, *, targets: str | list[str], modes: str | list[str] | None, data, out: str | Path,
              max_drop: float = 1.0, calibration: int = 300, evaluation: int = 500, keep_float: list[str] | None = None,
              calibration_method: str = "minmax", threads: str | list | None = None, runs: int = 50,
-             int8_io: bool = False, skip_unsupported: bool = False, plan=None, train_data=None,
+             int8_io: bool = False, keep_names: bool = False, skip_unsupported: bool = False, plan=None, train_data=None,
              force: bool = False, step=None, progress=None) -> CompressResult:
     """Quantize (``modes``) and/or shrink (``plan``: a StudentPlan to prune and distill) ``model``,
     convert every result to ``targets``, and evaluate it against the fp32 source on held-out data."""
@@ -167,7 +167,7 @@ def compress(model: Model, *, targets: str | list[str], modes: str | list[str] |
                                              **_quality_entry(q, source_q), "latency_ms": _latency(
                                                  model, art.target, art.path, feeds, counts, runs, True)}
             opts = QuantOptions(keep_float=list(keep_float or []), calibration_method=calibration_method,
-                                transformer=_kind(model) == "transformer", int8_io=int8_io)
+                                transformer=_kind(model) == "transformer", int8_io=int8_io, keep_names=keep_names)
             sources, work = fp32.artifacts, model
             if student is not None:
                 with step("converting the student"):

@@ -12,6 +12,7 @@ class QuantOptions:
     calibration_method: str = "minmax"  # minmax | entropy | percentile (where the backend offers it)
     per_channel: bool = True
     int8_io: bool = False  # TFLite: int8 inputs and outputs
+    keep_names: bool = False  # TFLite: keep intermediate tensor names (compaction drops them)
     transformer: bool = False  # the model has attention: use the backend's transformer preset
     integer_ops: tuple[str, ...] | None = None  # TFLite static: only these op types int8 (None: all)
     dynamic_layers: list[str] = field(default_factory=list)  # TFLite repair: int8 weights, float activations

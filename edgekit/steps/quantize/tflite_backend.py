@@ -25,9 +25,11 @@ def quantize(src: Path, dest_dir: Path, mode: str, calib: list[dict] | None, opt
 
 
 def _export(qt, calibration, notes: list[str], dest_dir: Path, opts: QuantOptions) -> QuantResult:
+    from ...backends.tflite.compact import compact
+
     dest = dest_dir / "model.tflite"
     qt.quantize(calibration).export_model(str(dest), overwrite=True)
-    return QuantResult(dest, notes, list(opts.keep_float))
+    return QuantResult(dest, [*notes, compact(dest, keep_names=opts.keep_names).note()], list(opts.keep_float))
 
 
 def _build(src: Path, mode: str, calib: list[dict] | None, opts: QuantOptions, calibration=None):

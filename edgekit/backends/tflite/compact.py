@@ -1,0 +1,145 @@
+"""Shrink a quantized LiteRT flatbuffer without changing what it computes.
+
+Two passes, both on the flatbuffer that ai-edge-quantizer wrote:
+
+- **Names.** Converters name every intermediate tensor with its full module path (in MiniLM
+  0.20 MB of strings). They are dropped, except the model's inputs and outputs, which the
+  signature needs. Off with ``keep_names`` (for Model Explorer or Netron).
+- **Float constants in fp16.** Float constants that quantization left (LayerNorm weights,
+  position tables) are stored as fp16 behind a DEQUANTIZE op, the same form LiteRT's own fp16
+  quantization uses: XNNPACK and the builtin kernels unpack them once, when the model loads,
+  so the run-time work is unchanged. Biases of fully connected and convolution layers stay fp32
+  (XNNPACK's dynamically quantized kernels want a static fp32 bias).
+
+Buffers are written after the flatbuffer, 16-byte aligned, as ai-edge-quantizer writes them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..._lazy import require
+
+MIN_ELEMENTS = 256  # smaller float constants (scalars, masks' fill values) stay fp32: nothing to gain
+_BIASED = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "CONV_3D")
+
+
+@dataclass
+class Compacted:
+    bytes_before: int
+    bytes_after: int
+    names_dropped: int
+    fp16_constants: int
+
+    def note(self) -> str:
+        parts = [f"{self.names_dropped} tensor names dropped"] if self.names_dropped else []
+        if self.fp16_constants:
+            parts.append(f"{self.fp16_constants} float constants stored as fp16")
+        saved = (self.bytes_before - self.bytes_after) / 1e6
+        return f"compacted: {', '.join(parts)} (-{saved:.2f} MB)" if parts else "compacted: nothing to do"
+
+
+def compact(path: Path, *, keep_names: bool = False, min_elements: int = MIN_ELEMENTS) -> Compacted:
+    """Rewrite the .tflite at ``path`` in place (through a temporary file) and say what changed."""
+    np = require("numpy", "LiteRT compaction")
+    fbu = require("ai_edge_litert.tools.flatbuffer_utils", "LiteRT")
+    schema = require("ai_edge_litert.schema_py_generated", "LiteRT")
+    path = Path(path)
+    before = path.stat().st_size
+    model = fbu.read_model(str(path))
+    dropped = 0 if keep_names else _drop_names(model)
+    halved = _fp16_constants(model, schema, np, min_elements)
+    tmp = path.with_name(f".{path.name}.compact")
+    try:
+        _write(model, tmp, fbu, schema)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return Compacted(before, path.stat().st_size, dropped, halved)
+
+
+def _drop_names(model) -> int:
+    n = 0
+    for graph in model.subgraphs:
+        keep = set(graph.inputs) | set(graph.outputs)
+        for sig in model.signatureDefs or []:
+            keep |= {t.tensorIndex for t in [*(sig.inputs or []), *(sig.outputs or [])]}
+        for i, tensor in enumerate(graph.tensors):
+            if i not in keep and tensor.name:
+                tensor.name, n = None, n + 1
+    return n
+
+
+def _opcode(model, schema, name: str, version: int) -> int:
+    code = getattr(schema.BuiltinOperator, name)
+    for i, oc in enumerate(model.operatorCodes):
+        if max(oc.builtinCode, oc.deprecatedBuiltinCode) == code:
+            return i
+    oc = schema.OperatorCodeT()
+    oc.builtinCode, oc.deprecatedBuiltinCode, oc.version = code, min(code, 127), version
+    model.operatorCodes.append(oc)
+    return len(model.operatorCodes) - 1
+
+
+def _fp16_constants(model, schema, np, min_elements: int) -> int:
+    """Each large float32 constant becomes an fp16 constant and a DEQUANTIZE that yields the
+    original tensor, so its consumers are untouched."""
+    biased = {getattr(schema.BuiltinOperator, n) for n in _BIASED}
+    done = 0
+    for graph in model.subgraphs:
+        codes = [max(model.operatorCodes[op.opcodeIndex].builtinCode,
+                     model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode) for op in graph.operators]
+        biases = {op.inputs[2] for op, c in zip(graph.operators, codes, strict=True)
+                  if c in biased and len(op.inputs) > 2 and op.inputs[2] >= 0}
+        io = set(graph.inputs) | set(graph.outputs)
+        new_ops = []
+        for i, tensor in enumerate(list(graph.tensors)):
+            buf = model.buffers[tensor.buffer]
+            if (tensor.type != schema.TensorType.FLOAT32 or buf.data is None or len(buf.data) < 4 * min_elements
+                    or i in biases or i in io or tensor.quantization is not None and tensor.quantization.scale):
+                continue
+            half = np.frombuffer(bytes(buf.data), np.float32).astype(np.float16)
+            if not np.all(np.isfinite(half)):  # outside fp16's range: leave it
+                continue
+            new_buf = schema.BufferT()
+            new_buf.data = np.frombuffer(half.tobytes(), np.uint8)
+            model.buffers.append(new_buf)
+            h = schema.TensorT()
+            h.shape, h.type, h.buffer = tensor.shape, schema.TensorType.FLOAT16, len(model.buffers) - 1
+            graph.tensors.append(h)
+            buf.data = None
+            tensor.buffer = 0  # the empty buffer: now computed, by the DEQUANTIZE below
+            op = schema.OperatorT()
+            op.opcodeIndex = _opcode(model, schema, "DEQUANTIZE", 3)
+            op.inputs, op.outputs = [len(graph.tensors) - 1], [i]
+            new_ops.append(op)
+        graph.operators = new_ops + list(graph.operators)  # constants first: a valid order
+        done += len(new_ops)
+    return done
+
+
+def _write(model, dest: Path, fbu, schema) -> None:
+    """Flatbuffer first, then each buffer's bytes 16-byte aligned, addressed by offset and size."""
+    payload = {}
+    for i, buf in enumerate(model.buffers):
+        if buf.data is not None and len(buf.data):
+            payload[i] = bytes(buf.data)
+            buf.data, buf.offset, buf.size = None, 1, 1  # placeholders, so the fields are packed
+    head = bytearray(fbu.convert_object_to_bytearray(model))
+    packed = schema.Model.GetRootAs(head, 0)
+    offsets, pos = [], _align(len(head))
+    for i, data in payload.items():
+        fbu.update_packed_buffer(packed.Buffers(i), offset=pos, size=len(data))  # patches `head`
+        offsets.append(pos)
+        pos = _align(pos + len(data))
+    with open(dest, "wb") as fh:
+        fh.write(head)
+        for off, data in zip(offsets, payload.values(), strict=True):
+            fh.write(bytes(off - fh.tell()))
+            fh.write(data)
+
+
+def _align(n: int) -> int:
+    return (n + 15) & ~15
