@@ -85,3 +85,25 @@ def test_target_profiles_are_complete():
         assert set(t["runtimes"]) <= set(TARGETS)
         assert t["budgets"]["memory_mb"] > 0 and t["budgets"]["latency_ms"] > 0
         assert t["reach"]["kind"] in ("local", "ssh", "adb", "macos")
+
+
+def test_recipes_validate_and_every_field_is_documented():
+    """Each shipped recipe loads; each recipe field appears in docs/recipes.md under its section."""
+    import re
+    from pathlib import Path
+
+    from edgekit import _recipe as R
+
+    root = Path(__file__).resolve().parents[1]
+    recipes = sorted((root / "models").glob("*.toml"))
+    assert len(recipes) >= 4
+    for path in recipes:
+        assert R.load_recipe(path).model.source
+    doc = (root / "docs" / "recipes.md").read_text()
+    sections = {"`[model]`": R.ModelSection, "`[convert]`": R.ConvertSection, "`[verify]`": R.VerifySection,
+                "`[compress]`": R.CompressSection, "`[compress.train]`": R.TrainSection}
+    for title, cls in sections.items():
+        body = re.search(rf"#+ {re.escape(title)}\n(.*?)(?=\n#+ |\Z)", doc, re.S).group(1)
+        documented = set(re.findall(r"^\| `(\w+)` \|", body, re.M))
+        fields = set(cls.model_fields) - ({"train"} if cls is R.CompressSection else set())
+        assert documented == fields, (title, fields ^ documented)
