@@ -96,3 +96,28 @@ def test_keep_names_and_an_idle_pass(quantized, tmp_path):
     _, ref = _run(quantized)
     for k, v in ref.items():
         np.testing.assert_allclose(out[k], v, rtol=1e-6, atol=1e-6)
+
+
+def test_a_shared_buffer_is_left_alone(quantized):
+    """Converters deduplicate equal constants into one buffer; halving it for one tensor would
+    leave the others without data, so such buffers stay fp32."""
+    from ai_edge_litert import schema_py_generated as S
+    from ai_edge_litert.tools import flatbuffer_utils as fbu
+
+    from edgekit.backends.tflite.compact import _fp16_constants
+
+    model = fbu.read_model(str(quantized))
+    n_before = len(model.subgraphs[0].operators)
+    alone = _fp16_constants(model, S, np, 64)
+    assert alone >= 1
+    halved = model.subgraphs[0].operators[0].outputs[0]  # the DEQUANTIZEs come first
+    assert len(model.subgraphs[0].operators) == n_before + alone
+
+    model = fbu.read_model(str(quantized))
+    graph = model.subgraphs[0]
+    twin = S.TensorT()
+    twin.shape, twin.type, twin.buffer = graph.tensors[halved].shape, S.TensorType.FLOAT32, graph.tensors[halved].buffer
+    graph.tensors.append(twin)
+    assert _fp16_constants(model, S, np, 64) == alone - 1
+    kept = graph.tensors[halved]
+    assert kept.type == S.TensorType.FLOAT32 and kept.buffer == twin.buffer and len(model.buffers[kept.buffer].data)

@@ -87,6 +87,10 @@ def _fp16_constants(model, schema, np, min_elements: int) -> int:
     """Each large float32 constant becomes an fp16 constant and a DEQUANTIZE that yields the
     original tensor, so its consumers are untouched."""
     biased = {getattr(schema.BuiltinOperator, n) for n in _BIASED}
+    users: dict[int, int] = {}  # a buffer shared by several tensors (deduplicated constants) is left alone
+    for graph in model.subgraphs:
+        for tensor in graph.tensors:
+            users[tensor.buffer] = users.get(tensor.buffer, 0) + 1
     done = 0
     for graph in model.subgraphs:
         codes = [max(model.operatorCodes[op.opcodeIndex].builtinCode,
@@ -97,8 +101,10 @@ def _fp16_constants(model, schema, np, min_elements: int) -> int:
         new_ops = []
         for i, tensor in enumerate(list(graph.tensors)):
             buf = model.buffers[tensor.buffer]
-            if (tensor.type != schema.TensorType.FLOAT32 or buf.data is None or len(buf.data) < 4 * min_elements
-                    or i in biases or i in io or tensor.quantization is not None and tensor.quantization.scale):
+            constant = tensor.type == schema.TensorType.FLOAT32 and buf.data is not None
+            quantized = tensor.quantization is not None and tensor.quantization.scale
+            if (not constant or len(buf.data) < 4 * min_elements or quantized
+                    or i in biases or i in io or users[tensor.buffer] > 1):
                 continue
             half = np.frombuffer(bytes(buf.data), np.float32).astype(np.float16)
             if not np.all(np.isfinite(half)):  # outside fp16's range: leave it
