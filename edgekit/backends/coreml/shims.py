@@ -38,7 +38,9 @@ def _new_ones(context, node):
 
 SHIMS = {"new_ones": _new_ones}
 # Python operators that reach coremltools under their dunder name (transformers' masks)
-ALIASES = {"__and__": "bitwise_and", "__or__": "bitwise_or", "__invert__": "bitwise_not"}
+ALIASES = {"__and__": "bitwise_and", "__or__": "bitwise_or", "__invert__": "bitwise_not",
+           # torch.where(cond, tensor, scalar): eager attention's mask; coremltools has only the ScalarSelf form
+           "where.scalarother": "where", "where_scalarother": "where"}
 
 
 def register() -> None:
