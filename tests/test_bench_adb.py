@@ -317,12 +317,17 @@ def test_run_adb_binary_failure_names_device_and_cause(tmp_path, fake_env):
     assert _calls(fake_env)[-1][2:] == ["shell", "rm", "-rf", "/data/local/tmp/edgekit-t"]
 
 
-def test_run_adb_runs_exactly_adb_commands_and_parses(tmp_path, fake_env, monkeypatch):
+def _fake_adb_playing_the_log(tmp_path, monkeypatch):
+    """A stand-in adb whose benchmark_model prints the recorded benchmark_model log."""
     monkeypatch.setenv("FAKE_ADB_OUTPUT", str(DATA / "benchmark_model_format_SYNTHETIC.txt"))
     _fake_adb(tmp_path / "bin", """\
         if argv[2:3] == ["shell"] and argv[3].endswith("/benchmark_model"):
             sys.stdout.write(open(os.environ["FAKE_ADB_OUTPUT"]).read())
         """)
+
+
+def test_run_adb_runs_exactly_adb_commands_and_parses(tmp_path, fake_env, monkeypatch):
+    _fake_adb_playing_the_log(tmp_path, monkeypatch)
     model, binary = _files(tmp_path)
     r = run_adb("R5CT", model, binary, threads=2, runs=50, warmup=10, workdir="/data/local/tmp/edgekit-t")
     want = adb_commands("R5CT", model, binary, 2, 50, 10, workdir="/data/local/tmp/edgekit-t")
@@ -354,11 +359,7 @@ def test_cli_bench_adb_device_table_json_and_cleanup(tmp_path, fake_env, monkeyp
     """`edgekit bench --device adb://SERIAL`: the real CLI, a stand-in adb that plays a recorded log."""
     from tests.conftest import run_cli
 
-    monkeypatch.setenv("FAKE_ADB_OUTPUT", str(DATA / "benchmark_model_format_SYNTHETIC.txt"))
-    _fake_adb(tmp_path / "bin", """\
-        if argv[2:3] == ["shell"] and argv[3].endswith("/benchmark_model"):
-            sys.stdout.write(open(os.environ["FAKE_ADB_OUTPUT"]).read())
-        """)
+    _fake_adb_playing_the_log(tmp_path, monkeypatch)
     model, binary = _files(tmp_path)
     out = tmp_path / "r.json"
     rc, stdout, err = run_cli("bench", str(model), "--device", "adb://R5CT", "--benchmark-binary", str(binary),

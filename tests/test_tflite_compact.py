@@ -108,7 +108,7 @@ def test_a_shared_buffer_is_left_alone(quantized):
 
     model = fbu.read_model(str(quantized))
     n_before = len(model.subgraphs[0].operators)
-    alone = _fp16_constants(model, S, np, 64)
+    alone = _fp16_constants(model, S, fbu, np, 64)
     assert alone >= 1
     halved = model.subgraphs[0].operators[0].outputs[0]  # the DEQUANTIZEs come first
     assert len(model.subgraphs[0].operators) == n_before + alone
@@ -118,6 +118,6 @@ def test_a_shared_buffer_is_left_alone(quantized):
     twin = S.TensorT()
     twin.shape, twin.type, twin.buffer = graph.tensors[halved].shape, S.TensorType.FLOAT32, graph.tensors[halved].buffer
     graph.tensors.append(twin)
-    assert _fp16_constants(model, S, np, 64) == alone - 1
+    assert _fp16_constants(model, S, fbu, np, 64) == alone - 1
     kept = graph.tensors[halved]
     assert kept.type == S.TensorType.FLOAT32 and kept.buffer == twin.buffer and len(model.buffers[kept.buffer].data)

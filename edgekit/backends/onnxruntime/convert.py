@@ -85,10 +85,10 @@ def check_and_infer(path: Path, simplify: bool) -> list[str]:
 
 
 def _strip_node_metadata(proto) -> int:
-    """The dynamo exporter records each node's Python stack and module path (0.38 MB in MiniLM);
+    """The dynamo exporter records each node's Python stack and module path (0.46 MB in MiniLM);
     no runtime reads them. Returns the bytes dropped."""
     dropped = 0
-    for graph in [proto.graph, *(f for f in proto.functions)]:
+    for graph in [proto.graph, *proto.functions]:
         for node in graph.node:
             if node.metadata_props:
                 dropped += sum(len(p.key) + len(p.value) for p in node.metadata_props)

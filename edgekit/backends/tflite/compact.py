@@ -50,7 +50,7 @@ def compact(path: Path, *, keep_names: bool = False, min_elements: int = MIN_ELE
     before = path.stat().st_size
     model = fbu.read_model(str(path))
     dropped = 0 if keep_names else _drop_names(model)
-    halved = _fp16_constants(model, schema, np, min_elements)
+    halved = _fp16_constants(model, schema, fbu, np, min_elements)
     tmp = path.with_name(f".{path.name}.compact")
     try:
         _write(model, tmp, fbu, schema)
@@ -62,20 +62,22 @@ def compact(path: Path, *, keep_names: bool = False, min_elements: int = MIN_ELE
 
 def _drop_names(model) -> int:
     n = 0
-    for graph in model.subgraphs:
+    for g, graph in enumerate(model.subgraphs):
         keep = set(graph.inputs) | set(graph.outputs)
         for sig in model.signatureDefs or []:
-            keep |= {t.tensorIndex for t in [*(sig.inputs or []), *(sig.outputs or [])]}
+            if sig.subgraphIndex == g:
+                keep |= {t.tensorIndex for t in [*(sig.inputs or []), *(sig.outputs or [])]}
         for i, tensor in enumerate(graph.tensors):
             if i not in keep and tensor.name:
                 tensor.name, n = None, n + 1
     return n
 
 
-def _opcode(model, schema, name: str, version: int) -> int:
+def _opcode(model, schema, fbu, name: str, version: int) -> int:
+    """The index of builtin op ``name`` in the model's operator codes, added if missing."""
     code = getattr(schema.BuiltinOperator, name)
     for i, oc in enumerate(model.operatorCodes):
-        if max(oc.builtinCode, oc.deprecatedBuiltinCode) == code:
+        if fbu.get_builtin_code_from_operator_code(oc) == code:
             return i
     oc = schema.OperatorCodeT()
     oc.builtinCode, oc.deprecatedBuiltinCode, oc.version = code, min(code, 127), version
@@ -83,7 +85,7 @@ def _opcode(model, schema, name: str, version: int) -> int:
     return len(model.operatorCodes) - 1
 
 
-def _fp16_constants(model, schema, np, min_elements: int) -> int:
+def _fp16_constants(model, schema, fbu, np, min_elements: int) -> int:
     """Each large float32 constant becomes an fp16 constant and a DEQUANTIZE that yields the
     original tensor, so its consumers are untouched."""
     biased = {getattr(schema.BuiltinOperator, n) for n in _BIASED}
@@ -91,12 +93,12 @@ def _fp16_constants(model, schema, np, min_elements: int) -> int:
     for graph in model.subgraphs:
         for tensor in graph.tensors:
             users[tensor.buffer] = users.get(tensor.buffer, 0) + 1
+    deq = None  # DEQUANTIZE's operator code, added on first use
     done = 0
     for graph in model.subgraphs:
-        codes = [max(model.operatorCodes[op.opcodeIndex].builtinCode,
-                     model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode) for op in graph.operators]
-        biases = {op.inputs[2] for op, c in zip(graph.operators, codes, strict=True)
-                  if c in biased and len(op.inputs) > 2 and op.inputs[2] >= 0}
+        biases = {op.inputs[2] for op in graph.operators
+                  if fbu.get_builtin_code_from_operator_code(model.operatorCodes[op.opcodeIndex]) in biased
+                  and len(op.inputs) > 2 and op.inputs[2] >= 0}
         io = set(graph.inputs) | set(graph.outputs)
         new_ops = []
         for i, tensor in enumerate(list(graph.tensors)):
@@ -117,8 +119,10 @@ def _fp16_constants(model, schema, np, min_elements: int) -> int:
             graph.tensors.append(h)
             buf.data = None
             tensor.buffer = 0  # the empty buffer: now computed, by the DEQUANTIZE below
+            if deq is None:
+                deq = _opcode(model, schema, fbu, "DEQUANTIZE", 3)
             op = schema.OperatorT()
-            op.opcodeIndex = _opcode(model, schema, "DEQUANTIZE", 3)
+            op.opcodeIndex = deq
             op.inputs, op.outputs = [len(graph.tensors) - 1], [i]
             new_ops.append(op)
         graph.operators = new_ops + list(graph.operators)  # constants first: a valid order
