@@ -24,3 +24,8 @@ def test_minilm_int8_variants_keep_cosine(tmp_path):
         assert v["agreement"]["cosine_mean"] >= 0.99, (key, v["agreement"], v["notes"])
         assert v["size_bytes"] < v["baseline_size_bytes"]
     assert by[("openvino", "static-int8")]["size_ratio"] > 3.5
+    # ORT static: the word and position tables are stored int8 too (gathered as int8 rows), so the
+    # file stays well under half the fp32 one even with the repair's float layers (was 1.24x)
+    assert by[("onnx", "static-int8")]["size_ratio"] > 2.0
+    # LiteRT: compacted (names, fp16 constants, the word table's row scales, shared zero points)
+    assert by[("tflite", "dynamic-int8")]["size_bytes"] < 22.9e6

@@ -46,7 +46,8 @@ class Compacted:
         if self.fp16_constants:
             parts.append(f"{self.fp16_constants} float constants stored as fp16")
         if self.row_scale_tables:
-            parts.append(f"{self.row_scale_tables} lookup tables' row scales as a float table")
+            parts.append(f"row scales of {self.row_scale_tables} lookup table{'s' * (self.row_scale_tables > 1)} "
+                         "as a float table")
         saved = (self.bytes_before - self.bytes_after) / 1e6
         return f"compacted: {', '.join(parts)} (-{saved:.2f} MB)" if parts else "compacted: nothing to do"
 

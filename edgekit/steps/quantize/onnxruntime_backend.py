@@ -1,7 +1,8 @@
 """ONNX Runtime quantization: QDQ static (per-channel, with ORT's pre-processing), dynamic, int4 weights.
 
 Static int8 quantizes the layers that carry weights (Conv, Gemm, MatMul with an
-initializer). Activation-by-activation MatMuls and Adds stay float: quantizing
+initializer) and the large lookup tables (word and position embeddings, gathered as int8
+rows). Activation-by-activation MatMuls and Adds stay float: quantizing
 the attention mask's large negative values is what wrecks transformers (cosine
 0.4 with Optimum's defaults here).
 """
@@ -9,6 +10,7 @@ the attention mask's large negative values is what wrecks transformers (cosine
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import tempfile
@@ -36,6 +38,17 @@ def weight_nodes(path: Path) -> list[str]:
     inits = {i.name for i in proto.graph.initializer}
     return [n.name for n in proto.graph.node
             if n.op_type in WEIGHT_OPS and len(n.input) > 1 and n.input[1] in inits]
+
+
+def table_lookups(path: Path, min_elements: int = 1 << 16) -> list[str]:
+    """Gathers from a large constant table (word embeddings). Quantized as QDQ with the same
+    parameters on both sides, ORT drops the pair and gathers int8 rows, dequantizing only
+    those: the table is stored in int8 and never dequantized whole."""
+    onnx = require("onnx")
+    proto = onnx.load(str(path), load_external_data=False)
+    sizes = {i.name: math.prod(i.dims) for i in proto.graph.initializer}
+    return [n.name for n in proto.graph.node
+            if n.op_type == "Gather" and sizes.get(n.input[0], 0) >= min_elements]
 
 
 class _Reader:
@@ -90,10 +103,11 @@ def _quantize(src: Path, dest_dir: Path, mode: str, calib: list[dict] | None, op
             method = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
                       "percentile": q.CalibrationMethod.Percentile}[opts.calibration_method]
             nodes = [n for n in weight_nodes(pre) if n not in set(opts.keep_float)]
+            tables = [n for n in table_lookups(pre) if n not in set(opts.keep_float)]
             q.quantize_static(str(pre), str(dest), _Reader(calib), quant_format=q.QuantFormat.QDQ,
                               per_channel=opts.per_channel, activation_type=q.QuantType.QUInt8,
-                              weight_type=q.QuantType.QInt8, nodes_to_quantize=nodes,
-                              op_types_to_quantize=list(WEIGHT_OPS), calibrate_method=method,
+                              weight_type=q.QuantType.QInt8, nodes_to_quantize=nodes + tables,
+                              op_types_to_quantize=[*WEIGHT_OPS, "Gather"], calibrate_method=method,
                               extra_options={"CalibMovingAverage": opts.calibration_method == "minmax"})
             notes.append(f"QDQ, per-channel int8 weights, uint8 activations, {opts.calibration_method} calibration "
                          f"on {len(calib)} samples; {len(nodes)} weight layers quantized")
