@@ -1,6 +1,7 @@
 """edgekit compress: real quantizers, real runtimes, real data (digits; sentences)."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -15,7 +16,9 @@ SENTENCES = ROOT / "models" / "data" / "sentences.txt"
 @pytest.fixture(scope="module")
 def digits_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("digits") / "q"
-    rc, stdout, err = run_cli("compress", "--recipe", "models/digits-cnn.toml", "--out", str(out), "--runs", "5",
+    # --out relative to the working directory, as users type it (ORT's quantizer resolves paths)
+    rc, stdout, err = run_cli("compress", "--recipe", "models/digits-cnn.toml", "--out", os.path.relpath(out, ROOT),
+                              "--runs", "5",
                               "--calibration-samples", "200", "--json",
                               "--dump-recipe", str(out.parent / "resolved.toml"))
     assert rc == 0, err

@@ -114,7 +114,7 @@ def compress(model: Model, *, targets: str | list[str], modes: str | list[str] |
     """Quantize (``modes``) and/or shrink (``plan``: a StudentPlan to prune and distill) ``model``,
     convert every result to ``targets``, and evaluate it against the fp32 source on held-out data."""
     step = step or (lambda _text: contextlib.nullcontext())
-    out = Path(out)
+    out = Path(out).resolve()  # backends resolve their paths; relative_to(tmp) needs the same form
     chosen = [t.name for t in parse_targets(targets)]
     pairs = parse_modes(modes, chosen) if modes else []
     if not pairs and plan is None:

@@ -116,7 +116,7 @@ def convert(model: Model, targets: str | list[str], out: str | Path, *, precisio
     failure nothing is left under ``out`` and the log's path is in the error.
     """
     step = step or (lambda _text: contextlib.nullcontext())
-    out = Path(out)
+    out = Path(out).resolve()  # backends resolve their paths; relative_to(tmp) needs the same form
     chosen = parse_targets(targets)
     bad = [t.name for t in chosen if precision not in t.precisions]
     if precision not in ("fp32", "fp16") or bad:
