@@ -24,6 +24,7 @@ ai-edge-quantizer writes them.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,10 +102,7 @@ def _fp16_constants(model, schema, fbu, np, min_elements: int) -> int:
     """Each large float32 constant becomes an fp16 constant and a DEQUANTIZE that yields the
     original tensor, so its consumers are untouched."""
     biased = {getattr(schema.BuiltinOperator, n) for n in _BIASED}
-    users: dict[int, int] = {}  # a buffer shared by several tensors (deduplicated constants) is left alone
-    for graph in model.subgraphs:
-        for tensor in graph.tensors:
-            users[tensor.buffer] = users.get(tensor.buffer, 0) + 1
+    users = _buffer_readers(model)  # a buffer shared by several tensors (deduplicated constants) is left alone
     deq = None  # DEQUANTIZE's operator code, added on first use
     done = 0
     for graph in model.subgraphs:
@@ -147,16 +145,10 @@ def _row_scale_lookups(model, schema, fbu, np, min_rows: int) -> int:
     EMBEDDING_LOOKUP(ids, row scales)). Only for a 2-D table of ``min_rows`` rows or more,
     quantized along its rows with zero points of 0, that nothing else reads."""
     lookup = schema.BuiltinOperator.EMBEDDING_LOOKUP
-    readers: dict[int, int] = {}
-    for graph in model.subgraphs:
-        for tensor in graph.tensors:
-            readers[tensor.buffer] = readers.get(tensor.buffer, 0) + 1
+    readers = _buffer_readers(model)
     mul, done = None, 0
     for graph in model.subgraphs:
-        uses: dict[int, int] = {}
-        for op in graph.operators:
-            for i in op.inputs:
-                uses[i] = uses.get(i, 0) + 1
+        uses = Counter(i for op in graph.operators for i in op.inputs)
         ops = []
         for op in graph.operators:
             ops.append(op)
@@ -194,6 +186,11 @@ def _row_scale_lookups(model, schema, fbu, np, min_rows: int) -> int:
             done += 1
         graph.operators = ops
     return done
+
+
+def _buffer_readers(model) -> Counter:
+    """How many tensors, over all subgraphs, point at each buffer."""
+    return Counter(t.buffer for graph in model.subgraphs for t in graph.tensors)
 
 
 def _tensor(schema, shape, buffer: int, signature=None):

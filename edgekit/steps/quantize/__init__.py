@@ -10,13 +10,12 @@ repair, ``rank_layers(...)`` (greedy: keep the most sensitive layers float),
 from __future__ import annotations
 
 import importlib
-import shutil
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from ..._errors import EdgekitError
-from ._common import QuantOptions, QuantResult
+from ._common import QuantOptions, QuantResult, clear
 
 MODES = ("fp16", "dynamic-int8", "static-int8", "int8-weights", "int4-weights", "mixed")
 _OK = None
@@ -84,11 +83,11 @@ def quantize_with_repair(target: str, src: Path, dest_dir: Path, mode: str, cali
     if baseline - value <= max_drop:
         return result, value
     if hasattr(mod, "repair_with"):  # the backend's own search, judged on the tuning split
-        _clear(dest_dir)
+        clear(dest_dir)
         return mod.repair_with(src, dest_dir, mode, calib, tune, opts, value_of=value_of, baseline=baseline,
                                max_drop=max_drop, first_drop=baseline - value)
     if hasattr(mod, "repair") and ov_validate is not None:
-        _clear(dest_dir)
+        clear(dest_dir)
         result = mod.repair(src, dest_dir, calib, tune, ov_validate, max_drop, opts)
         value = value_of(result.path)
         result.notes.append(f"repair: {len(result.kept_float)} layers reverted to float; tuning drop "
@@ -101,7 +100,7 @@ def quantize_with_repair(target: str, src: Path, dest_dir: Path, mode: str, cali
     first_drop = baseline - value
     k = max(1, len(ranked) // 16)
     while k <= len(ranked):
-        _clear(dest_dir)
+        clear(dest_dir)
         keep = list(opts.keep_float) + ranked[:k]
         result = mod.quantize(src, dest_dir, mode, calib, replace(opts, keep_float=keep))
         value = value_of(result.path)
@@ -114,11 +113,6 @@ def quantize_with_repair(target: str, src: Path, dest_dir: Path, mode: str, cali
     result.notes.append(f"repair: drop {first_drop:.2f} > {max_drop} points on the tuning split; kept the "
                         f"{k} most sensitive of {len(ranked)} layers in float (drop now {baseline - value:.2f})")
     return result, value
-
-
-def _clear(folder: Path) -> None:
-    for p in folder.iterdir():
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
 __all__ = ["MODES", "QuantOptions", "QuantResult", "check_support", "parse_modes", "quantize_with_repair"]

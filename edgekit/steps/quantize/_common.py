@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,3 +24,9 @@ class QuantResult:
     path: Path
     notes: list[str] = field(default_factory=list)
     kept_float: list[str] = field(default_factory=list)
+
+
+def clear(folder: Path) -> None:
+    """Empty ``folder`` (a variant's output, before a retry)."""
+    for p in folder.iterdir():
+        shutil.rmtree(p) if p.is_dir() else p.unlink()

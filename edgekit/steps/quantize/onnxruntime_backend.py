@@ -32,20 +32,21 @@ def _preprocess(src: Path, dest: Path) -> Path:
     return dest
 
 
-def weight_nodes(path: Path) -> list[str]:
-    onnx = require("onnx")
-    proto = onnx.load(str(path), load_external_data=False)
+def _graph(path: Path):
+    """The model's structure (initializer shapes and nodes; weights left on disk)."""
+    return require("onnx").load(str(path), load_external_data=False)
+
+
+def weight_nodes(proto) -> list[str]:
     inits = {i.name for i in proto.graph.initializer}
     return [n.name for n in proto.graph.node
             if n.op_type in WEIGHT_OPS and len(n.input) > 1 and n.input[1] in inits]
 
 
-def table_lookups(path: Path, min_elements: int = 1 << 16) -> list[str]:
+def table_lookups(proto, min_elements: int = 1 << 16) -> list[str]:
     """Gathers from a large constant table (word embeddings). Quantized as QDQ with the same
     parameters on both sides, ORT drops the pair and gathers int8 rows, dequantizing only
     those: the table is stored in int8 and never dequantized whole."""
-    onnx = require("onnx")
-    proto = onnx.load(str(path), load_external_data=False)
     sizes = {i.name: math.prod(i.dims) for i in proto.graph.initializer}
     return [n.name for n in proto.graph.node
             if n.op_type == "Gather" and sizes.get(n.input[0], 0) >= min_elements]
@@ -102,8 +103,9 @@ def _quantize(src: Path, dest_dir: Path, mode: str, calib: list[dict] | None, op
         elif mode in ("static-int8", "mixed"):
             method = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
                       "percentile": q.CalibrationMethod.Percentile}[opts.calibration_method]
-            nodes = [n for n in weight_nodes(pre) if n not in set(opts.keep_float)]
-            tables = [n for n in table_lookups(pre) if n not in set(opts.keep_float)]
+            graph, keep = _graph(pre), set(opts.keep_float)
+            nodes = [n for n in weight_nodes(graph) if n not in keep]
+            tables = [n for n in table_lookups(graph) if n not in keep]
             q.quantize_static(str(pre), str(dest), _Reader(calib), quant_format=q.QuantFormat.QDQ,
                               per_channel=opts.per_channel, activation_type=q.QuantType.QUInt8,
                               weight_type=q.QuantType.QInt8, nodes_to_quantize=nodes + tables,
@@ -143,7 +145,6 @@ def _rank_layers(src: Path, quantized: Path, samples: list[dict], opts: QuantOpt
         modify_model_output_intermediate_tensors,
     )
 
-    onnx = require("onnx")
     work = quantized.parent / ".rank"
     work.mkdir(exist_ok=True)
     try:
@@ -153,8 +154,8 @@ def _rank_layers(src: Path, quantized: Path, samples: list[dict], opts: QuantOpt
         fa = collect_activations(str(work / "f.onnx"), _Reader(samples))
         qa = collect_activations(str(work / "q.onnx"), _Reader(samples))
         errors = compute_activation_error(create_activation_matching(qa, fa))
-        proto = onnx.load(str(pre), load_external_data=False)
-        candidates = set(weight_nodes(pre)) - set(opts.keep_float)
+        proto = _graph(pre)
+        candidates = set(weight_nodes(proto)) - set(opts.keep_float)
         scored = []
         for node in proto.graph.node:
             if node.name in candidates:

@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..._lazy import require
-from ._common import QuantOptions, QuantResult
+from ._common import QuantOptions, QuantResult, clear
 
 GPTQ_SAMPLES = 64  # more gave nothing on MiniLM (256: same cosine within 0.0001) and cost time
 
@@ -119,8 +119,7 @@ def repair_with(src: Path, dest_dir: Path, mode: str, calib: list[dict], tune: l
         k = max(1, len(ranked) // 16)
         while True:
             kept = ranked[:k]
-            for p in dest_dir.iterdir():
-                p.unlink()
+            clear(dest_dir)
             result = quantize(src, dest_dir, mode, calib, replace(narrowed, dynamic_layers=kept), calibration)
             value = value_of(result.path)
             if baseline - value <= max_drop or k >= limit:
