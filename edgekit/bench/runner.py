@@ -17,6 +17,21 @@ import sys
 import time
 
 
+def _cpu() -> dict | None:
+    """The device's CPU model and int8/bf16 ISA features (edgekit/_cpu.py, pushed beside this file)."""
+    try:
+        from edgekit import _cpu as cpu  # a local run, from edgekit's own environment
+    except ImportError:
+        try:
+            import _cpu as cpu  # copied beside runner.py on a device
+        except ImportError:
+            return None
+    try:
+        return cpu.host().to_dict()
+    except (OSError, ValueError) as exc:
+        return {"error": str(exc)}
+
+
 def _rss_mb() -> tuple[float, float]:
     """(current RSS, peak RSS) of this process in MB."""
     cur = peak = None
@@ -251,7 +266,8 @@ def main(argv=None) -> int:
     import numpy as np
 
     result = {"threads": args.threads, "device": {"system": platform.system(), "machine": platform.machine(),
-                                                  "python": platform.python_version(), "cpu_count": os.cpu_count()}}
+                                                  "python": platform.python_version(), "cpu_count": os.cpu_count(),
+                                                  "cpu": _cpu()}}
     if args.format == "coreml" and platform.system() != "Darwin":  # a result, not a failure: nothing to fix
         result["error"] = f"not run: the Core ML runtime needs macOS (this device runs {platform.system()})"
         with open(args.out, "w") as f:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._capture import capture_output
+from .._cpu import for_device, openvino_precision
+from .._cpu import host as host_cpu
 from .._datasets import load_data
 from .._errors import EdgekitError
 from .._registry import TARGETS, backend_module, parse_targets
@@ -57,16 +59,20 @@ def _kind(model: Model) -> str:
     return "transformer" if model.format == "hf" or "attention_mask" in [s.name for s in model.signature.inputs] else "conv"
 
 
-def _runner_kwargs(target: str, fp32: bool) -> dict:
-    # OpenVINO: true f32 for the fp32 baseline; the runtime's default precision for variants (what ships)
-    return {"precision_hint": "f32" if fp32 else None} if target == "openvino" else {}
+def _runner_kwargs(target: str, fp32: bool, cpu=None) -> dict:
+    """OpenVINO: true f32 for the fp32 baseline; for variants the precision the device's CPU runs
+    by default (bf16 only with AMX or AVX512_BF16), as far as this host can run it."""
+    if target != "openvino":
+        return {}
+    return {"precision_hint": "f32" if fp32 else openvino_precision(cpu or host_cpu())[0]}
 
 
-def _latency(model: Model, target: str, path: Path, feeds: dict, threads: list[int], runs: int, fp32: bool) -> dict:
+def _latency(model: Model, target: str, path: Path, feeds: dict, threads: list[int], runs: int, fp32: bool,
+             cpu=None) -> dict:
     if target == "coreml":
         return {}
     return {str(t): profile.measure(target, path, feeds, model.signature, t, runs=runs, warmup=max(3, runs // 10),
-                                    **_runner_kwargs(target, fp32)).to_dict() for t in threads}
+                                    **_runner_kwargs(target, fp32, cpu)).to_dict() for t in threads}
 
 
 def _coreml_quality(model: Model, path: Path, mode: str, ds, eval_refs) -> tuple[Quality | None, bool, list[str]]:
@@ -110,9 +116,13 @@ def compress(model: Model, *, targets: str | list[str], modes: str | list[str] |
              max_drop: float = 1.0, calibration: int = 300, evaluation: int = 500, keep_float: list[str] | None = None,
              calibration_method: str = "minmax", threads: str | list | None = None, runs: int = 50,
              int8_io: bool = False, keep_names: bool = False, skip_unsupported: bool = False, plan=None, train_data=None,
-             force: bool = False, step=None, progress=None) -> CompressResult:
+             force: bool = False, step=None, progress=None, target_device: str | None = None) -> CompressResult:
     """Quantize (``modes``) and/or shrink (``plan``: a StudentPlan to prune and distill) ``model``,
-    convert every result to ``targets``, and evaluate it against the fp32 source on held-out data."""
+    convert every result to ``targets``, and evaluate it against the fp32 source on held-out data.
+
+    Quantizer settings are chosen for the CPU of ``target_device`` (a profile in ``targets/``),
+    else for this host (``EDGEKIT_CPU_FEATURES`` overrides its detection)."""
+    cpu = for_device(target_device)
     step = step or (lambda _text: contextlib.nullcontext())
     out = Path(out).resolve()  # backends resolve their paths; relative_to(tmp) needs the same form
     chosen = [t.name for t in parse_targets(targets)]
@@ -167,7 +177,8 @@ def compress(model: Model, *, targets: str | list[str], modes: str | list[str] |
                                              **_quality_entry(q, source_q), "latency_ms": _latency(
                                                  model, art.target, art.path, feeds, counts, runs, True)}
             opts = QuantOptions(keep_float=list(keep_float or []), calibration_method=calibration_method,
-                                transformer=_kind(model) == "transformer", int8_io=int8_io, keep_names=keep_names)
+                                transformer=_kind(model) == "transformer", int8_io=int8_io, keep_names=keep_names,
+                                cpu=cpu)
             sources, work = fp32.artifacts, model
             if student is not None:
                 with step("converting the student"):
@@ -199,6 +210,7 @@ def compress(model: Model, *, targets: str | list[str], modes: str | list[str] |
             shutil.rmtree(tmp / scratch, ignore_errors=True)
         doc = report.compress_report(model, ds.description, source_q, max_drop, baselines, variants, counts)
         doc["skipped"] = skipped
+        doc["target_cpu"] = {**cpu.to_dict(), **({"device": target_device} if target_device else {})}
         if student_info:
             doc["student"] = student_info
         (tmp / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
@@ -261,7 +273,8 @@ def _variant(model, art, mode, tmp, ctx, calib, tune, tune_refs, tune_labels, tu
         adapt = (lambda s: adapt_feeds(s, model.signature, runtime_sig)) if runtime_sig else (lambda s: s)
 
         def value_of(path: Path) -> float:
-            return evaluate(model, target, path, tune, tune_refs, tune_labels, **_runner_kwargs(target, False)).value
+            return evaluate(model, target, path, tune, tune_refs, tune_labels,
+                            **_runner_kwargs(target, False, opts.cpu)).value
 
         def ov_validate(compiled, items) -> float:
             from .evaluate import score
@@ -278,8 +291,10 @@ def _variant(model, art, mode, tmp, ctx, calib, tune, tune_refs, tune_labels, tu
         notes = [*notes, *coreml_notes]
     else:
         q = evaluate(model, target, path, ds.evaluation.samples, eval_refs, ds.evaluation.labels,
-                     **_runner_kwargs(target, False))
-    lat = _latency(model, target, path, feeds, counts, runs, False)
+                     **_runner_kwargs(target, False, opts.cpu))
+    if target == "openvino":
+        notes = [*notes, openvino_precision(opts.cpu)[1]]
+    lat = _latency(model, target, path, feeds, counts, runs, False, opts.cpu)
     base = baselines[target]
     size = size_of(dest)
     entry = {"target": target, "mode": mode, "path": str(path.relative_to(tmp)), "size_bytes": size,

@@ -13,12 +13,20 @@ from .._version import __version__
 SCHEMA = 1
 
 
+def host_dict() -> dict:
+    """The build machine, with its CPU (model, int8/bf16 features; EDGEKIT_CPU_FEATURES overrides)."""
+    from .._cpu import host
+
+    return {"system": platform.system(), "machine": platform.machine(), "python": platform.python_version(),
+            "cpu": host().to_dict()}
+
+
 def manifest_dict(root: Path, model: Model, artifacts: list[Artifact], inputs_desc: str, notes: list[str]) -> dict:
     return {
         "schema": SCHEMA,
         "edgekit": __version__,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "host": {"system": platform.system(), "machine": platform.machine(), "python": platform.python_version()},
+        "host": host_dict(),
         "source": model.source_dict(),
         "verification_inputs": inputs_desc,
         "notes": notes,
@@ -76,7 +84,7 @@ def compress_report(model: Model, data_desc: str, baseline_value: float, max_dro
         "kind": "compress",
         "edgekit": __version__,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "host": {"system": platform.system(), "machine": platform.machine(), "python": platform.python_version()},
+        "host": host_dict(),
         "source": model.source_dict(),
         "data": data_desc,
         "metric": next((v["metric"] for v in variants if v.get("metric")), "cosine"),

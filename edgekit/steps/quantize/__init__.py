@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..._errors import EdgekitError
@@ -37,6 +37,9 @@ SUPPORT: dict[str, dict[str, str | None]] = {
 BACKENDS = {"onnx": "onnxruntime_backend", "openvino": "openvino_backend", "tflite": "tflite_backend",
             "coreml": "coreml_backend"}
 NEEDS_DATA = ("static-int8", "mixed")
+# modes whose drop on the tuning split is checked and repaired (float layers) when over --max-drop
+REPAIRABLE = ("static-int8", "mixed", "dynamic-int8")
+DYNAMIC_REPAIR = ("onnx",)  # targets that can rank layers of a dynamic-int8 artifact
 
 
 def parse_modes(text: str | list[str], targets: list[str]) -> list[tuple[str, str]]:
@@ -73,15 +76,22 @@ def backend(target: str):
 def quantize_with_repair(target: str, src: Path, dest_dir: Path, mode: str, calib: list[dict], tune: list[dict],
                          opts: QuantOptions, *, value_of: Callable[[Path], float], baseline: float,
                          max_drop: float, ov_validate=None) -> tuple[QuantResult, float | None]:
-    """Quantize; for static int8, if the drop on the tuning split exceeds ``max_drop``, keep the
-    most sensitive layers in float and try again. Returns the result and its tuning value."""
+    """Quantize; for static and dynamic int8, if the drop on the tuning split exceeds ``max_drop``,
+    keep the most sensitive layers in float and try again. Returns the result and its tuning value."""
     mod = backend(target)
+    job = _Job(src, dest_dir, mode, calib, tune, value_of, baseline, max_drop)
     result = mod.quantize(src, dest_dir, mode, calib, opts)
-    if mode not in NEEDS_DATA:
+    if mode not in REPAIRABLE:
         return result, None
     value = value_of(result.path)
     if baseline - value <= max_drop:
         return result, value
+    if mode == "dynamic-int8":
+        if target not in DYNAMIC_REPAIR:
+            result.notes.append(f"drop {baseline - value:.2f} points over --max-drop {max_drop} on the tuning split; "
+                                f"no dynamic-int8 repair for {target}: try static-int8 or int8-weights")
+            return result, value
+        return _greedy(mod, job, opts, result, value)
     if hasattr(mod, "repair_with"):  # the backend's own search, judged on the tuning split
         clear(dest_dir)
         return mod.repair_with(src, dest_dir, mode, calib, tune, opts, value_of=value_of, baseline=baseline,
@@ -96,22 +106,40 @@ def quantize_with_repair(target: str, src: Path, dest_dir: Path, mode: str, cali
     if not hasattr(mod, "rank_layers"):
         result.notes.append(f"drop {baseline - value:.2f} points over --max-drop {max_drop}; no repair for {target}")
         return result, value
-    ranked = mod.rank_layers(src, result.path, tune[:8], opts)
-    first_drop = baseline - value
-    k = max(1, len(ranked) // 16)
-    while k <= len(ranked):
-        clear(dest_dir)
+    return _greedy(mod, job, opts, result, value)
+
+
+@dataclass
+class _Job:
+    """One variant being repaired: what the greedy search needs to requantize and judge it."""
+    src: Path
+    dest_dir: Path
+    mode: str
+    calib: list[dict]
+    tune: list[dict]
+    value_of: Callable[[Path], float]
+    baseline: float
+    max_drop: float
+
+
+def _greedy(mod, job: _Job, opts: QuantOptions, result: QuantResult, value: float) -> tuple[QuantResult, float]:
+    """Keep the layers the backend ranks most sensitive in float, doubling their number until the
+    drop on the tuning split is within ``max_drop`` (or every ranked layer is float)."""
+    ranked = mod.rank_layers(job.src, result.path, job.tune[:8], opts)
+    first_drop = job.baseline - value
+    k, keep = max(1, len(ranked) // 16), list(opts.keep_float)
+    while ranked and k <= len(ranked):
+        clear(job.dest_dir)
         keep = list(opts.keep_float) + ranked[:k]
-        result = mod.quantize(src, dest_dir, mode, calib, replace(opts, keep_float=keep))
-        value = value_of(result.path)
-        if baseline - value <= max_drop:
-            break
-        if k == len(ranked):
+        result = mod.quantize(job.src, job.dest_dir, job.mode, job.calib, replace(opts, keep_float=keep))
+        value = job.value_of(result.path)
+        if job.baseline - value <= job.max_drop or k == len(ranked):
             break
         k = min(len(ranked), k * 2)
     result.kept_float = keep
-    result.notes.append(f"repair: drop {first_drop:.2f} > {max_drop} points on the tuning split; kept the "
-                        f"{k} most sensitive of {len(ranked)} layers in float (drop now {baseline - value:.2f})")
+    result.notes.append(f"repair: drop {first_drop:.2f} > {job.max_drop} points on the tuning split; kept the "
+                        f"{min(k, len(ranked))} most sensitive of {len(ranked)} layers in float "
+                        f"(drop now {job.baseline - value:.2f})")
     return result, value
 
 

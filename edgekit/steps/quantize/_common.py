@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -17,6 +18,8 @@ class QuantOptions:
     transformer: bool = False  # the model has attention: use the backend's transformer preset
     integer_ops: tuple[str, ...] | None = None  # TFLite static: only these op types int8 (None: all)
     dynamic_layers: list[str] = field(default_factory=list)  # TFLite repair: int8 weights, float activations
+    cpu: Any = None  # the _cpu.CpuInfo that will run the artifact (None: this host, or EDGEKIT_CPU_FEATURES)
+    ort: dict | None = None  # ONNX Runtime int8 settings (weight_type s8|u8, reduce_range, per_channel): None = by cpu
 
 
 @dataclass

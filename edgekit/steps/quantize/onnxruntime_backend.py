@@ -22,6 +22,32 @@ from ._common import QuantOptions, QuantResult
 WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
+def int8_settings(opts: QuantOptions) -> dict:
+    """ONNX Runtime int8 weight settings for the CPU that will run the artifact.
+
+    x86 without VNNI or AMX (AVX2, or AVX-512 without VNNI) multiplies u8 activations by s8
+    weights into int16 pairs that saturate; there ``reduce_range`` (7-bit weights: 255 x 63 x 2
+    fits int16) avoids it. VNNI, AMX and Arm's dot product accumulate in int32: full range.
+    ``opts.ort`` (benchmarks, tests) overrides the choice.
+    """
+    if opts.ort is not None:
+        return {"weight_type": "s8", "reduce_range": False, "per_channel": opts.per_channel, "why": "given", **opts.ort}
+    from ..._cpu import host
+
+    cpu = opts.cpu or host()
+    if cpu.saturates_u8s8:
+        return {"weight_type": "s8", "reduce_range": True, "per_channel": opts.per_channel,
+                "why": f"{cpu.model}: int8 dot product is {cpu.int8_dot}; 7-bit weights avoid the saturation"}
+    return {"weight_type": "s8", "reduce_range": False, "per_channel": opts.per_channel,
+            "why": f"{cpu.model}: int8 dot product is {cpu.int8_dot}, no saturation; full-range weights"}
+
+
+def _settings_note(s: dict) -> str:
+    rng = "7-bit (reduce_range)" if s["reduce_range"] else "full-range"
+    return (f"{rng} {s['weight_type']} weights, {'per-channel' if s['per_channel'] else 'per-tensor'}, "
+            f"for {s['why']}")
+
+
 def _preprocess(src: Path, dest: Path) -> Path:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -95,11 +121,14 @@ def _quantize(src: Path, dest_dir: Path, mode: str, calib: list[dict] | None, op
     scratch = dest_dir / ".prep.onnx"
     pre = _preprocess(src, scratch)
     notes = []
+    isa = int8_settings(opts)
+    wtype = {"s8": q.QuantType.QInt8, "u8": q.QuantType.QUInt8}[isa["weight_type"]]
     try:
         if mode == "dynamic-int8":
-            q.quantize_dynamic(str(pre), str(dest), weight_type=q.QuantType.QInt8, per_channel=opts.per_channel,
-                               nodes_to_exclude=opts.keep_float or None)
+            q.quantize_dynamic(str(pre), str(dest), weight_type=wtype, per_channel=isa["per_channel"],
+                               reduce_range=isa["reduce_range"], nodes_to_exclude=opts.keep_float or None)
             notes.append("int8 weights; activations quantized at run time (MatMulInteger/DynamicQuantizeLinear)")
+            notes.append(f"ISA: {_settings_note(isa)}")
         elif mode in ("static-int8", "mixed"):
             method = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
                       "percentile": q.CalibrationMethod.Percentile}[opts.calibration_method]
@@ -107,12 +136,13 @@ def _quantize(src: Path, dest_dir: Path, mode: str, calib: list[dict] | None, op
             nodes = [n for n in weight_nodes(graph) if n not in keep]
             tables = [n for n in table_lookups(graph) if n not in keep]
             q.quantize_static(str(pre), str(dest), _Reader(calib), quant_format=q.QuantFormat.QDQ,
-                              per_channel=opts.per_channel, activation_type=q.QuantType.QUInt8,
-                              weight_type=q.QuantType.QInt8, nodes_to_quantize=nodes + tables,
+                              per_channel=isa["per_channel"], reduce_range=isa["reduce_range"],
+                              activation_type=q.QuantType.QUInt8, weight_type=wtype, nodes_to_quantize=nodes + tables,
                               op_types_to_quantize=[*WEIGHT_OPS, "Gather"], calibrate_method=method,
                               extra_options={"CalibMovingAverage": opts.calibration_method == "minmax"})
             notes.append(f"QDQ, per-channel int8 weights, uint8 activations, {opts.calibration_method} calibration "
                          f"on {len(calib)} samples; {len(nodes)} weight layers quantized")
+            notes.append(f"ISA: {_settings_note(isa)}")
         elif mode == "int4-weights":
             from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
@@ -137,7 +167,34 @@ def rank_layers(src: Path, quantized: Path, samples: list[dict], opts: QuantOpti
         return _rank_layers(src, quantized, samples, opts)
 
 
+def _relative_error(q: list, f: list) -> float:
+    import numpy as np
+
+    num = sum(float(np.sum((np.asarray(a, np.float64) - b) ** 2)) for a, b in zip(q, f, strict=True))
+    den = sum(float(np.sum(np.asarray(b, np.float64) ** 2)) for b in f)
+    return math.sqrt(num / max(den, 1e-30))
+
+
+def _added_error(proto, fa: dict, qa: dict, candidates: set[str]) -> list[tuple[float, str]]:
+    """Per layer, the relative error of its output minus that of its input: what the layer adds.
+    Tensor names survive quantization (the quantized graph writes each layer's original output),
+    so fp32 and quantized activations pair up by name."""
+    scored = []
+    for node in proto.graph.node:
+        if node.name not in candidates:
+            continue
+        out, inp = node.output[0], node.input[0]
+        if out not in fa or out not in qa:
+            scored.append((0.0, node.name))
+            continue
+        before = _relative_error(qa[inp], fa[inp]) if inp in fa and inp in qa else 0.0
+        scored.append((_relative_error(qa[out], fa[out]) - before, node.name))
+    return scored
+
+
 def _rank_layers(src: Path, quantized: Path, samples: list[dict], opts: QuantOptions) -> list[str]:
+    """Static (QDQ): lowest SQNR of each layer's input quantization first. Dynamic (no QDQ pairs to
+    match): the layers that add the most error to their output first."""
     from onnxruntime.quantization.qdq_loss_debug import (
         collect_activations,
         compute_activation_error,
@@ -153,9 +210,11 @@ def _rank_layers(src: Path, quantized: Path, samples: list[dict], opts: QuantOpt
         modify_model_output_intermediate_tensors(str(quantized), str(work / "q.onnx"))
         fa = collect_activations(str(work / "f.onnx"), _Reader(samples))
         qa = collect_activations(str(work / "q.onnx"), _Reader(samples))
-        errors = compute_activation_error(create_activation_matching(qa, fa))
         proto = _graph(pre)
         candidates = set(weight_nodes(proto)) - set(opts.keep_float)
+        if any(n.op_type == "DynamicQuantizeLinear" for n in _graph(quantized).graph.node):
+            return [name for _, name in sorted(_added_error(proto, fa, qa, candidates), reverse=True)]
+        errors = compute_activation_error(create_activation_matching(qa, fa))
         scored = []
         for node in proto.graph.node:
             if node.name in candidates:
