@@ -349,6 +349,7 @@ def serve(
     token_file: Annotated[Path | None, typer.Option(help="File holding the bearer token (else $EDGEKIT_SERVE_TOKEN).")] = None,
     insecure: Annotated[bool, typer.Option(help="Allow a non-loopback address without a token.")] = False,
     max_body_mb: Annotated[float, typer.Option(help="Largest request body, in MB (413 above).")] = 16.0,
+    max_elements: Annotated[int, typer.Option(help="Most numbers one request may carry, all inputs together (413 above).")] = 4 * 2**20,
     max_batch_size: Annotated[int, typer.Option(help="Most requests run as one batch.")] = 32,
     batch_wait_ms: Annotated[float, typer.Option(help="How long an idle model waits for more requests to batch.")] = 2.0,
     no_batching: Annotated[bool, typer.Option("--no-batching", help="Run every request on its own.")] = False,
@@ -366,7 +367,7 @@ def serve(
         from .serve import serve as api_serve
 
         api_serve(paths, host=host, port=port, backend=backend, token_file=token_file, insecure=insecure,
-                  max_body_mb=max_body_mb, max_batch_size=1 if no_batching else max_batch_size,
+                  max_body_mb=max_body_mb, max_elements=max_elements, max_batch_size=1 if no_batching else max_batch_size,
                   batch_wait_ms=batch_wait_ms, threads=threads, names=name, limits=parse_dims(max_dim),
                   replicas=replicas, replica_cpus=replica_cpus, address=address)
 

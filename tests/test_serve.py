@@ -227,8 +227,11 @@ def test_token_file_and_bind_rules(tmp_path, monkeypatch):
     assert read_token(f) == "s3cret" and read_token() == "from-env"
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0")
-    check_bind("0.0.0.0", "tok", False)
+    check_bind("0.0.0.0", "t" * 16, False)
+    check_bind("127.0.0.1", "tok", False)  # loopback: any token
     check_bind("0.0.0.0", None, True)
+    with pytest.raises(EdgekitError, match="at least 16"):
+        check_bind("0.0.0.0", "tok", False)
     with pytest.raises(EdgekitError):
         check_bind("0.0.0.0", None, False)
     assert token_ok("Bearer s3cret", "s3cret") and not token_ok("Bearer s3cre", "s3cret")

@@ -31,6 +31,7 @@ class ServeConfig:
     token: str | None = None
     insecure: bool = False
     max_body_mb: float = 16.0
+    max_elements: int = 4 * 2**20  # numbers one request may carry, all inputs together (413 above)
     max_batch_size: int = 32  # 1 turns batching off
     batch_wait_ms: float = 2.0
     threads: int | None = None  # runtime threads per model (per replica on Ray)
@@ -48,9 +49,9 @@ class ServeConfig:
             raise EdgekitError(f"unknown backend {self.backend!r}", f"use one of {', '.join(BACKENDS)}")
         if self.names and len(self.names) != len(self.paths):
             raise EdgekitError(f"{len(self.names)} --name for {len(self.paths)} models", "give one name per PATH")
-        if self.max_batch_size < 1 or self.max_body_mb <= 0 or self.replicas < 1:
-            raise EdgekitError("--max-batch-size, --max-body-mb and --replicas must be positive",
-                               "e.g. --max-batch-size 32 --max-body-mb 16 --replicas 2")
+        if self.max_batch_size < 1 or self.max_body_mb <= 0 or self.replicas < 1 or self.max_elements < 1:
+            raise EdgekitError("--max-batch-size, --max-body-mb, --max-elements and --replicas must be positive",
+                               "e.g. --max-batch-size 32 --max-body-mb 16 --max-elements 4194304 --replicas 2")
 
 
 def load_models(config: ServeConfig, open_runtimes: bool = True):
@@ -76,7 +77,7 @@ def build_local_app(config: ServeConfig):
     infos, runners = load_models(config)
     predictor = LocalPredictor(runners, infos, config.max_batch_size, config.batch_wait_ms / 1000)
     return create_app(infos, predictor, token=config.token, max_body_mb=config.max_body_mb,
-                      max_batch_size=config.max_batch_size)
+                      max_batch_size=config.max_batch_size, max_elements=config.max_elements)
 
 
 def serve(paths, **options) -> None:
@@ -88,6 +89,10 @@ def serve(paths, **options) -> None:
     config = ServeConfig(paths, **options)
     if config.token is None:
         config.token = read_token(token_file)
+    elif not config.token.strip():
+        raise EdgekitError("the token is empty or white space", "pass the token, or token=None for none")
+    else:
+        config.token = config.token.strip()
     check_bind(config.host, config.token, config.insecure)
     if config.backend == "ray":
         from ._ray import run_ray

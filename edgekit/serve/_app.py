@@ -12,6 +12,7 @@ feeds reach the predictor (the local batcher, or a Ray Serve deployment handle).
 
 # no `from __future__ import annotations`: FastAPI must see the Request annotation of a
 # route defined inside create_app, where fastapi is a local name
+import asyncio
 import json
 import logging
 import time
@@ -21,16 +22,9 @@ from typing import Protocol
 import numpy as np
 
 from .._lazy import require
+from ._decode import DEFAULT_MAX_ELEMENTS, finite_or_none, read_json, read_npz
 from ._metrics import Metrics
-from ._model import (
-    NPZ_TYPES,
-    ModelInfo,
-    RequestError,
-    decode_json,
-    decode_npz,
-    encode_npz,
-    validate,
-)
+from ._model import NPZ_TYPES, ModelInfo, RequestError, encode_npz, validate
 from ._security import BodyTooLarge, GuardMiddleware
 
 log = logging.getLogger("edgekit.serve")
@@ -47,8 +41,21 @@ class Predictor(Protocol):
     async def predict(self, model: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]: ...
 
 
+def decode_request(info: ModelInfo, body: bytes, npz: bool, max_elements: int) -> dict[str, np.ndarray]:
+    """Validated feeds from a body, within the limits; run in a worker thread, off the event loop."""
+    specs = {s.name: s for s in info.signature.inputs}
+    try:
+        raw = read_npz(body, specs, info.limits, max_elements) if npz else read_json(body, max_elements)
+        return validate(info, raw, from_json=not npz, max_elements=max_elements)
+    except RequestError:
+        raise
+    except Exception as exc:  # a body no check foresaw: still the client's, and still a 4xx
+        log.warning("undecodable body for %s: %s: %s", info.name, type(exc).__name__, exc)
+        raise RequestError(400, f"the body cannot be decoded ({type(exc).__name__}: {exc})") from None
+
+
 def create_app(models: list[ModelInfo], predictor: Predictor, *, token: str | None = None,
-               max_body_mb: float = 16.0, max_batch_size: int = 32):
+               max_body_mb: float = 16.0, max_batch_size: int = 32, max_elements: int = DEFAULT_MAX_ELEMENTS):
     """The ASGI app serving ``models`` through ``predictor``."""
     fastapi = require("fastapi", "serving")
     responses = require("fastapi.responses", "serving")
@@ -116,8 +123,7 @@ def create_app(models: list[ModelInfo], predictor: Predictor, *, token: str | No
             except BodyTooLarge as exc:
                 return error(413, str(exc), "too_large", name)
             npz = ctype in NPZ_TYPES
-            raw = decode_npz(body) if npz else decode_json(body)
-            feeds = validate(info, raw, from_json=not npz)
+            feeds = await asyncio.to_thread(decode_request, info, body, npz, max_elements)
             try:
                 outs = await predictor.predict(name, feeds)
             except Exception as exc:  # noqa: BLE001 - reported as a 500 that names the cause
@@ -129,15 +135,16 @@ def create_app(models: list[ModelInfo], predictor: Predictor, *, token: str | No
                 resp = Response(encode_npz(dict(zip(names, outs, strict=True))), media_type="application/x-npz")
             else:
                 doc = {"model": name, "version": info.version,
-                       "outputs": {n: o.tolist() for n, o in zip(names, outs, strict=True)},
+                       "outputs": {n: finite_or_none(o) for n, o in zip(names, outs, strict=True)},
                        "dtypes": {n: o.dtype.name for n, o in zip(names, outs, strict=True)}}
-                resp = Response(json.dumps(doc), media_type="application/json")
+                resp = Response(json.dumps(doc, allow_nan=False), media_type="application/json")
             resp.headers["x-edgekit-model-version"] = info.version
             metrics.requests.labels(name, "200").inc()
             metrics.latency.labels(name).observe(time.perf_counter() - t0)
             return resp
         except RequestError as exc:
-            return error(exc.status, exc.detail, "validation" if exc.status == 422 else "bad_request", name)
+            kind = {422: "validation", 413: "too_large"}.get(exc.status, "bad_request")
+            return error(exc.status, exc.detail, kind, name)
         finally:
             metrics.inflight.dec()
 

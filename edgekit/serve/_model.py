@@ -4,7 +4,6 @@ its signature before anything runs (a bad request must cost a 4xx, never an infe
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,14 +61,25 @@ def locate(path: Path) -> tuple[Path, str]:
 
 
 def open_runner(path: Path, fmt: str, threads: int | None = None):
-    """The artifact's runtime on this machine's CPU."""
-    if fmt == "onnx":
-        from ..backends.onnxruntime.runtime import OrtRunner
+    """The artifact's runtime on this machine's CPU; an EdgekitError naming the file if it cannot open."""
+    try:
+        if fmt == "onnx":
+            from ..backends.onnxruntime.runtime import OrtRunner
+            from ..steps.ingest._onnx import check_external_data
 
-        return OrtRunner(path, threads=threads)
-    from ..backends.openvino.runtime import OpenVINORunner
+            check_external_data(path)
+            return OrtRunner(path, threads=threads)
+        from ..backends.openvino.runtime import OpenVINORunner
 
-    return OpenVINORunner(path, threads=threads)
+        return OpenVINORunner(path, threads=threads)
+    except EdgekitError:
+        raise
+    except Exception as exc:  # the runtime's own message, first line: no traceback for a bad file
+        first = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise EdgekitError(f"cannot open {path} in {'ONNX Runtime' if fmt == 'onnx' else 'OpenVINO'}: "
+                           f"{type(exc).__name__}: {first[:300]}",
+                           "check the file (and its external data or .bin) is complete; rerun with --debug "
+                           "for the traceback") from exc
 
 
 def describe(path: Path, runner, fmt: str, name: str | None = None,
@@ -89,41 +99,38 @@ def describe(path: Path, runner, fmt: str, name: str | None = None,
 
 
 def default_name(path: Path) -> str:
-    """model.onnx in build/digits/onnx/ -> "digits": the folder says more than "model"."""
-    stem = path.stem
-    if stem == "model":
-        parent = path.parent
-        if parent.name in ("onnx", "openvino", "fp32") and parent.parent.name:
-            parent = parent.parent
-        stem = parent.name or stem
+    """model.onnx in build/digits/onnx/ -> "digits": the folder says more than "model".
+
+    In a compress output folder (it holds report.json) the name is the folder's plus the
+    variant's: build/mlp-c/fp32/onnx/model.onnx -> "mlp-c-fp32", build/mlp-c/onnx-static-int8/
+    model.onnx -> "mlp-c-onnx-static-int8", so two compress folders never share a name.
+    """
+    root = _compress_root(path)
+    if root is not None:
+        variant = Path(path).resolve().relative_to(root).parts[0]
+        stem = f"{root.name}-{variant}"
+    else:
+        stem = path.stem
+        if stem == "model":
+            parent = path.parent
+            if parent.name in ("onnx", "openvino", "fp32") and parent.parent.name:
+                parent = parent.parent
+            stem = parent.name or stem
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in stem) or "model"
+
+
+def _compress_root(path: Path) -> Path | None:
+    """The compress output folder holding ``path`` (two or three levels up), if any."""
+    resolved = Path(path).resolve()
+    for folder in list(resolved.parents)[1:3]:
+        if (folder / "report.json").is_file() and (folder / "fp32").is_dir():
+            return folder
+    return None
 
 
 # ---- request bodies ---------------------------------------------------------------------
 
 NPZ_TYPES = ("application/x-npz", "application/octet-stream")
-
-
-def decode_json(body: bytes) -> dict[str, object]:
-    """``{"inputs": {name: nested list}}``: the raw (unconverted) values by name."""
-    try:
-        doc = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RequestError(400, f"the body is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), dict):
-        raise RequestError(400, 'the JSON body must be an object {"inputs": {"<input name>": [...]}}')
-    return doc["inputs"]
-
-
-def decode_npz(body: bytes) -> dict[str, np.ndarray]:
-    """An .npz keyed by input name. Never unpickles: object arrays are refused."""
-    try:
-        with np.load(io.BytesIO(body), allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except ValueError as exc:  # object arrays need pickle: refused
-        raise RequestError(400, f"the .npz holds an array that needs pickle, which this server never loads ({exc})") from None
-    except Exception as exc:  # not a zip, truncated, not .npy inside
-        raise RequestError(400, f"the body is not a readable .npz ({type(exc).__name__}: {exc})") from None
 
 
 def encode_npz(arrays: dict[str, np.ndarray]) -> bytes:
@@ -132,11 +139,13 @@ def encode_npz(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def validate(info: ModelInfo, raw: dict[str, object], from_json: bool) -> dict[str, np.ndarray]:
+def validate(info: ModelInfo, raw: dict[str, object], from_json: bool,
+             max_elements: int | None = None) -> dict[str, np.ndarray]:
     """Feeds in the model's dtypes, or a RequestError naming the input and what is wrong.
 
     JSON values are converted (JSON has no dtypes) but integers are never made from
-    fractions; an .npz array must have the model's dtype exactly.
+    fractions, and NaN or infinities are refused (400); an .npz array must have the
+    model's dtype exactly. More than ``max_elements`` numbers in all: 413.
     """
     specs = {s.name: s for s in info.signature.inputs}
     missing = [n for n in specs if n not in raw]
@@ -145,6 +154,10 @@ def validate(info: ModelInfo, raw: dict[str, object], from_json: bool) -> dict[s
         parts = ([f"missing {missing}"] if missing else []) + ([f"unknown {extra}"] if extra else [])
         raise RequestError(422, f"inputs do not match the model: {', '.join(parts)}; it takes {list(specs)}")
     feeds = {name: _check(spec, raw[name], from_json, info.limits) for name, spec in specs.items()}
+    total = sum(a.size for a in feeds.values())
+    if max_elements is not None and total > max_elements:
+        raise RequestError(413, f"the request holds {total} numbers; this server's limit is {max_elements} "
+                                "(--max-elements)")
     rows = {name: a.shape[0] for name, a in feeds.items() if a.ndim and isinstance(specs[name].shape[0], str)}
     if len(set(rows.values())) > 1:
         raise RequestError(422, f"inputs disagree on the batch size (axis 0): {rows}")
@@ -154,16 +167,7 @@ def validate(info: ModelInfo, raw: dict[str, object], from_json: bool) -> dict[s
 def _check(spec: TensorSpec, value, from_json: bool, limits: dict[str, int]) -> np.ndarray:
     want = np.dtype(spec.dtype)
     if from_json:
-        try:
-            arr = np.asarray(value)
-        except ValueError as exc:  # ragged lists
-            raise RequestError(422, f"input {spec.name!r} is not a rectangular array: {exc}") from None
-        if arr.dtype.kind not in "biuf" or (arr.dtype.kind == "f" and want.kind in "biu"
-                                             and not np.all(np.isfinite(arr) & (arr == np.round(arr)))):
-            raise RequestError(422, f"input {spec.name!r} must hold {spec.dtype} numbers; got {arr.dtype.name} values")
-        if want.kind in "iu" and arr.size and (arr.min() < np.iinfo(want).min or arr.max() > np.iinfo(want).max):
-            raise RequestError(422, f"input {spec.name!r} has values outside the range of {spec.dtype}")
-        arr = arr.astype(want)
+        arr = _from_json(spec, value, want)
     else:
         arr = np.asarray(value)
         if arr.dtype != want:
@@ -181,6 +185,29 @@ def _check(spec: TensorSpec, value, from_json: bool, limits: dict[str, int]) -> 
                 raise RequestError(422, f"input {spec.name!r} has {dim}={got} on axis {axis}; "
                                         f"this server takes 1 to {top}")
     return np.ascontiguousarray(arr)
+
+
+def _from_json(spec: TensorSpec, value, want: np.dtype) -> np.ndarray:
+    """A JSON value as an array of the model's dtype: numbers only, integers from integers, all finite."""
+    try:
+        arr = np.asarray(value)
+    except ValueError as exc:  # ragged lists
+        raise RequestError(422, f"input {spec.name!r} is not a rectangular array: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise RequestError(422, f"input {spec.name!r} must hold {spec.dtype} numbers; got {arr.dtype.name} values")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise RequestError(400, f"input {spec.name!r} holds NaN or an infinity (or a number too large for a "
+                                "float, such as 1e400); send finite values, or an .npz body for IEEE specials")
+    if arr.dtype.kind == "f" and want.kind in "biu" and not np.all(arr == np.round(arr)):
+        raise RequestError(422, f"input {spec.name!r} must hold {spec.dtype} numbers; got {arr.dtype.name} values")
+    if want.kind in "iu" and arr.size and (arr.min() < np.iinfo(want).min or arr.max() > np.iinfo(want).max):
+        raise RequestError(422, f"input {spec.name!r} has values outside the range of {spec.dtype}")
+    with np.errstate(over="ignore"):
+        out = arr.astype(want)
+    if want.kind == "f" and not np.all(np.isfinite(out)):
+        raise RequestError(400, f"input {spec.name!r} has values too large for {spec.dtype}; send finite values "
+                                f"within its range (about {np.finfo(want).max:.3g})")
+    return out
 
 
 def _shape_text(spec: TensorSpec) -> str:

@@ -84,9 +84,11 @@ class Ingress:
 
     def __serve_build_asgi_app__(self):
         from ._app import create_app
+        from ._decode import DEFAULT_MAX_ELEMENTS
 
         return create_app(self.infos, self.predictor, token=self.token, max_body_mb=self.options["max_body_mb"],
-                          max_batch_size=self.options["max_batch_size"])
+                          max_batch_size=self.options["max_batch_size"],
+                          max_elements=self.options.get("max_elements", DEFAULT_MAX_ELEMENTS))
 
 
 def build_app(config: ServeConfig, token: str | None = None):
@@ -103,7 +105,8 @@ def build_app(config: ServeConfig, token: str | None = None):
             log.info("%s: axis 0 is not dynamic: one request at a time", info.name)
     ingress = serve.deployment(Ingress, name="ingress", ray_actor_options={"num_cpus": 0},
                                max_ongoing_requests=1000)
-    options = {"max_body_mb": config.max_body_mb, "max_batch_size": config.max_batch_size, "token": token}
+    options = {"max_body_mb": config.max_body_mb, "max_batch_size": config.max_batch_size,
+               "max_elements": config.max_elements, "token": token}
     return ingress.bind(infos, handles, options)
 
 

@@ -1,9 +1,10 @@
 """Who may call the server and how much they may send.
 
-A bearer token (from ``EDGEKIT_SERVE_TOKEN`` or ``--token-file``) guards every model and
-metrics route; the health probes stay open for load balancers. The server will not bind
-a non-loopback address without a token unless told ``--insecure``. Bodies are capped
-while they stream in, so an oversized upload is refused before it is held in memory.
+A bearer token (from ``EDGEKIT_SERVE_TOKEN`` or ``--token-file``, trimmed of white space on
+both sides) guards every model and metrics route; the health probes stay open for load
+balancers. The server will not bind a non-loopback address without a token unless told
+``--insecure``, nor with a token shorter than ``MIN_TOKEN_CHARS``. Bodies are capped while
+they stream in, so an oversized upload is refused before it is held in memory.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .._errors import EdgekitError
 
 TOKEN_ENV = "EDGEKIT_SERVE_TOKEN"
 OPEN_PATHS = ("/healthz", "/readyz")
+MIN_TOKEN_CHARS = 16  # for a non-loopback bind; `python -c "import secrets; print(secrets.token_urlsafe(32))"`
 
 
 def read_token(token_file: Path | None = None, env: str = TOKEN_ENV) -> str | None:
@@ -32,7 +34,10 @@ def read_token(token_file: Path | None = None, env: str = TOKEN_ENV) -> str | No
         if not token:
             raise EdgekitError(f"--token-file {token_file} is empty", "write the token into it")
         return token
-    return os.environ.get(env) or None
+    value = os.environ.get(env)
+    if value and not value.strip():
+        raise EdgekitError(f"${env} holds only white space", "set it to the token, or unset it for no token")
+    return value.strip() if value else None
 
 
 def is_loopback(host: str) -> bool:
@@ -48,16 +53,22 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(host: str, token: str | None, insecure: bool) -> None:
-    """Refuse to expose an unauthenticated server beyond this machine."""
-    if token or insecure or is_loopback(host):
+    """Refuse to expose an unauthenticated server, or one behind a guessable token, beyond this machine."""
+    if is_loopback(host):
+        return
+    if token and len(token) < MIN_TOKEN_CHARS:
+        raise EdgekitError(f"refusing to listen on {host} with a {len(token)}-character token: a public server "
+                           f"needs a token of at least {MIN_TOKEN_CHARS} characters",
+                           'make one with: python -c "import secrets; print(secrets.token_urlsafe(32))"')
+    if token or insecure:
         return
     raise EdgekitError(f"refusing to listen on {host} without a token: anyone who can reach it could use the model",
                        f"set {TOKEN_ENV} or pass --token-file FILE; or --insecure if the network is trusted")
 
 
 def token_ok(header: str | None, token: str) -> bool:
-    scheme, _, given = (header or "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    scheme, _, given = (header or "").strip().partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.strip().encode())
 
 
 class GuardMiddleware:

@@ -33,10 +33,55 @@ def _vocab_sizes(graph) -> dict[str, int]:
     return sizes
 
 
+def _all_tensors(graph):
+    """Initializers and attribute tensors, subgraphs (If, Loop, Scan) included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                yield from _all_tensors(sub)
+
+
+def check_external_data(path: Path, proto=None) -> None:
+    """Every tensor stored outside the .onnx file must be in a file inside the model's folder.
+
+    The runtimes refuse a location that leaves the folder (``../secrets``, ``/etc/passwd``),
+    with a message that does not say why; this names the file and the tensor instead.
+    """
+    onnx = require("onnx", "ONNX models")
+    if proto is None:
+        proto = onnx.load(str(path), load_external_data=False)
+    folder = Path(path).resolve().parent
+    for tensor in _all_tensors(proto.graph):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        target = (folder / location).resolve()
+        if not location or Path(location).is_absolute() or not target.is_relative_to(folder):
+            raise EdgekitError(f"{path}: tensor {tensor.name!r} keeps its data in {location!r}, outside the "
+                               f"model's folder ({target}); edgekit and the runtimes read external data only "
+                               "from files beside the model",
+                               "export the model again with its external data in its own folder (a relative "
+                               "file name, no '..'), or re-save it with onnx.save(..., save_as_external_data=True)")
+        if not target.is_file():
+            raise EdgekitError(f"{path}: tensor {tensor.name!r} keeps its data in {location!r}, which is missing "
+                               f"({target})", "copy the .onnx together with its external data file(s)")
+
+
 def load_onnx(path: Path) -> Model:
     onnx = require("onnx", "ONNX models")
     try:
         proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise EdgekitError(
+            f"{path} is not a valid ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+            "the file may be truncated or corrupt: export it again",
+        ) from exc
+    check_external_data(path, proto)
+    try:
         onnx.checker.check_model(str(path))
     except Exception as exc:
         raise EdgekitError(
