@@ -48,6 +48,8 @@ class FallbackPolicy:
     latency_window: int = 5
     latency_recheck_s: float = 30.0  # after leaving the device for latency, try it again after this
     min_confidence: float | None = None  # classifiers: max softmax prob under this -> ask the server
+    max_response_mb: float = 64.0  # a server's answer larger than this is a failed call, never read whole
+    max_response_elements: int = 16 * 2**20  # numbers in a server's answer (its .npz is checked before inflating)
     max_dims: dict[str, int] = field(default_factory=dict)  # local limits on named axes, e.g. {"sequence": 128}
 
 
@@ -262,14 +264,22 @@ class FallbackModel:
         if not self.circuit.allow():
             raise CloudError(f"circuit open after {self.circuit.failures} consecutive failures; "
                              f"next try within {self.policy.cooldown_s:g} s")
-        try:
-            outs, names = self._post(feeds)
-            outs, names = self._conform(outs, names, like)
+        try:  # every way out settles the call, so a half-open trial ends in closed or open
+            try:
+                outs, names = self._post(feeds)
+                outs, names = self._conform(outs, names, like)
+            except CloudError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - whatever the server's bytes did, the device answers
+                raise CloudError(f"the server's answer cannot be used: {type(exc).__name__}: {exc}") from None
         except CloudError as exc:
             if exc.counts:
                 self.circuit.failure()
             else:
                 self.circuit.success()  # the server answered: it is up
+            raise
+        except BaseException:  # interrupted mid-call (KeyboardInterrupt...): counted as a failure
+            self.circuit.failure()
             raise
         self.circuit.success()
         return outs, names
@@ -288,9 +298,8 @@ class FallbackModel:
             req = urllib.request.Request(self.url, data=buf.getvalue(), headers=headers, method="POST")
             try:
                 with urllib.request.urlopen(req, timeout=p.timeout_s) as resp:
-                    body = resp.read()
-                with np.load(io.BytesIO(body), allow_pickle=False) as z:
-                    return [z[k] for k in z.files], list(z.files)
+                    body = resp.read(int(p.max_response_mb * 2**20) + 1)
+                return self._decode(body)
             except urllib.error.HTTPError as exc:
                 detail = exc.read()[:300].decode("utf-8", "replace")
                 last = f"HTTP {exc.code}: {detail}"
@@ -300,6 +309,25 @@ class FallbackModel:
                 cause = exc.reason if isinstance(getattr(exc, "reason", None), BaseException) else exc
                 last = f"{type(cause).__name__}: {cause}"
         raise CloudError(f"{last} (after {p.retries + 1} attempts)")
+
+    def _decode(self, body: bytes) -> tuple[list[np.ndarray], list[str]]:
+        """The arrays of a 200's .npz body, read within limits; a CloudError (counted) if it is not one."""
+        from .serve._decode import read_npz
+        from .serve._model import RequestError
+
+        limit = int(self.policy.max_response_mb * 2**20)
+        if len(body) > limit:
+            raise CloudError(f"the server answered 200 with more than {limit} bytes (max_response_mb)")
+        if not body:
+            raise CloudError("the server answered 200 with an empty body")
+        try:
+            arrays = read_npz(body, max_elements=self.policy.max_response_elements)
+        except RequestError as exc:
+            raise CloudError(f"the server answered 200 with a body that is not a usable .npz: {exc.detail}") from None
+        bad = [k for k, a in arrays.items() if a.dtype.kind not in "biuf"]
+        if not arrays or bad:
+            raise CloudError(f"the server's .npz holds {'no arrays' if not arrays else f'non-numeric {bad}'}")
+        return list(arrays.values()), list(arrays)
 
     def _conform(self, outs, names, like) -> tuple[list[np.ndarray], list[str]]:
         """The server's outputs in the local order and shapes, or a CloudError saying how they differ."""

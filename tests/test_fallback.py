@@ -195,3 +195,128 @@ def test_server_killed_mid_load_device_answers_circuit_opens_and_closes(clf):
     finally:
         if proc.poll() is None:
             stop_server(proc)
+
+
+class _FakeServer:
+    """A real HTTP server on loopback that answers every predict with 200: first with
+    garbage (``bodies`` in turn), then, once ``fixed``, with the model's real outputs."""
+
+    def __init__(self, clf, bodies: list[bytes]):
+        import io
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from edgekit.backends.onnxruntime.runtime import OrtRunner
+
+        runner, fake = OrtRunner(clf), self
+        self.bodies, self.fixed, self.calls = bodies, False, 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                data = self.rfile.read(int(self.headers["content-length"]))
+                with fake.lock:
+                    fake.calls += 1
+                    body = fake.bodies[(fake.calls - 1) % len(fake.bodies)]
+                    if fake.fixed:
+                        with np.load(io.BytesIO(data)) as z:
+                            buf = io.BytesIO()
+                            np.savez(buf, probs=runner.run({"x": z["x"]})[0])
+                            body = buf.getvalue()
+                self.send_response(200)
+                self.send_header("content-type", "application/x-npz")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _garbage_bodies() -> list[bytes]:
+    import io
+    import zipfile
+
+    def npz(**arrays):
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        return buf.getvalue()
+
+    good = npz(probs=np.full((1, 4), 0.25, np.float32))
+    not_npy = io.BytesIO()
+    with zipfile.ZipFile(not_npy, "w") as zf:
+        zf.writestr("probs.npy", b"not an array")
+    return [
+        b"",  # EOFError in np.load
+        b"\x00garbage\xff" * 10,  # not a zip
+        good[: len(good) // 2],  # truncated: BadZipFile
+        not_npy.getvalue(),  # a zip without an .npy in it
+        npz(probs=np.array([{"a": 1}], dtype=object)),  # needs pickle
+        npz(other=np.zeros((1, 7), np.float32)),  # wrong key and shape
+        npz(probs=np.zeros((1, 5), np.float32)),  # wrong shape
+        b"PK\x05\x06" + bytes(18),  # an empty zip: no arrays
+    ]
+
+
+def test_garbage_200_device_answers_every_call_and_the_circuit_recovers(clf):
+    """A server that answers 200 with broken bodies: every call is answered by the device
+    (nothing escapes predict), each is a counted failure, the half-open trial on garbage
+    opens the circuit again, and once the server is fixed the circuit closes."""
+    bodies = _garbage_bodies()
+    fake = _FakeServer(clf, bodies)
+    policy = FallbackPolicy(min_confidence=1.01, retries=0, failure_threshold=2, cooldown_s=0.3)
+    fm = FallbackModel(clf, fake.url, policy, model="clf")
+    try:
+        for seed in range(len(bodies)):  # every garbage body reaches the model: the circuit is closed for each
+            fm.circuit.success()
+            x = _x(seed=seed)
+            r = fm(x)
+            assert (r.path, r.reason) == ("local", "cloud_failed"), r
+            assert "server" in r.detail
+            np.testing.assert_allclose(r[0], _local(clf, x), atol=1e-5)
+        assert fake.calls == len(bodies)
+        fm(_x())
+        fm(_x())
+        assert fm.circuit.state == "open"
+        time.sleep(policy.cooldown_s + 0.05)
+        assert fm.circuit.state == "half_open"
+        r = fm(_x())  # the trial gets garbage: open again, not stuck half-open
+        assert (r.path, r.reason) == ("local", "cloud_failed") and fm.circuit.state == "open"
+        fake.fixed = True
+        time.sleep(policy.cooldown_s + 0.05)
+        x = _x(seed=99)
+        r = fm(x)
+        assert (r.path, r.reason) == ("cloud", "low_confidence")
+        np.testing.assert_allclose(r[0], _local(clf, x), atol=1e-5)
+        assert fm.circuit.state == "closed"
+    finally:
+        fake.close()
+
+
+def test_half_open_trial_interrupted_still_settles(clf):
+    """A trial call cut short by an exception that is not the server's (KeyboardInterrupt):
+    the circuit opens again instead of waiting on a trial that never ends."""
+    now = [0.0]
+    fm = FallbackModel(clf, "http://127.0.0.1:9", FallbackPolicy(failure_threshold=1, cooldown_s=5), model="clf")
+    fm.circuit.clock = lambda: now[0]
+    fm.circuit.failure()
+    now[0] = 5.0
+    assert fm.circuit.state == "half_open"
+
+    def interrupted(feeds):
+        raise KeyboardInterrupt
+
+    fm._post = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        fm._cloud({"x": _x()})
+    assert fm.circuit.state == "open"
+    now[0] = 10.0
+    assert fm.circuit.allow()  # a new trial is let through after the next cool-down
