@@ -27,12 +27,13 @@ __all__ = [
 ]
 
 
-def load(spec, *, inputs=None, dims=None, task=None, trust_pickle=False) -> Model:
+def load(spec, *, inputs=None, dims=None, task=None, trust_pickle=False, trust_remote_code=False) -> Model:
     """Load a model: an ONNX file, a .pt2, TorchScript, ``package.module:factory``,
     a Hugging Face folder, a .keras or a .tflite file. See ``edgekit.steps.ingest.load``."""
     from .steps.ingest import load as _load
 
-    return _load(spec, inputs=inputs, dims=dims, task=task, trust_pickle=trust_pickle)
+    return _load(spec, inputs=inputs, dims=dims, task=task, trust_pickle=trust_pickle,
+                 trust_remote_code=trust_remote_code)
 
 
 def convert(model, targets=("onnx", "openvino", "tflite", "coreml"), out="edgekit-out", **options) -> ConvertResult:

@@ -20,6 +20,7 @@ class ModelSection(_Section):
     inputs: list[str] = Field(default_factory=list)  # name:shape:dtype
     dims: dict[str, int] = Field(default_factory=dict)
     trust_pickle: bool = False
+    trust_remote_code: bool = False  # a Hugging Face folder's own Python code (auto_map) may run
 
 
 class ConvertSection(_Section):

@@ -23,6 +23,7 @@ app = typer.Typer(
 
 
 _ERR_STREAM = None
+_TRUST_REMOTE_CODE = "Allow a Hugging Face folder's own Python code (config auto_map) to run; read it first."
 
 
 def _console(stderr: bool = True):
@@ -81,6 +82,7 @@ def convert(
     min_cosine: Annotated[float | None, typer.Option(help="Parity: lowest cosine similarity allowed.")] = None,
     simplify: Annotated[bool, typer.Option(help="Simplify the ONNX graph with onnxsim.")] = False,
     trust_pickle: Annotated[bool, typer.Option(help="Allow loading pickled torch models (runs code from the file).")] = False,
+    trust_remote_code: Annotated[bool, typer.Option(help=_TRUST_REMOTE_CODE)] = False,
     force: Annotated[bool, typer.Option(help="Replace a non-empty --out folder edgekit did not write.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON on stdout.")] = False,
     debug: Annotated[bool, typer.Option(help="Show full tracebacks.")] = False,
@@ -101,7 +103,8 @@ def convert(
         with step("loading the model"):
             m = load(source, inputs=input or (r.model.inputs if r else None), dims=dims,
                      task=task or (r.model.task if r else None),
-                     trust_pickle=trust_pickle or (r.model.trust_pickle if r else False))
+                     trust_pickle=trust_pickle or (r.model.trust_pickle if r else False),
+                     trust_remote_code=trust_remote_code or (r.model.trust_remote_code if r else False))
         tol = dict(r.verify.tolerance) if r else {}
         tol.update({k: v for k, v in {"atol": atol, "rtol": rtol, "min_cosine": min_cosine}.items() if v is not None})
         result = api_convert(
@@ -172,6 +175,7 @@ def compress(
     input: Annotated[list[str] | None, typer.Option("--input", "-i", help="Input spec name:shape:dtype (models without a signature).")] = None,
     dim: Annotated[list[str] | None, typer.Option(help="Size of a dynamic axis, e.g. sequence=128.")] = None,
     task: Annotated[str | None, typer.Option(help="Hugging Face task (inferred when not given).")] = None,
+    trust_remote_code: Annotated[bool, typer.Option(help=_TRUST_REMOTE_CODE)] = False,
     force: Annotated[bool, typer.Option(help="Replace a non-empty --out folder edgekit did not write.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print report.json on stdout.")] = False,
     debug: Annotated[bool, typer.Option(help="Show full tracebacks.")] = False,
@@ -205,7 +209,8 @@ def compress(
         resolved = Recipe(
             name=r.name if r else None,
             model=ModelSection(source=source, task=task or (r.model.task if r else None),
-                               inputs=input or (r.model.inputs if r else []), dims=dims),
+                               inputs=input or (r.model.inputs if r else []), dims=dims,
+                               trust_remote_code=trust_remote_code or (r.model.trust_remote_code if r else False)),
             compress=CompressSection(
                 quantize=quantize.split(",") if quantize else (c.quantize if c else []),
                 data=data or c.data,
@@ -235,7 +240,7 @@ def compress(
         rc = resolved.compress
         with step("loading the model"):
             m = load(resolved.model.source, inputs=resolved.model.inputs or None, dims=resolved.model.dims,
-                     task=resolved.model.task)
+                     task=resolved.model.task, trust_remote_code=resolved.model.trust_remote_code)
         plan = None
         if rc.prune or rc.student or rc.distill:
             from .steps.student import StudentPlan

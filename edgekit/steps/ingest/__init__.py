@@ -14,18 +14,20 @@ _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
 def load(spec: str | Path, *, inputs: list[str] | None = None, dims: list[str] | dict | None = None,
-         task: str | None = None, trust_pickle: bool = False) -> Model:
+         task: str | None = None, trust_pickle: bool = False, trust_remote_code: bool = False) -> Model:
     """Load a model from a path or ``package.module:factory``.
 
     ``inputs`` are ``name:shape:dtype`` specs for sources that carry no signature
     (TorchScript, bare nn.Modules); ``dims`` sets the sizes used for dynamic axes
-    when a concrete shape is needed (``{"sequence": 64}``).
+    when a concrete shape is needed (``{"sequence": 64}``). ``trust_pickle`` lets a pickled
+    torch file load and ``trust_remote_code`` a Hugging Face folder with its own Python code
+    (``auto_map``): both run code from the model, so both are off unless asked for.
     """
     input_specs: list[TensorSpec] | None = [parse_input_spec(s) for s in inputs] if inputs else None
     given = dict(dims) if isinstance(dims, dict) else parse_dims(dims)
 
     def load_path(path: Path) -> Model:
-        model = _load_path(path, input_specs, given, task, trust_pickle)
+        model = _load_path(path, input_specs, given, task, trust_pickle, trust_remote_code)
         model.sha256 = model.sha256 or sha256_of(path)
         return model
 
@@ -42,14 +44,14 @@ def load(spec: str | Path, *, inputs: list[str] | None = None, dims: list[str] |
     return model
 
 
-def _load_path(path: Path, input_specs, dims, task, trust_pickle) -> Model:
+def _load_path(path: Path, input_specs, dims, task, trust_pickle, trust_remote_code=False) -> Model:
     if not path.exists():
         raise EdgekitError(f"model {str(path)!r} does not exist", f"give a path to {FORMATS}")
     if path.is_dir():
         if (path / "config.json").is_file():
             from ._hf import load_hf_folder
 
-            return load_hf_folder(path, task, dims)
+            return load_hf_folder(path, task, dims, trust_remote_code)
         if (path / "saved_model.pb").is_file():
             from ._tf import load_keras
 

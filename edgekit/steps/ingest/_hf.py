@@ -53,27 +53,51 @@ def infer_task(folder: Path, config: dict) -> str:
     return "feature-extraction"
 
 
-def _from_pretrained(auto, folder: Path):
+def _from_pretrained(auto, folder: Path, trust_remote_code: bool = False):
     """Eager attention: exported, it is the plain MatMul-Softmax-MatMul that OpenVINO fuses into one
     attention kernel and ONNX Runtime runs without the NaN guard torch's SDPA export adds. On MiniLM:
     OpenVINO static int8 6.28 -> 5.49 ms, ORT dynamic int8 14.2 -> 13.3 ms (1 thread); LiteRT unchanged.
     A model class without the option loads as it is."""
+    kw = {"local_files_only": True, "trust_remote_code": trust_remote_code}
     try:
-        return auto.from_pretrained(str(folder), local_files_only=True, attn_implementation="eager").eval()
+        return auto.from_pretrained(str(folder), attn_implementation="eager", **kw).eval()
     except (TypeError, ValueError):
-        return auto.from_pretrained(str(folder), local_files_only=True).eval()
+        return auto.from_pretrained(str(folder), **kw).eval()
 
 
-def load_hf_folder(folder: Path, task: str | None, dims: dict[str, int]) -> Model:
+def check_remote_code(folder: Path, config: dict, trust_remote_code: bool) -> None:
+    """A folder whose config (or tokenizer config) maps to its own Python code (``auto_map``)
+    runs that code when loaded: refused unless ``trust_remote_code``. transformers would
+    otherwise ask on stdin, where a piped ``y`` says yes."""
+    if trust_remote_code:
+        return
+    maps = {"config.json": config.get("auto_map")}
+    tok_file = folder / "tokenizer_config.json"
+    if tok_file.is_file():
+        try:
+            maps["tokenizer_config.json"] = json.loads(tok_file.read_text()).get("auto_map")
+        except (ValueError, AttributeError):
+            pass  # not ours to judge; transformers will say what is wrong with it
+    found = {name: m for name, m in maps.items() if m}
+    if found:
+        where = "; ".join(f"{name} auto_map {m}" for name, m in found.items())
+        raise EdgekitError(f"{folder} ships its own Python code, which loading it would run ({where})",
+                           "read that code first; if you trust it, pass --trust-remote-code "
+                           "(trust_remote_code = true in the recipe's [model], or trust_remote_code=True in "
+                           "edgekit.load)")
+
+
+def load_hf_folder(folder: Path, task: str | None, dims: dict[str, int], trust_remote_code: bool = False) -> Model:
     torch = require("torch", "Hugging Face models")
     transformers = require("transformers", "Hugging Face models")
     config = json.loads((folder / "config.json").read_text())
+    check_remote_code(folder, config, trust_remote_code)
     task = task or infer_task(folder, config)
     if task not in TASKS:
         raise EdgekitError(f"unknown task {task!r}", f"use one of {sorted(TASKS)}")
     auto_cls, output_name = TASKS[task]
     try:
-        hf_model = _from_pretrained(getattr(transformers, auto_cls), folder)
+        hf_model = _from_pretrained(getattr(transformers, auto_cls), folder, trust_remote_code)
     except Exception as exc:
         raise EdgekitError(f"transformers cannot load {folder} as {task} ({exc})",
                            "check the folder holds config.json and weights, or give --task") from exc
@@ -86,7 +110,8 @@ def load_hf_folder(folder: Path, task: str | None, dims: dict[str, int]) -> Mode
         axes = [{0: "batch"}]
     else:
         try:
-            tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True,
+                                                                   trust_remote_code=trust_remote_code)
         except Exception as exc:
             raise EdgekitError(f"{folder} has no usable tokenizer ({exc})",
                                "save the tokenizer into the model folder (tokenizer.save_pretrained)") from exc
