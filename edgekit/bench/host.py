@@ -232,14 +232,16 @@ class SSHDevice:
             raise EdgekitError("the ssh client is not installed on this host", "install OpenSSH's client (apt install openssh-client)")
 
     def _ssh(self, command: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run([*self.ssh, self.target, command], capture_output=True, text=True, timeout=timeout)
+        # "--": a target that starts with "-" is a host name, never an option (-oProxyCommand=...)
+        return subprocess.run([*self.ssh, "--", self.target, command], capture_output=True, text=True,
+                              timeout=timeout)
 
     def _fail(self, what: str, proc: subprocess.CompletedProcess) -> EdgekitError:
         err = (proc.stderr or proc.stdout).strip().splitlines()
         cause = err[-1] if err else f"exit status {proc.returncode}"
         return EdgekitError(f"device {self.spec}: {what}: {cause}",
-                            "check the device is reachable (ssh " + " ".join(shlex.quote(a) for a in self.ssh[1:])
-                            + f" {self.target} true) with key authentication")
+                            "check the device is reachable (" + shlex.join([*self.ssh, "--", self.target, "true"])
+                            + ") with key authentication")
 
     def open(self) -> str:
         proc = self._ssh("mktemp -d /tmp/edgekit-bench.XXXXXX")
@@ -259,8 +261,8 @@ class SSHDevice:
             self._ssh(f"rm -rf {shlex.quote(workdir)}")
 
     def push(self, files: list[Path], workdir: str) -> None:
-        proc = subprocess.run([*self.scp, "-r", *map(str, files), f"{self.target}:{workdir}/"], capture_output=True,
-                              text=True, timeout=600)
+        proc = subprocess.run([*self.scp, "-r", "--", *map(str, files), f"{self.target}:{workdir}/"],
+                              capture_output=True, text=True, timeout=600)
         if proc.returncode != 0:
             raise self._fail("copying to the device failed", proc)
 
@@ -268,15 +270,15 @@ class SSHDevice:
         sub = f"{workdir}/{abs(hash(item.label))}"
         self._ssh(f"mkdir -p {shlex.quote(sub)}")
         self.push([RUNNER, inputs, *files_of(item)], sub)
-        remote = (f"cd {shlex.quote(sub)} && {shlex.quote(self.python)} runner.py --artifact {shlex.quote(item.path.name)} "
-                  f"--format {item.format} --inputs {shlex.quote(inputs.name)} --out result.json "
-                  + " ".join(shlex.quote(a) for a in args))
+        argv = [self.python, "runner.py", "--artifact", item.path.name, "--format", item.format,
+                "--inputs", inputs.name, "--out", "result.json", *args]
+        remote = f"cd {shlex.quote(sub)} && " + shlex.join(argv)  # every argument quoted
         proc = self._ssh(remote, timeout=timeout)
         with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
             out = Path(tmp) / "result.json"
             if proc.returncode == 0:
-                pull = subprocess.run([*self.scp, f"{self.target}:{sub}/result.json", str(out)], capture_output=True,
-                                      text=True, timeout=120)
+                pull = subprocess.run([*self.scp, "--", f"{self.target}:{sub}/result.json", str(out)],
+                                      capture_output=True, text=True, timeout=120)
                 if pull.returncode != 0:
                     raise self._fail("copying the result back failed", pull)
             return _result(proc, out, self.spec, item)
