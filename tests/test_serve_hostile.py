@@ -189,9 +189,13 @@ def test_json_nested_5000_deep_is_a_counted_400(server):
     key = 'edgekit_errors_total{kind="bad_request"}'
     assert _metric(after.decode(), key) == _metric_or_0(before.decode(), key) + 1
     assert _metric(after.decode(), 'edgekit_requests_total{code="400",model="clf"}') >= 1
-    # brackets inside strings do not count, and a tensor's own nesting is fine
-    ok = json.dumps({"inputs": {"x": [[0.5] * FEATURES]}, "note": "[" * 100}).encode()
+    # brackets inside strings (escaped quotes and backslashes too) do not count; a tensor's own nesting is fine
+    ok = json.dumps({"inputs": {"x": [[0.5] * FEATURES]}, "note": "[" * 100 + '\\"[\\\\'}).encode()
     assert request(port, "POST", "/v1/models/clf:predict", ok, JSON)[0] == 200
+    # the depth scan is linear: 4 MB of escaped quotes in an unterminated string is a quick 400
+    t0 = time.perf_counter()
+    status, _ = request(port, "POST", "/v1/models/clf:predict", b'{"inputs": "' + b'\\"' * 2**21, JSON)
+    assert status == 400 and time.perf_counter() - t0 < 3
 
 
 @pytest.mark.parametrize("value", [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e400", b"1e39"])

@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import re
 import struct
 import zipfile
 
@@ -28,7 +27,6 @@ from ._model import DEFAULT_MAX_DIM, RequestError
 DEFAULT_MAX_ELEMENTS = 4 * 2**20  # numbers one request may carry, all inputs together (16 MB of float32)
 MAX_JSON_DEPTH = 32  # {"inputs": {"x": [[...]]}}: 2 levels of objects, then one per axis
 _ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)  # what numpy writes; bzip2/lzma inflate unbounded chunks
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 
 
 def read_npz(body: bytes, specs: dict[str, TensorSpec] | None = None, limits: dict[str, int] | None = None,
@@ -130,16 +128,15 @@ def read_json(body: bytes, max_elements: int = DEFAULT_MAX_ELEMENTS,
               max_depth: int = MAX_JSON_DEPTH) -> dict[str, object]:
     """``{"inputs": {name: nested list}}``: the raw values by name, checked for depth and
     size before parsing (400 too deep, 413 too many numbers) and for non-finite numbers after."""
-    bare = _JSON_STRING.sub(b'""', body)  # brackets and commas inside strings do not count
-    depth = _max_depth(bare)
+    depth, commas = json_structure(body)
     if depth > max_depth:
         raise RequestError(400, f"the JSON body nests {depth} levels deep; this server takes at most {max_depth} "
                                 '({"inputs": {"<name>": [[...]]}} needs 2 plus one per axis)')
-    if bare.count(b",") > max_elements + 64:
+    if commas > max_elements + 64:
         raise RequestError(413, f"the JSON body holds more than {max_elements} numbers; this server's limit is "
                                 f"{max_elements} (--max-elements)")
     try:
-        doc = json.loads(body, parse_constant=_non_finite)
+        doc = json.loads(body.decode("utf-8"), parse_constant=_non_finite)  # RFC 8259: JSON on the wire is UTF-8
     except RequestError:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError; depth is checked above
@@ -149,13 +146,26 @@ def read_json(body: bytes, max_elements: int = DEFAULT_MAX_ELEMENTS,
     return doc["inputs"]
 
 
-def _max_depth(data: bytes) -> int:
-    if not data:
-        return 0
-    arr = np.frombuffer(data, np.uint8)
-    steps = (np.isin(arr, (ord("["), ord("{"))).view(np.int8) - np.isin(arr, (ord("]"), ord("}"))).view(np.int8))
-    steps = steps[steps != 0]
-    return int(np.cumsum(steps, dtype=np.int32).max()) if steps.size else 0
+def json_structure(body: bytes) -> tuple[int, int]:
+    """(deepest nesting, commas) of a JSON text, outside its strings, in linear time, without parsing.
+
+    Escapes are blanked left to right as JSON reads them (``\\\\`` first, then ``\\"``), so every
+    quote left delimits a string; a byte is inside one when an odd number of quotes precede
+    it. An invalid text reads the same as the parser up to its first invalid byte, where the
+    parser stops, so the parser never nests deeper than the depth found here.
+    """
+    arr = np.frombuffer(body.replace(b"\\\\", b"__").replace(b'\\"', b"__"), np.uint8)
+    if not arr.size:
+        return 0, 0
+    outside = (np.cumsum(arr == ord('"'), dtype=np.uint8) & 1) == 0  # uint8 wraps: parity survives
+    opens = ((arr == ord("[")) | (arr == ord("{"))) & outside
+    closes = ((arr == ord("]")) | (arr == ord("}"))) & outside
+    steps = opens.view(np.int8) - closes.view(np.int8)
+    depth, level = 0, 0
+    for start in range(0, steps.size, 2**20):  # in slices: an int32 running sum of 16 MB would be 64 MB
+        run = np.cumsum(steps[start:start + 2**20], dtype=np.int32)
+        depth, level = max(depth, level + int(run.max())), level + int(run[-1])
+    return depth, int(np.count_nonzero((arr == ord(",")) & outside))
 
 
 def _non_finite(name: str):
