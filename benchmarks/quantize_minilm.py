@@ -42,6 +42,8 @@ def main() -> int:
         return proc.returncode or 1
     doc = json.loads(report.read_text())
     ref = doc["baselines"]["onnx"]["latency_ms"]["1"]["p50"]
+    cpu = doc["host"]["cpu"]
+    print(f"\nCPU: {cpu['model']} ({', '.join(cpu['features'])}; int8 dot product: {cpu['int8_dot']})")
     print(f"\nfp32 ONNX Runtime, 1 thread: {ref:.2f} ms (p50 of {args.runs})\n")
     print("| target | mode | size MB | x smaller | cosine mean | cosine min | p50 1t ms | p50 2t ms | vs ORT fp32 1t | float layers |")
     print("|---|---|---|---|---|---|---|---|---|---|")

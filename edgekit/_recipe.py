@@ -70,6 +70,7 @@ class CompressSection(_Section):
     int8_io: bool = False
     keep_names: bool = False  # LiteRT: keep intermediate tensor names (0.2 MB in MiniLM)
     skip_unsupported: bool = False  # run the (target, mode) pairs that exist; list the others as skipped
+    target_device: str | None = None  # a profile in targets/: quantizer settings for its CPU (default: this host)
 
 
 class Recipe(BaseModel):

@@ -157,6 +157,7 @@ def compress(
     int8_io: Annotated[bool, typer.Option(help="TFLite full-integer models with int8 inputs and outputs.")] = False,
     keep_names: Annotated[bool, typer.Option(help="LiteRT: keep intermediate tensor names (dropped by default to save space).")] = False,
     skip_unsupported: Annotated[bool, typer.Option(help="Run the target/mode pairs that exist; list the others as skipped.")] = False,
+    target: Annotated[str | None, typer.Option(help="A device profile in targets/: quantize for its CPU (default: this host's; EDGEKIT_CPU_FEATURES overrides).")] = None,
     prune: Annotated[str | None, typer.Option(help="structured:RATIO (channels/neurons removed) or unstructured:RATIO.")] = None,
     student: Annotated[str | None, typer.Option(help="Student: layers:N (every k-th teacher layer) or module:factory.")] = None,
     distill: Annotated[bool | None, typer.Option("--distill/--no-distill", help="Train the student against the teacher (default: on with --student or --prune).")] = None,
@@ -231,6 +232,7 @@ def compress(
                 int8_io=int8_io or (c.int8_io if c else False),
                 keep_names=keep_names or (c.keep_names if c else False),
                 skip_unsupported=skip_unsupported or (c.skip_unsupported if c else False),
+                target_device=target or (c.target_device if c else None),
             ),
         )
         if dump_recipe:
@@ -263,7 +265,8 @@ def compress(
                               calibration=rc.calibration_samples, evaluation=rc.eval_samples,
                               keep_float=rc.keep_float, calibration_method=rc.calibration_method,
                               threads=rc.threads, runs=rc.runs, int8_io=rc.int8_io, keep_names=rc.keep_names,
-                              skip_unsupported=rc.skip_unsupported, force=force, step=step)
+                              skip_unsupported=rc.skip_unsupported, target_device=rc.target_device, force=force,
+                              step=step)
         doc = result.report
         (console if as_json else _console(stderr=False)).print(compress_table(doc))
         for v in doc["variants"]:

@@ -55,6 +55,9 @@ def test_local_folder_all_artifacts(converted, tmp_path):
     assert rc == 0, err
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["schema"] == 1 and doc["kind"] == "bench" and doc["device"]["spec"] == "local"
+    from edgekit._cpu import detect
+
+    assert doc["device"]["cpu"]["model"] == detect().model and doc["device"]["cpu"]["arch"] == detect().arch
     _check(doc, {(f, t) for f in ("onnx", "openvino", "tflite") for t in (1, 2)})
     assert "p50 ms" in out and "slowest ops" in out
 
@@ -63,6 +66,7 @@ def test_target_budgets_and_pinned_core(converted):
     result = bench(converted / "onnx" / "model.onnx", target="raspberry-pi-5", runs=10, warmup=1, cores="0")
     assert result.settings["threads"] == [4]  # the profile's threads
     assert result.target["name"] == "raspberry-pi-5"
+    assert result.target["cpu"]["features"] == ["asimddp"] and result.target["cpu"]["int8_dot"] == "dotprod"
     fit = result.target["fits"][0]
     assert fit["latency"] is True and fit["memory"] is True  # a 30 kB CNN fits a Pi's budgets
 
@@ -86,6 +90,7 @@ def test_ssh_device_same_table(converted, server, tmp_path):
     assert rc == 0, err
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["device"]["spec"] == server.url
+    assert doc["device"]["cpu"]["features"] is not None  # read on the device by the _cpu.py pushed with the runner
     _check(doc, {("onnx", 1), ("openvino", 1), ("tflite", 1)})
     leftovers = [p for p in os.listdir("/tmp") if p.startswith("edgekit-bench.")]
     assert not leftovers, leftovers  # the device's work folder is removed

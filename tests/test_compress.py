@@ -42,6 +42,8 @@ def test_digits_static_int8_keeps_accuracy_and_shrinks(digits_report):
     assert (out / "report.png").stat().st_size > 10_000
     assert (out / "fp32" / "manifest.json").is_file()
     assert "held-out" in doc["data"]
+    assert doc["host"]["cpu"]["model"] and doc["target_cpu"] == doc["host"]["cpu"]  # no --target: this host
+    assert all(any(n.startswith("ISA:") for n in v["notes"]) for v in doc["variants"] if v["target"] == "onnx")
 
 
 def test_dump_recipe_repeats_the_run(digits_report):
@@ -106,9 +108,9 @@ def test_text_data_dynamic_int8_and_forced_repair(tmp_path, tiny_bert):
     assert doc["metric"] == "cosine"
     by = {(v["target"], v["mode"]): v for v in doc["variants"]}
     assert set(by) == {("onnx", "dynamic-int8"), ("onnx", "static-int8"), ("tflite", "dynamic-int8")}
-    static = by[("onnx", "static-int8")]
-    assert static["layers_kept_float"], static["notes"]
-    assert any(n.startswith("repair:") for n in static["notes"])
+    for mode in ("static-int8", "dynamic-int8"):  # dynamic int8 is repaired like static
+        v = by[("onnx", mode)]
+        assert v["layers_kept_float"] and any(n.startswith("repair:") for n in v["notes"]), v["notes"]
     assert any("weights rounded by GPTQ on 36 calibration samples" in n for n in by[("tflite", "dynamic-int8")]["notes"])  # 48 minus the tuning split
     for v in doc["variants"]:
         assert v["agreement"]["cosine_mean"] > 0.9
@@ -184,3 +186,26 @@ def test_tflite_full_integer_repair_keeps_float_what_breaks(tmp_path, tiny_bert)
     # max_drop 0 cannot be met: the search stops at half the weight layers float, and says so
     assert len(v["layers_kept_float"]) == 6, v["layers_kept_float"]
     assert "gave the 6 most sensitive of 12 fully connected layers run-time activations" in repair, repair
+
+
+@pytest.mark.parametrize(("env_cpu", "device", "weights"), [
+    ("avx2,fma,model=AVX2 box", None, "u8 weights"),  # u8 x s8 saturates here: u8 weights
+    ("avx2,fma,model=AVX2 box", "raspberry-pi-5", "full-range s8 weights"),  # the device's CPU decides
+    ("avx2,fma,avx512f,avx512_vnni,model=VNNI box", None, "full-range s8 weights")])
+def test_quantizer_settings_follow_the_target_cpu(tmp_path, tiny_bert, env_cpu, device, weights):
+    """The CLI end to end: ORT int8 chosen for the CPU of --target, else this host (here overridden)."""
+    args = ["compress", str(tiny_bert), "--data", str(SENTENCES), "--to", "onnx", "--quantize", "dynamic-int8",
+            "--dim", "sequence=16", "--calibration-samples", "16", "--eval-samples", "8", "--runs", "5",
+            "--threads", "1", "--max-drop", "100", "--out", str(tmp_path / "o"), "--json"]
+    rc, out, err = run_cli(*args, *(["--target", device] if device else []), env={"EDGEKIT_CPU_FEATURES": env_cpu})
+    assert rc == 0, err
+    doc = json.loads(out[out.index("{"):])
+    (v,) = doc["variants"]
+    isa = next(n for n in v["notes"] if n.startswith("ISA:"))
+    assert weights in isa, isa
+    assert doc["host"]["cpu"]["source"] == "EDGEKIT_CPU_FEATURES"
+    assert doc["target_cpu"]["source"] == (f"targets/{device}.toml" if device else "EDGEKIT_CPU_FEATURES")
+    if device:
+        assert f"quantized for {device}" in err + out
+    rc, _, err = run_cli(*args, "--target", "toaster", "--force")
+    assert rc == 2 and "unknown device profile 'toaster'" in err and "fix:" in err

@@ -29,6 +29,10 @@ def test_tiny_cnn_all_targets(tmp_path):
     assert core.validation["loads"] and core.validation["op_count"] > 5 and not core.validation["problems"]
     manifest = json.loads((tmp_path / "cnn" / "manifest.json").read_text())
     assert manifest["schema"] == 1
+    from edgekit._cpu import host
+
+    cpu = manifest["host"]["cpu"]  # the build machine's CPU and the features that change int8/bf16 kernels
+    assert cpu["model"] and cpu["features"] == sorted(host().features) and cpu["int8_dot"] == host().int8_dot
     assert len(manifest["source"]["sha256"] or "") == 64 or manifest["source"]["sha256"] is None
     for a in manifest["artifacts"]:
         for key in ("target", "precision", "path", "sha256", "size_bytes", "signature", "convert_seconds",

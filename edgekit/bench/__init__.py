@@ -77,7 +77,13 @@ def _base(item) -> dict:
 
 
 def _target_doc(results: list[dict], prof: dict | None) -> dict | None:
-    return {"name": prof["name"], "budgets": prof.get("budgets", {}), "fits": _fits(results, prof)} if prof else None
+    if not prof:
+        return None
+    from .._cpu import from_profile
+
+    cpu = from_profile(prof, prof["name"])
+    return {"name": prof["name"], "budgets": prof.get("budgets", {}), "cpu": cpu.to_dict() if cpu else None,
+            "fits": _fits(results, prof)}
 
 
 def bench(path: str | Path, *, device: str = "local", target: str | None = None, threads: list[int] | None = None,
@@ -174,7 +180,12 @@ def _bench_adb(device: str, items, prof: dict | None, threads: list[int], runs: 
             with step(f"{item.label}, {t} thread{'s' if t > 1 else ''} on {device}"):
                 parsed = run_adb(serial, item.path, Path(benchmark_binary), t, runs, warmup, timeout=timeout)
             results.append({**base, "threads": t, "error": None, **from_benchmark_model(parsed)})
-    return BenchResult(device={"spec": device, "system": "Android", "tool": "benchmark_model"},
+    from .._cpu import from_profile
+
+    cpu = from_profile(prof, prof["name"]) if prof else None  # benchmark_model does not say; the profile may
+    return BenchResult(device={"spec": device, "system": "Android", "tool": "benchmark_model",
+                               "cpu": {**cpu.to_dict(), "source": f"{cpu.source} (not read from the device)"}
+                               if cpu else None},
                        target=_target_doc(results, prof),
                        results=results, settings={"runs": runs, "warmup": warmup, "batch": 1, "threads": threads,
                                                   "profile": True})

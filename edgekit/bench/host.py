@@ -21,6 +21,7 @@ import numpy as np
 from .._errors import EdgekitError
 
 RUNNER = Path(__file__).with_name("runner.py")
+CPU = Path(__file__).parents[1] / "_cpu.py"  # the runner reports the device's CPU with it
 _SUFFIX_FORMAT = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".mlpackage": "coreml"}
 
 
@@ -269,7 +270,7 @@ class SSHDevice:
     def run(self, item: Item, inputs: Path, args: list[str], timeout: float, workdir: str) -> dict:
         sub = f"{workdir}/{abs(hash(item.label))}"
         self._ssh(f"mkdir -p {shlex.quote(sub)}")
-        self.push([RUNNER, inputs, *files_of(item)], sub)
+        self.push([RUNNER, CPU, inputs, *files_of(item)], sub)
         argv = [self.python, "runner.py", "--artifact", item.path.name, "--format", item.format,
                 "--inputs", inputs.name, "--out", "result.json", *args]
         remote = f"cd {shlex.quote(sub)} && " + shlex.join(argv)  # every argument quoted

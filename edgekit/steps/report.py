@@ -119,7 +119,22 @@ def compress_table(doc: dict):
             _fmt(lat.get(one, {}).get("p50"), ".2f"), _fmt(lat.get(many, {}).get("p50"), ".2f"),
             f"{e.get('speedup_1t', 1.0):.2f}x" if lat else "-", str(len(e.get("layers_kept_float", []))),
             f"[{colors.get(status, 'white')}]{status}{' (est.)' if e.get('quality_estimated') else ''}[/]")
+    table.caption = _cpu_caption(doc)
+    table.caption_justify = "left"
     return table
+
+
+def _cpu_caption(doc: dict) -> str | None:
+    """Which CPU the figures were taken on, and which the quantizers chose settings for."""
+    host = (doc.get("host") or {}).get("cpu")
+    if not host:
+        return None
+    text = f"measured on {host['model']} (int8: {host['int8_dot']}{', bf16' if host['bf16'] else ''})"
+    target = doc.get("target_cpu")
+    if target and (target.get("model"), target.get("features")) != (host["model"], host["features"]):
+        text += (f"; quantized for {target.get('device') or target['model']} "
+                 f"(int8: {target['int8_dot']}{', bf16' if target['bf16'] else ''})")
+    return text
 
 
 def compress_plot(doc: dict, path: Path) -> Path | None:
