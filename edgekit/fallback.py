@@ -321,7 +321,8 @@ class FallbackModel:
         if not body:
             raise CloudError("the server answered 200 with an empty body")
         try:
-            arrays = read_npz(body, max_elements=self.policy.max_response_elements)
+            arrays = read_npz(body, max_elements=self.policy.max_response_elements,
+                              limit_name="FallbackPolicy.max_response_elements")
         except RequestError as exc:
             raise CloudError(f"the server answered 200 with a body that is not a usable .npz: {exc.detail}") from None
         bad = [k for k, a in arrays.items() if a.dtype.kind not in "biuf"]

@@ -30,12 +30,12 @@ _ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)  # what numpy writes; 
 
 
 def read_npz(body: bytes, specs: dict[str, TensorSpec] | None = None, limits: dict[str, int] | None = None,
-             max_elements: int = DEFAULT_MAX_ELEMENTS) -> dict[str, np.ndarray]:
+             max_elements: int = DEFAULT_MAX_ELEMENTS, limit_name: str = "--max-elements") -> dict[str, np.ndarray]:
     """The arrays of an .npz body, each checked before it is read. Never unpickles.
 
     ``specs`` (input name -> spec): names, dtypes, ranks and sizes are checked against
     them (422), as are the ``limits`` of dynamic axes. More than ``max_elements``
-    numbers in all: 413. Not a plain .npz of .npy files: 400.
+    numbers in all (the setting called ``limit_name``): 413. Not a plain .npz of .npy files: 400.
     """
     entries = _zip_entries(body)
     if entries is not None and entries > (len(specs) if specs else 64) + 8:
@@ -54,9 +54,8 @@ def read_npz(body: bytes, specs: dict[str, TensorSpec] | None = None, limits: di
             count = math.prod(shape)
             total += count
             if total > max_elements:
-                raise RequestError(413, f"the .npz holds more than {max_elements} numbers in all (its "
-                                        f"{name!r} alone has shape {list(shape)}); this server's limit is "
-                                        f"{max_elements} (--max-elements)")
+                raise RequestError(413, f"the .npz holds more than {max_elements} numbers in all ({name!r} has "
+                                        f"shape {list(shape)}); the limit is {max_elements} ({limit_name})")
             if info.file_size != header_len + count * dtype.itemsize:
                 raise RequestError(400, f"the .npz member {info.filename!r} declares {info.file_size} bytes, but its "
                                         f"header says {header_len + count * dtype.itemsize}: it is not a plain .npy")
@@ -94,6 +93,8 @@ def _member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[str, np.
     except Exception as exc:  # noqa: BLE001 - whatever the bytes are, they are not an .npy header
         raise RequestError(400, f"the .npz member {info.filename!r} has no readable .npy header "
                                 f"({type(exc).__name__}: {exc})") from None
+    if any(d < 0 for d in shape):
+        raise RequestError(400, f"the .npz member {info.filename!r} has a negative size in its shape {list(shape)}")
     if dtype.hasobject:
         raise RequestError(400, f"the .npz holds an array that needs pickle ({name!r} has dtype {dtype}), "
                                 "which this server never loads")
