@@ -31,7 +31,12 @@ _EXTRAS: dict[str, tuple[str, str]] = {
 
 
 def install_hint(module: str) -> str:
-    extra, note = _EXTRAS.get(module.split(".")[0], ("all", ""))
+    top = module.split(".")[0]
+    if top not in _EXTRAS:  # a module a target's spec needs: that target's extra
+        from ._registry import extras
+
+        _EXTRAS.update({m: (e, "") for m, e in extras().items() if m not in _EXTRAS})
+    extra, note = _EXTRAS.get(top, ("all", ""))
     return f"pip install 'edgekit[{extra}]' -c converters/constraints.txt{note}"
 
 

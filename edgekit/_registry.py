@@ -1,45 +1,40 @@
-"""The targets edgekit converts to, and the runtime that runs each artifact format.
+"""The targets edgekit converts to: one folder each under ``backends/``, found by listing them.
 
-Extension points are dicts: add a target by adding an entry.
+Each folder's ``__init__`` holds its ``SPEC`` (backends/_spec.py); nothing here names a target.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+import pkgutil
 from pathlib import Path
+from types import ModuleType
 
 from ._data import load_toml
 from ._errors import EdgekitError
 from ._lazy import version_of
+from .backends._spec import TargetSpec
+
+Target = TargetSpec  # the name earlier code and user scripts use
 
 
-@dataclass(frozen=True)
-class Target:
-    name: str
-    backend: str  # module under edgekit.backends
-    runner: str  # class in that backend's runtime module
-    precisions: tuple[str, ...]
-    static_shapes: bool
+def _discover() -> dict[str, TargetSpec]:
+    """Every ``backends/<folder>`` whose ``__init__`` defines a SPEC (light: no framework imports)."""
+    from . import backends
+
+    found = []
+    for info in pkgutil.iter_modules(backends.__path__):
+        if info.ispkg and not info.name.startswith("_"):
+            spec = getattr(importlib.import_module(f"{backends.__name__}.{info.name}"), "SPEC", None)
+            if isinstance(spec, TargetSpec):
+                found.append(spec)
+    return {s.name: s for s in sorted(found, key=lambda s: (s.order, s.name))}
 
 
-TARGETS: dict[str, Target] = {
-    "onnx": Target("onnx", "onnxruntime", "OrtRunner", ("fp32", "fp16"), False),
-    "openvino": Target("openvino", "openvino", "OpenVINORunner", ("fp32", "fp16"), False),
-    "tflite": Target("tflite", "tflite", "LiteRTRunner", ("fp32", "fp16"), True),
-    "coreml": Target("coreml", "coreml", "CoreMLRunner", ("fp32", "fp16"), True),
-}
-# what a source format can be converted to, and why not where it cannot
-_NO_PATH = {
-    ("keras", "onnx"): "Keras to ONNX needs tf2onnx, which does not install beside the pinned TensorFlow",
-    ("keras", "coreml"): "coremltools 9 supports TensorFlow only up to 2.12; edgekit pins 2.21",
-    ("tflite", "onnx"): "there is no maintained .tflite to ONNX converter",
-    ("tflite", "coreml"): "coremltools does not read .tflite",
-    ("onnx", "coreml"): "coremltools no longer reads ONNX, and onnx2torch cannot install beside torch 2.13 (it needs a torchvision that does not load)",
-}
+TARGETS: dict[str, TargetSpec] = _discover()  # ONNX first: later targets reuse its export
 
 
-def parse_targets(text: str | list[str]) -> list[Target]:
+def parse_targets(text: str | list[str]) -> list[TargetSpec]:
     names = [t.strip().lower() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
     if not names:
         raise EdgekitError("no target given", f"use --to with some of {', '.join(TARGETS)}")
@@ -50,19 +45,20 @@ def parse_targets(text: str | list[str]) -> list[Target]:
     return [TARGETS[n] for n in ordered]
 
 
-def check_path(source_format: str, target: Target) -> None:
-    """Refuse up front a conversion there is no path for."""
-    why = _NO_PATH.get((source_format, target.name))
+def check_path(source_format: str, target: TargetSpec) -> None:
+    """Refuse up front a conversion there is no route for."""
+    why = target.no_route.get(source_format)
     if why:
         raise EdgekitError(f"cannot convert a {source_format} model to {target.name}: {why}",
                            "give edgekit the PyTorch model (module:factory, .pt2 or a Hugging Face folder), or drop this target")
 
 
-def backend_module(target: Target, part: str):
-    return importlib.import_module(f"edgekit.backends.{target.backend}.{part}")
+def backend_module(target: TargetSpec, part: str) -> ModuleType:
+    """``backends/<target's folder>/<part>.py``: convert, runtime or quantize."""
+    return importlib.import_module(f"edgekit.backends.{target.package}.{part}")
 
 
-def runner_for(target: Target, path: Path, **kwargs):
+def runner_for(target: TargetSpec, path: Path, **kwargs):
     return getattr(backend_module(target, "runtime"), target.runner)(path, **kwargs)
 
 
@@ -72,4 +68,15 @@ def tool_versions(target: str) -> dict[str, str | None]:
     return {pkg: version_of(pkg) for pkg in chain["packages"] if version_of(pkg)}
 
 
-FORMAT_OF_SUFFIX = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".mlpackage": "coreml"}
+def format_of_suffix() -> dict[str, str]:
+    """Artifact suffix -> target name (.onnx -> onnx, .xml -> openvino, ...)."""
+    return {s.suffix: s.name for s in TARGETS.values()}
+
+
+def extras() -> dict[str, str]:
+    """Module a target needs -> its pip extra (for the install hint of a missing backend)."""
+    out = {}
+    for s in TARGETS.values():
+        for mod in (*s.needs, *(m for r in s.routes for m in r.needs)):
+            out.setdefault(mod.split(".")[0], s.extra)
+    return out

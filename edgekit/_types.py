@@ -121,6 +121,7 @@ class Artifact:
     parity: Parity | None = None
     notes: list[str] = field(default_factory=list)
     lineage: list[str] = field(default_factory=list)
+    attempts: list[dict] = field(default_factory=list)  # conversion routes tried: route, seconds, error, parity
 
     def to_dict(self, root: Path | None = None) -> dict:
         path = self.path
@@ -141,6 +142,7 @@ class Artifact:
             "parity": asdict(self.parity) if self.parity else None,
             "notes": self.notes,
             "lineage": self.lineage,
+            "attempts": self.attempts,
         }
 
 

@@ -1,6 +1,9 @@
-"""One subpackage per backend; each is imported only when its target is asked for.
+"""One folder per target; each is imported only when its target is asked for.
 
-A backend module has ``convert(model, dest, precision, ctx) -> Path`` (in
-``convert.py``) and a runner class in ``runtime.py`` with ``signature`` and
-``run(feeds) -> list[np.ndarray]``.
+A folder's ``__init__`` defines ``SPEC`` (a ``_spec.TargetSpec``: its name, files, extra,
+conversion routes, quantization modes...), and nothing heavy. Its ``convert.py`` holds the
+route functions (``fn(model, dest_dir, precision, ctx) -> (path, notes)``), ``runtime.py`` the
+runner class (``signature``, ``run(feeds) -> list[np.ndarray]``) and ``quantize.py`` the
+quantizer. The interfaces are Protocols in ``_spec.py``; docs/architecture.md has the steps to
+add a target.
 """

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import platform
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +94,7 @@ def bench(path: str | Path, *, device: str = "local", target: str | None = None,
 
     import numpy as np
 
+    from .._registry import TARGETS
     from .host import LocalDevice, SSHDevice, find_artifacts, make_inputs
 
     step = step or (lambda _t: contextlib.nullcontext())
@@ -121,8 +121,9 @@ def bench(path: str | Path, *, device: str = "local", target: str | None = None,
         with tempfile.TemporaryDirectory(prefix="edgekit-bench-inputs-") as tmp:
             for item in items:
                 base = _base(item)
-                if item.format == "coreml" and platform.system() != "Darwin" and device == "local":
-                    results.append({**base, "threads": None, "error": "not run: the Core ML runtime needs macOS"})
+                cannot = TARGETS[item.format].cannot_run() if device == "local" else None
+                if cannot:  # e.g. Core ML off macOS
+                    results.append({**base, "threads": None, "error": cannot})
                     continue
                 try:
                     inputs = make_inputs(item, batch, Path(tmp))

@@ -22,7 +22,6 @@ from .._errors import EdgekitError
 
 RUNNER = Path(__file__).with_name("runner.py")
 CPU = Path(__file__).parents[1] / "_cpu.py"  # the runner reports the device's CPU with it
-_SUFFIX_FORMAT = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".mlpackage": "coreml"}
 
 
 @dataclass
@@ -42,10 +41,14 @@ def find_artifacts(path: Path) -> list[Item]:
     """A single artifact, or every artifact of a `convert`/`compress` output folder."""
     if not path.exists():
         raise EdgekitError(f"{path} does not exist", "give an artifact or an edgekit convert/compress output folder")
-    if path.is_file() or path.suffix == ".mlpackage":
-        fmt = _SUFFIX_FORMAT.get(path.suffix)
+    from .._registry import format_of_suffix
+
+    suffixes = format_of_suffix()
+    if path.is_file() or path.suffix in suffixes:  # a package folder (.mlpackage) is one artifact too
+        fmt = suffixes.get(path.suffix)
         if fmt is None:
-            raise EdgekitError(f"{path} is not an artifact edgekit benchmarks", "give .onnx, .xml (OpenVINO), .tflite or .mlpackage")
+            raise EdgekitError(f"{path} is not an artifact edgekit benchmarks",
+                               f"give one of {', '.join(f'{s} ({t})' for s, t in suffixes.items())}")
         return [_from_manifest(path) or Item(path, fmt, path.name, None, {})]
     items = []
     manifests = sorted(path.rglob("manifest.json"))
@@ -93,7 +96,8 @@ def make_inputs(item: Item, batch: int, folder: Path) -> Path:
     if item.signature is None:
         from .._registry import TARGETS, runner_for
 
-        sig = runner_for(TARGETS[item.format], item.path).signature if item.format != "coreml" else None
+        spec = TARGETS[item.format]
+        sig = runner_for(spec, item.path).signature if not spec.cannot_run() else None
         specs = sig.inputs if sig else []
     else:
         specs = [TensorSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in item.signature["inputs"]]
@@ -116,12 +120,19 @@ def make_inputs(item: Item, batch: int, folder: Path) -> Path:
     return out
 
 
+def device_loader(fmt: str) -> Path | None:
+    """A target's device-side loader (backends/<target>/device.py: numpy and the runtime only),
+    sent with the runner for formats the runner does not know itself."""
+    from .._registry import TARGETS
+
+    path = Path(__file__).parents[1] / "backends" / TARGETS[fmt].package / "device.py"
+    return path if path.is_file() else None
+
+
 def files_of(item: Item) -> list[Path]:
-    if item.format == "openvino":
-        return [item.path, item.path.with_suffix(".bin")]
-    if item.format == "onnx":
-        return [item.path, *sorted(item.path.parent.glob(item.path.name + ".data")), *sorted(item.path.parent.glob("*.onnx.data"))]
-    return [item.path]
+    from .._registry import TARGETS
+
+    return TARGETS[item.format].files(item.path)
 
 
 class LocalDevice:
@@ -137,8 +148,9 @@ class LocalDevice:
     def run(self, item: Item, inputs: Path, args: list[str], timeout: float) -> dict:
         with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
             out = Path(tmp) / "result.json"
+            loader = device_loader(item.format)
             cmd = [self.python, str(RUNNER), "--artifact", str(item.path), "--format", item.format,
-                   "--inputs", str(inputs), "--out", str(out), *args]
+                   "--inputs", str(inputs), "--out", str(out), *(["--loader", str(loader)] if loader else []), *args]
             if self.cores:
                 cmd = ["taskset", "-c", self.cores, *cmd]
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -251,7 +263,9 @@ class SSHDevice:
         return proc.stdout.strip()
 
     def check_runtime(self, workdir: str, fmt: str) -> None:
-        module = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "ai_edge_litert", "coreml": "coremltools"}[fmt]
+        from .._registry import TARGETS
+
+        module = TARGETS[fmt].runtime_module
         proc = self._ssh(f"{shlex.quote(self.python)} -c 'import numpy, {module}'")
         if proc.returncode != 0:
             raise EdgekitError(f"device {self.spec} cannot run {fmt} artifacts: {module} (or numpy) is missing "
@@ -270,9 +284,10 @@ class SSHDevice:
     def run(self, item: Item, inputs: Path, args: list[str], timeout: float, workdir: str) -> dict:
         sub = f"{workdir}/{abs(hash(item.label))}"
         self._ssh(f"mkdir -p {shlex.quote(sub)}")
-        self.push([RUNNER, CPU, inputs, *files_of(item)], sub)
+        loader = device_loader(item.format)
+        self.push([RUNNER, CPU, inputs, *files_of(item), *([loader] if loader else [])], sub)
         argv = [self.python, "runner.py", "--artifact", item.path.name, "--format", item.format,
-                "--inputs", inputs.name, "--out", "result.json", *args]
+                "--inputs", inputs.name, "--out", "result.json", *(["--loader", loader.name] if loader else []), *args]
         remote = f"cd {shlex.quote(sub)} && " + shlex.join(argv)  # every argument quoted
         proc = self._ssh(remote, timeout=timeout)
         with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:

@@ -11,7 +11,13 @@ from pathlib import Path
 from ..steps.report import human_size
 from .compare import fmt_ms
 
-_COLOURS = {"onnx": "#2f6fb0", "openvino": "#7a3fa8", "tflite": "#d0701f", "coreml": "#2e8b57"}
+
+def _colour(target: str | None) -> str:
+    """A target's colour in plots (its spec's), grey for what has none."""
+    from .._registry import TARGETS
+
+    spec = TARGETS.get(target or "")
+    return spec.colour if spec else "#4a6d8c"
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1180px;
  color:#1d232b;background:#fff;padding:0 16px}
@@ -203,12 +209,12 @@ def render_html(doc: dict, path: Path) -> Path:
              "<h2>Summary</h2>", _table(doc)]
     ok = [r for r in doc.get("results") or [] if not r.get("error")]
     hists = [f'<div class="card"><h3>{escape(_label(r))}</h3>'
-             f'{histogram_svg(r["samples_ms"], r.get("latency_ms") or {}, _COLOURS.get(r.get("format"), "#4a6d8c"))}'
+             f'{histogram_svg(r["samples_ms"], r.get("latency_ms") or {}, _colour(r.get("format")))}'
              f'<p class="meta">{len(r["samples_ms"])} timed runs</p></div>' for r in ok if r.get("samples_ms")]
     if hists:
         parts += ["<h2>Latency distribution</h2>", f'<div class="grid">{"".join(hists)}</div>']
     ops = [f'<div class="card"><h3>{escape(_label(r))}</h3>'
-           f'{ops_svg(r["ops"], _COLOURS.get(r.get("format"), "#4a6d8c"))}</div>' for r in ok if r.get("ops")]
+           f'{ops_svg(r["ops"], _colour(r.get("format")))}</div>' for r in ok if r.get("ops")]
     if ops:
         parts += ["<h2>Slowest ops (share of run time)</h2>", f'<div class="grid">{"".join(ops)}</div>']
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'

@@ -251,10 +251,26 @@ def _coreml(path, threads):
     return (lambda feeds: model.predict(feeds)), None, {"name": "coremltools", "version": ct.__version__}
 
 
+def _loader(fmt: str, path: str | None):
+    """The runtimes this file knows, else the target's own device.py (sent beside this file)."""
+    builtin = {"onnx": _ort, "openvino": _ov, "tflite": _tflite, "coreml": _coreml}
+    if fmt in builtin:
+        return builtin[fmt]
+    if not path:
+        raise SystemExit(f"runner: no loader for format {fmt!r} (give --loader DEVICE_PY)")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"edgekit_device_{fmt}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.load
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--artifact", required=True)
-    ap.add_argument("--format", required=True, choices=["onnx", "openvino", "tflite", "coreml"])
+    ap.add_argument("--format", required=True)
+    ap.add_argument("--loader", help="a target's device.py (load(artifact, threads) -> (run, handle, runtime))")
     ap.add_argument("--inputs", required=True)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--runs", type=int, default=100)
@@ -276,8 +292,7 @@ def main(argv=None) -> int:
     feeds = dict(np.load(args.inputs, allow_pickle=False))
     before, _ = _rss_mb()
     t0 = time.perf_counter()
-    loaders = {"onnx": _ort, "openvino": _ov, "tflite": _tflite, "coreml": _coreml}
-    run, _, runtime = loaders[args.format](args.artifact, args.threads)
+    run, _, runtime = _loader(args.format, args.loader)(args.artifact, args.threads)
     load_ms = (time.perf_counter() - t0) * 1000
     after_load, _ = _rss_mb()
     t0 = time.perf_counter()

@@ -48,35 +48,36 @@ class ModelInfo:
 
 
 def locate(path: Path) -> tuple[Path, str]:
-    """An .onnx, an OpenVINO .xml, or a convert output folder (its ONNX, else its OpenVINO IR)."""
+    """An artifact of a servable target (ONNX, OpenVINO IR), or a convert output folder (its first
+    servable artifact, in the targets' order: ONNX, else OpenVINO)."""
+    from .._registry import TARGETS
     from ..bench.host import find_artifacts
 
-    items = [i for i in find_artifacts(Path(path)) if i.format in ("onnx", "openvino")]
-    for fmt in ("onnx", "openvino"):
+    servable = [name for name, spec in TARGETS.items() if spec.servable]
+    items = [i for i in find_artifacts(Path(path)) if i.format in servable]
+    for fmt in servable:
         for item in items:
             if item.format == fmt:
                 return item.path, fmt
-    raise EdgekitError(f"{path} holds no ONNX or OpenVINO artifact to serve",
+    raise EdgekitError(f"{path} holds no artifact edgekit serves ({', '.join(servable)})",
                        "give an .onnx, an OpenVINO .xml, or a folder from `edgekit convert --to onnx`")
 
 
 def open_runner(path: Path, fmt: str, threads: int | None = None):
     """The artifact's runtime on this machine's CPU; an EdgekitError naming the file if it cannot open."""
+    from .._registry import TARGETS, runner_for
+
     try:
         if fmt == "onnx":
-            from ..backends.onnxruntime.runtime import OrtRunner
             from ..steps.ingest._onnx import check_external_data
 
             check_external_data(path)
-            return OrtRunner(path, threads=threads)
-        from ..backends.openvino.runtime import OpenVINORunner
-
-        return OpenVINORunner(path, threads=threads)
+        return runner_for(TARGETS[fmt], path, threads=threads)
     except EdgekitError:
         raise
     except Exception as exc:  # the runtime's own message, first line: no traceback for a bad file
         first = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-        raise EdgekitError(f"cannot open {path} in {'ONNX Runtime' if fmt == 'onnx' else 'OpenVINO'}: "
+        raise EdgekitError(f"cannot open {path} in {TARGETS[fmt].runtime_module}: "
                            f"{type(exc).__name__}: {first[:300]}",
                            "check the file (and its external data or .bin) is complete; rerun with --debug "
                            "for the traceback") from exc
@@ -88,7 +89,9 @@ def describe(path: Path, runner, fmt: str, name: str | None = None,
     sig = runner.signature
     batchable = bool(sig.inputs) and all(s.shape and isinstance(s.shape[0], str) for s in sig.inputs) \
         and all(s.shape and isinstance(s.shape[0], str) for s in sig.outputs)
-    files = [path, path.with_suffix(".bin")] if fmt == "openvino" else [path]
+    from .._registry import TARGETS
+
+    files = TARGETS[fmt].files(path)
     digest = "".join(sha256_of(f) for f in files if f.exists())
     lim = {}
     for spec in sig.inputs:
@@ -113,7 +116,9 @@ def default_name(path: Path) -> str:
         stem = path.stem
         if stem == "model":
             parent = path.parent
-            if parent.name in ("onnx", "openvino", "fp32") and parent.parent.name:
+            from .._registry import TARGETS
+
+            if (parent.name in TARGETS or parent.name == "fp32") and parent.parent.name:
                 parent = parent.parent
             stem = parent.name or stem
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in stem) or "model"

@@ -20,7 +20,7 @@ from .._cpu import for_device, openvino_precision
 from .._cpu import host as host_cpu
 from .._datasets import load_data
 from .._errors import EdgekitError
-from .._registry import TARGETS, backend_module, parse_targets
+from .._registry import TARGETS, backend_module, parse_targets, runner_for
 from .._types import Model, size_of
 from ..backends._common import ConvertContext
 from . import export, profile, report
@@ -28,18 +28,6 @@ from .evaluate import Quality, evaluate, run_source
 from .quantize import QuantOptions, check_support, parse_modes, quantize_with_repair
 from .report_html import render_compress_html
 from .verify import adapt_feeds
-
-# why an int8 artifact can be slower than fp32, where the cause is known: (target, mode, model kind)
-SLOW_REASONS = {
-    ("onnx", "dynamic-int8", "conv"): "ONNX Runtime's dynamic quantization of convolutions (ConvInteger) has no fast "
-                                      "kernels: quantize convolutions statically instead",
-    ("onnx", "static-int8", "transformer"): "QDQ int8 MatMuls pay quantize/dequantize around every layer and the "
-                                            "float layers kept for accuracy; OpenVINO or LiteRT int8 are faster here",
-    ("onnx", "static-int8", "conv"): "at this model size the quantize/dequantize overhead outweighs the int8 kernels",
-    ("tflite", "int8-weights", None): "weight-only int8 is dequantized to float at run time: it saves size, not time",
-    ("openvino", "int8-weights", None): "weight-only int8 is dequantized to float at run time: it saves size, not time",
-    ("tflite", "static-int8", "transformer"): "the float layers kept for accuracy add quantize/dequantize pairs",
-}
 
 
 @dataclass
@@ -62,48 +50,35 @@ def _kind(model: Model) -> str:
 def _runner_kwargs(target: str, fp32: bool, cpu=None) -> dict:
     """OpenVINO: true f32 for the fp32 baseline; for variants the precision the device's CPU runs
     by default (bf16 only with AMX or AVX512_BF16), as far as this host can run it."""
-    if target != "openvino":
+    if not TARGETS[target].precision_hint:
         return {}
     return {"precision_hint": "f32" if fp32 else openvino_precision(cpu or host_cpu())[0]}
 
 
 def _latency(model: Model, target: str, path: Path, feeds: dict, threads: list[int], runs: int, fp32: bool,
              cpu=None) -> dict:
-    if target == "coreml":
+    if TARGETS[target].cannot_run():
         return {}
     return {str(t): profile.measure(target, path, feeds, model.signature, t, runs=runs, warmup=max(3, runs // 10),
                                     **_runner_kwargs(target, fp32, cpu)).to_dict() for t in threads}
 
 
-def _coreml_quality(model: Model, path: Path, mode: str, ds, eval_refs) -> tuple[Quality | None, bool, list[str]]:
-    """A Core ML variant's quality, whether it is an estimate, and the notes saying how it was had.
+def _offhost_quality(model: Model, target: str, path: Path, mode: str, ds, eval_refs
+                     ) -> tuple[Quality | None, bool, list[str]]:
+    """The quality of a variant whose runtime cannot run here (Core ML off macOS), whether it is an
+    estimate, and how it was had: the target folder's ``estimate.outputs`` where it has one."""
+    import importlib.util
 
-    On macOS the runtime measures it. Elsewhere weight-compressed packages are estimated from
-    their decompressed weights in PyTorch (backends/coreml/estimate.py), where those map onto
-    the source's.
-    """
-    import platform
+    spec = TARGETS[target]
+    why = spec.cannot_run()
+    if importlib.util.find_spec(f"edgekit.backends.{spec.package}.estimate") is None:
+        return None, False, [f"quality not measured: {why}"]
+    outputs, notes = backend_module(spec, "estimate").outputs(model, path, mode, ds.evaluation.samples)
+    if outputs is None:
+        return None, False, notes
+    from .evaluate import score
 
-    validated = "(the package was validated)"
-    if platform.system() == "Darwin":
-        q = evaluate(model, "coreml", path, ds.evaluation.samples, eval_refs, ds.evaluation.labels)
-        return q, False, [f"quality measured by the Core ML runtime {validated}"]
-    if mode == "fp16" or model.module is None:
-        return None, False, [f"quality not measured: the Core ML runtime needs macOS {validated}"]
-    from ..backends.coreml.estimate import METHOD, with_package_weights
-    from .evaluate import run_source, score
-
-    weights = with_package_weights(model, path)
-    if not weights.usable:
-        return None, False, [f"quality not estimated: {len(weights.unmatched)} compressed weights "
-                             f"({weights.unmatched_share:.0%} of the compressed parameters) have no counterpart in "
-                             "the source (the converter fused or sliced them); it needs the Core ML runtime, i.e. macOS"]
-    notes = []
-    if weights.unmatched:
-        notes.append(f"estimate: {len(weights.unmatched)} small compressed weights ({weights.unmatched_share:.2%}) "
-                     f"have no counterpart in the source and stay fp32 in it: {', '.join(weights.unmatched[:3])}")
-    q = score(model, eval_refs, run_source(weights.model, ds.evaluation.samples), ds.evaluation.labels)
-    return q, True, [*notes, f"quality {METHOD}; latency needs macOS {validated}"]
+    return score(model, eval_refs, outputs, ds.evaluation.labels), True, notes
 
 
 def _quality_entry(q: Quality | None, baseline: float) -> dict:
@@ -170,7 +145,7 @@ def compress(model: Model, *, targets: str | list[str], modes: str | list[str] |
             baselines, variants = {}, []
             for art in fp32.artifacts:
                 with step(f"measuring the fp32 {art.target} baseline"):
-                    q = None if art.target == "coreml" else evaluate(
+                    q = None if TARGETS[art.target].cannot_run() else evaluate(
                         model, art.target, art.path, ds.evaluation.samples, eval_refs, ds.evaluation.labels,
                         **_runner_kwargs(art.target, True))
                     baselines[art.target] = {"path": str(art.path.relative_to(tmp)), "size_bytes": art.size_bytes,
@@ -234,7 +209,7 @@ def score_of(model: Model, samples, refs, labels) -> float:
 
 def _student_entry(teacher, student, info, art, tmp, label, ds, eval_refs, source_q, baselines, feeds, counts, runs,
                    max_drop) -> dict:
-    q = None if art.target == "coreml" else evaluate(student, art.target, art.path, ds.evaluation.samples, eval_refs,
+    q = None if TARGETS[art.target].cannot_run() else evaluate(student, art.target, art.path, ds.evaluation.samples, eval_refs,
                                                       ds.evaluation.labels, **_runner_kwargs(art.target, True))
     base = baselines[art.target]
     lat = _latency(student, art.target, art.path, feeds, counts, runs, True)
@@ -265,11 +240,10 @@ def _variant(model, art, mode, tmp, ctx, calib, tune, tune_refs, tune_labels, tu
     dest.mkdir()
     kept: list[str] = []
     if mode == "fp16":
-        path, notes = backend_module(TARGETS[target], "convert").convert(model, dest, "fp16", ctx)
+        path, notes, _ = export.convert_by_routes(model, TARGETS[target], dest, "fp16", ctx)
     else:
-        from .._registry import runner_for
-
-        runtime_sig = runner_for(TARGETS[target], art.path, source=model.signature).signature if target != "coreml" else None
+        here = not TARGETS[target].cannot_run()
+        runtime_sig = runner_for(TARGETS[target], art.path, source=model.signature).signature if here else None
         adapt = (lambda s: adapt_feeds(s, model.signature, runtime_sig)) if runtime_sig else (lambda s: s)
 
         def value_of(path: Path) -> float:
@@ -286,13 +260,14 @@ def _variant(model, art, mode, tmp, ctx, calib, tune, tune_refs, tune_labels, tu
                                          [adapt(s) for s in tune], opts, value_of=value_of, baseline=tune_base,
                                          max_drop=max_drop, ov_validate=ov_validate)
         path, notes, kept = result.path, result.notes, result.kept_float
-    if target == "coreml":
-        q, estimated, coreml_notes = _coreml_quality(model, path, mode, ds, eval_refs)
-        notes = [*notes, *coreml_notes]
+    estimated = None
+    if TARGETS[target].cannot_run():
+        q, estimated, more = _offhost_quality(model, target, path, mode, ds, eval_refs)
+        notes = [*notes, *more]
     else:
         q = evaluate(model, target, path, ds.evaluation.samples, eval_refs, ds.evaluation.labels,
                      **_runner_kwargs(target, False, opts.cpu))
-    if target == "openvino":
+    if TARGETS[target].precision_hint:
         notes = [*notes, openvino_precision(opts.cpu)[1]]
     lat = _latency(model, target, path, feeds, counts, runs, False, opts.cpu)
     base = baselines[target]
@@ -301,18 +276,18 @@ def _variant(model, art, mode, tmp, ctx, calib, tune, tune_refs, tune_labels, tu
              "baseline_size_bytes": base["size_bytes"], "size_ratio": round(base["size_bytes"] / size, 3),
              "metric": q.metric if q else None, "baseline_value": round(source_q, 4), **_quality_entry(q, source_q),
              "latency_ms": lat, "layers_kept_float": kept, "notes": list(notes)}
-    if target == "coreml":
-        from ..backends.coreml.runtime import CoreMLRunner
-
+    if TARGETS[target].cannot_run():  # validated here (it loads; inputs and outputs right), run elsewhere
         entry["quality_estimated"] = estimated
-        entry["validation"] = CoreMLRunner(path).validate(model.signature)
+        runner = runner_for(TARGETS[target], path)
+        entry["validation"] = runner.validate(model.signature) if hasattr(runner, "validate") else None
     entry["status"] = "not_run" if q is None else ("pass" if entry["drop"] <= max_drop else "fail")
     one = str(min(counts))
     if lat and base["latency_ms"]:
         speedup = base["latency_ms"][one]["p50"] / lat[one]["p50"]
         entry["speedup_1t"] = round(speedup, 3)
         if speedup <= 1.0 and mode != "fp16":
-            why = SLOW_REASONS.get((target, mode, _kind(model))) or SLOW_REASONS.get((target, mode, None))
+            reasons = TARGETS[target].slow_reasons
+            why = reasons.get((mode, _kind(model))) or reasons.get((mode, None))
             entry["notes"].append(f"not faster than fp32 in {target} on this machine ({speedup:.2f}x at {one} thread)"
                                   + (f": {why}" if why else ""))
     return entry

@@ -19,19 +19,13 @@ from .._capture import capture_output
 from .._errors import EdgekitError
 from .._inputs import generate_inputs, load_npz
 from .._known import explain
-from .._registry import Target, backend_module, check_path, parse_targets, runner_for, tool_versions
+from .._registry import Target, check_path, parse_targets, runner_for, tool_versions
 from .._types import Artifact, Model, Parity, sha256_of, size_of
 from ..backends._common import ConvertContext
+from ..backends._spec import Route
 from . import report, verify
 
 Step = Callable[[str], contextlib.AbstractContextManager]
-# what must import for each target to convert and run (checked before any work)
-_NEEDS = {
-    "onnx": ["onnx", "onnxruntime"],
-    "openvino": ["openvino", "onnx"],
-    "tflite": ["ai_edge_litert"],
-    "coreml": ["coremltools"],
-}
 
 
 @dataclass
@@ -53,17 +47,33 @@ class ConvertResult:
         return json.loads(self.manifest_path.read_text())
 
 
-def _check_backends(model: Model, targets: list[Target]) -> None:
+def _route_needs(model: Model, route: Route) -> list[str]:
+    # a route from ONNX exports the torch module first when the source is not an ONNX file
+    export = ["onnx", "onnxscript"] if route.source == "onnx" and model.onnx_path is None else []
+    return [*route.needs, *export]
+
+
+def _check_backends(model: Model, targets: list[Target], precision: str) -> None:
+    """Before any work: each target's runtime imports, and at least one of its routes can run
+    (else the first route's missing module is named, with its extra)."""
     from .._lazy import require
 
     for t in targets:
-        needs = list(_NEEDS[t.name])
-        if model.module is not None and t.name in ("onnx", "openvino") and model.onnx_path is None:
-            needs.append("onnxscript")
-        if t.name == "tflite":
-            needs.append("litert_torch" if model.module is not None and model.format != "torchscript" else "onnx2tf")
-        for mod in needs:
+        for mod in t.needs:
             require(mod, f"the {t.name} target")
+        routes = t.routes_for(model, precision)
+        if not routes:
+            raise EdgekitError(f"no route from a {model.format} model to {t.name} at {precision}",
+                               f"{t.name} converts from: {', '.join(r.name for r in t.routes)}")
+        if not any(_importable(_route_needs(model, r)) for r in routes):
+            for mod in _route_needs(model, routes[0]):
+                require(mod, f"the {t.name} target ({routes[0].tool})")
+
+
+def _importable(modules: list[str]) -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in modules)
 
 
 def _samples(model: Model, inputs: Path | None, count: int) -> tuple[list[dict], str]:
@@ -86,13 +96,11 @@ def _prepare_out(out: Path, force: bool) -> None:
 def _verify(model: Model, target: Target, path: Path, samples, refs, tol: dict) -> tuple[Parity, list]:
     runner = runner_for(target, path, source=model.signature)
     validation = runner.validate(model.signature) if hasattr(runner, "validate") else None
-    if target.name == "coreml":
-        from ..backends.coreml.runtime import NOT_RUN, can_run
-
-        if not can_run():
-            status = "fail" if validation["problems"] else "not_run"
-            reason = "; ".join(validation["problems"]) or NOT_RUN
-            return Parity(status=status, reason=reason, tolerance=tol, validation=validation), runner.signature
+    cannot = target.cannot_run()
+    if cannot:  # validated (it loads; inputs, outputs right) but not run here, e.g. Core ML off macOS
+        problems = (validation or {}).get("problems") or []
+        return Parity(status="fail" if problems else "not_run", reason="; ".join(problems) or cannot, tolerance=tol,
+                      validation=validation), runner.signature
     names_src = [s.name for s in model.signature.outputs]
     order = verify.output_order(model.signature, runner.signature)
     if order is None:
@@ -136,7 +144,7 @@ def convert(model: Model, targets: str | list[str], out: str | Path, *, precisio
     ctx = ConvertContext(workdir=tmp, simplify=simplify)
     try:
         with capture_output(log):
-            _check_backends(model, chosen)
+            _check_backends(model, chosen, precision)
             with step("running the source model"):
                 run_source = verify.source_runner(model)
                 refs = [run_source(s) for s in data]
@@ -173,24 +181,54 @@ def _one_target(model: Model, target: Target, precision: str, tmp: Path, ctx: Co
     ctx.used_onnx = False
     with step(f"converting to {target.name}"):
         t0 = time.perf_counter()
-        try:
-            path, notes = backend_module(target, "convert").convert(model, sub, precision, ctx)
-        except EdgekitError:
-            raise
-        except Exception as exc:
-            if os.environ.get("EDGEKIT_DEBUG"):
-                raise
-            raise explain(target.name, exc) from exc
+        path, notes, attempts = convert_by_routes(model, target, sub, precision, ctx)
         seconds = time.perf_counter() - t0
     with step(f"verifying {target.name}"):
         parity, signature = _verify(model, target, path, data, refs, tol)
+    attempts[-1]["parity"] = parity.status
     lineage = [f"{model.format}:{model.sha256 or model.spec}"]
     if ctx.used_onnx:
         lineage.append(f"onnx:opset{ctx.opset}")
     lineage.append(f"{target.name}:{precision}")
     return Artifact(target=target.name, precision=precision, path=path, signature=signature,
                     sha256=sha256_of(sub), size_bytes=size_of(sub), convert_seconds=seconds,
-                    tool_versions=tool_versions(target.name), parity=parity, notes=notes, lineage=lineage)
+                    tool_versions=tool_versions(target.name), parity=parity, notes=notes, lineage=lineage,
+                    attempts=attempts)
+
+
+def convert_by_routes(model: Model, target: Target, dest: Path, precision: str,
+                      ctx: ConvertContext) -> tuple[Path, list[str], list[dict]]:
+    """Walk the target's routes that apply to this model, in order, until one makes an artifact.
+    Returns the artifact, its notes, and every attempt (route, seconds, error)."""
+    from .._registry import backend_module
+
+    routes = [r for r in target.routes_for(model, precision) if _importable(_route_needs(model, r))]
+    module = backend_module(target, "convert")
+    attempts: list[dict] = []
+    first_error: Exception | None = None
+    for route in routes:
+        t0 = time.perf_counter()
+        try:
+            path, notes = getattr(module, route.fn)(model, dest, precision, ctx, **route.options)
+        except Exception as exc:
+            if os.environ.get("EDGEKIT_DEBUG"):
+                raise
+            err = exc if isinstance(exc, EdgekitError) else explain(target.name, exc)
+            attempts.append({"route": route.name, "seconds": round(time.perf_counter() - t0, 3), "error": str(err)})
+            first_error = first_error or err
+            for leftover in dest.iterdir():  # the next route starts from an empty folder
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+            continue
+        attempts.append({"route": route.name, "seconds": round(time.perf_counter() - t0, 3), "error": None})
+        if len(attempts) > 1:
+            notes = [*notes, f"route {route.name} after {len(attempts) - 1} failed: "
+                             + "; ".join(f"{a['route']}: {a['error'][:200]}" for a in attempts[:-1])]
+        return path, notes, attempts
+    assert first_error is not None
+    if isinstance(first_error, EdgekitError) and len(attempts) > 1:
+        first_error.fix = (f"{first_error.fix or ''}\n  every route failed: "
+                           + "; ".join(f"{a['route']} ({a['error'][:120]})" for a in attempts)).lstrip("\n ")
+    raise first_error
 
 
 def _moved(a: Artifact, tmp: Path, out: Path) -> Artifact:

@@ -148,7 +148,9 @@ def compress_plot(doc: dict, path: Path) -> Path | None:
         return None
     one = str(min(doc["threads"]))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
-    colors = {"onnx": "tab:blue", "openvino": "tab:purple", "tflite": "tab:orange", "coreml": "tab:green"}
+    from .._registry import TARGETS
+
+    colors = {name: spec.colour for name, spec in TARGETS.items()}
     markers = {"fp32": "o", "fp16": "P", "dynamic-int8": "v", "static-int8": "s", "int8-weights": "^",
                "int4-weights": "D", "mixed": "X"}
     points = [(t, "fp32", b) for t, b in doc["baselines"].items()] + [(v["target"], v["mode"], v) for v in doc["variants"]]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from ..bench.html import _COLOURS, _CSS, _num, _ticks, _when
+from ..bench.html import _CSS, _colour, _num, _ticks, _when
 from .report import human_size
 
 _MARKS = {"fp32": "circle", "fp16": "plus", "dynamic-int8": "tri-down", "static-int8": "square",
@@ -74,7 +74,7 @@ def scatter_svg(points: list[tuple[float, float, str, str, str]], xlabel: str, y
                    f'<text x="{w - right - 4}" y="{sy(floor) - 4:.1f}" text-anchor="end" style="fill:#b3261e">'
                    'largest drop allowed</text>')
     for x, y, target, mode, label in points:
-        colour = _COLOURS.get(target, "#4a6d8c")
+        colour = _colour(target)
         mark = _marker(_MARKS.get(mode, "circle"), sx(x), sy(max(y, y0)), colour)
         if y < y0:
             mark = mark.replace(f'fill="{colour}"', f'fill="#fff" stroke="{colour}" stroke-width="2"')
@@ -91,7 +91,7 @@ def scatter_svg(points: list[tuple[float, float, str, str, str]], xlabel: str, y
 def _legend(rows) -> str:
     targets = dict.fromkeys(t for t, *_ in rows)
     modes = dict.fromkeys(m for _, m, *_ in rows)
-    items = [f'<svg width="14" height="14">{_marker("circle", 7, 7, _COLOURS.get(t, "#4a6d8c"))}</svg> {escape(t)}'
+    items = [f'<svg width="14" height="14">{_marker("circle", 7, 7, _colour(t))}</svg> {escape(t)}'
              for t in targets]
     items += [f'<svg width="14" height="14">{_marker(_MARKS.get(m, "circle"), 7, 7, "#3a434d")}</svg> {escape(m)}'
               for m in modes]

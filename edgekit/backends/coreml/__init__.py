@@ -1,1 +1,29 @@
-"""Core ML: coremltools from the torch graph; validated on Linux, run on macOS."""
+"""Core ML: coremltools from the torch graph; validated everywhere, run on macOS."""
+
+import platform
+
+from .._spec import Route, TargetSpec
+
+
+def _runs_here() -> str | None:
+    return None if platform.system() == "Darwin" else "not run: the Core ML runtime needs macOS"
+
+
+SPEC = TargetSpec(
+    name="coreml", package="coreml", runner="CoreMLRunner", suffix=".mlpackage", extra="coreml",
+    needs=("coremltools",), order=30, runtime_module="coremltools", static_shapes=True, colour="#2e8b57", runs_here=_runs_here,
+    routes=(Route("torch-any", "coremltools (torch.export)", "from_torch", needs=("torch",)),),
+    quantization={
+        "fp16": None, "int8-weights": None, "int4-weights": None,
+        "dynamic-int8": "Core ML has no run-time activation quantization; use int8-weights",
+        "static-int8": "Core ML activation quantization calibrates by running the model, which needs macOS; "
+                       "use int8-weights or int4-weights (palettization) here",
+        "mixed": "Core ML activation quantization needs macOS; use int8-weights",
+    },
+    no_route={
+        "keras": "coremltools 9 supports TensorFlow only up to 2.12; edgekit pins 2.21",
+        "tflite": "coremltools does not read .tflite",
+        "onnx": "coremltools no longer reads ONNX, and onnx2torch cannot install beside torch 2.13 (it needs a "
+                "torchvision that does not load)",
+    },
+)

@@ -7,17 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..._errors import ConversionError
 from ..._lazy import require
 from ..._types import Model
 from .._common import ConvertContext
 
 
-def convert(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
-    if model.module is None:
-        raise ConversionError(
-            "coreml", f"no path from a {model.format} source to Core ML: coremltools no longer reads ONNX",
-            "give edgekit the PyTorch model (module:factory, .pt2 or a Hugging Face folder)")
+def from_torch(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
+    """Route: torch.export (with decompositions), or tracing for TorchScript, then coremltools."""
     torch = require("torch")
     ct = require("coremltools", "Core ML")
     from . import shims

@@ -79,3 +79,23 @@ def with_package_weights(model: Model, package: Path) -> PackageWeights:
     module.eval()
     return PackageWeights(dataclasses.replace(model, module=module), replaced, unmatched,
                           unmatched_params / total if total else 0.0)
+
+
+def outputs(model: Model, package: Path, mode: str, samples: list[dict]) -> tuple[list | None, list[str]]:
+    """The estimated package's outputs on ``samples`` (None where it cannot stand for the package),
+    and notes saying how they were had. compress scores them like any runtime's outputs."""
+    validated = "(the package was validated)"
+    if mode == "fp16" or model.module is None:
+        return None, [f"quality not measured: the Core ML runtime needs macOS {validated}"]
+    from ...steps.evaluate import run_source
+
+    weights = with_package_weights(model, package)
+    if not weights.usable:
+        return None, [f"quality not estimated: {len(weights.unmatched)} compressed weights "
+                      f"({weights.unmatched_share:.0%} of the compressed parameters) have no counterpart in "
+                      "the source (the converter fused or sliced them); it needs the Core ML runtime, i.e. macOS"]
+    notes = []
+    if weights.unmatched:
+        notes.append(f"estimate: {len(weights.unmatched)} small compressed weights ({weights.unmatched_share:.2%}) "
+                     f"have no counterpart in the source and stay fp32 in it: {', '.join(weights.unmatched[:3])}")
+    return run_source(weights.model, samples), [*notes, f"quality {METHOD}; latency needs macOS {validated}"]

@@ -116,17 +116,20 @@ def copy_onnx(src: Path, dest: Path) -> None:
         shutil.copyfile(src.parent / loc, dest.parent / loc)
 
 
-def convert(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
+def from_onnx_file(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
+    """Route: the source is an ONNX file (its external data copied with it)."""
+    return _finish(dest_dir, precision, ctx, lambda fp32: copy_onnx(model.onnx_path, fp32) or [])
+
+
+def from_torch(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
+    """Route: torch.onnx export of the torch module."""
+    return _finish(dest_dir, precision, ctx, lambda fp32: export_torch(model, fp32, ctx))
+
+
+def _finish(dest_dir: Path, precision: str, ctx: ConvertContext, make) -> tuple[Path, list[str]]:
     dest = dest_dir / "model.onnx"
-    notes: list[str] = []
     fp32 = dest if precision == "fp32" else dest_dir / "model.fp32.onnx"
-    if model.onnx_path is not None:
-        copy_onnx(model.onnx_path, fp32)
-    elif model.module is not None:
-        notes += export_torch(model, fp32, ctx)
-    else:
-        raise ConversionError("onnx", f"no path from a {model.format} source to ONNX",
-                              "give edgekit the PyTorch or ONNX form of the model")
+    notes = list(make(fp32))
     notes += check_and_infer(fp32, ctx.simplify)
     ctx.onnx_path = fp32
     if precision == "fp16":

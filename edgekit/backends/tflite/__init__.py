@@ -1,1 +1,20 @@
-"""TFLite/LiteRT: litert-torch from torch, onnx2tf from ONNX, run with ai-edge-litert."""
+"""TFLite / LiteRT: litert-torch or onnx2tf to convert, ai-edge-litert to run, ai-edge-quantizer."""
+
+from .._spec import Route, TargetSpec
+
+SPEC = TargetSpec(
+    name="tflite", package="tflite", runner="LiteRTRunner", suffix=".tflite", extra="tflite",
+    needs=("ai_edge_litert",), order=20, runtime_module="ai_edge_litert", static_shapes=True, colour="#d0701f",
+    routes=(
+        Route("tflite", "copy", "copy_tflite"),
+        Route("keras", "TFLiteConverter", "from_keras", needs=("tensorflow",)),
+        Route("torch", "litert-torch", "from_torch", precisions=("fp32",), needs=("litert_torch",)),
+        Route("onnx", "onnx2tf", "from_onnx", needs=("onnx2tf",)),
+    ),
+    quantization={mode: None for mode in ("fp16", "dynamic-int8", "static-int8", "mixed", "int8-weights",
+                                          "int4-weights")},
+    slow_reasons={
+        ("int8-weights", None): "weight-only int8 is dequantized to float at run time: it saves size, not time",
+        ("static-int8", "transformer"): "the float layers kept for accuracy add quantize/dequantize pairs",
+    },
+)

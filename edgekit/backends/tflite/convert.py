@@ -72,26 +72,37 @@ def _from_onnx(model: Model, onnx_path: Path, dest: Path, precision: str) -> Non
         shutil.move(str(produced), dest)
 
 
-def convert(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
+def copy_tflite(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
+    """Route: the source is already a .tflite file."""
     dest = dest_dir / "model.tflite"
-    notes = _fixed_note(model)
-    if model.format == "tflite":
-        shutil.copyfile(model.path, dest)
-        return dest, ["copied: the source is already a .tflite file"]
-    if model.format == "keras":
-        tf = require("tensorflow", "Keras to TFLite")
-        conv = tf.lite.TFLiteConverter.from_keras_model(model.keras)
-        if precision == "fp16":
-            conv.optimizations = [tf.lite.Optimize.DEFAULT]
-            conv.target_spec.supported_types = [tf.float16]
-        with _quiet():
-            dest.write_bytes(conv.convert())
-        return dest, notes
-    if model.module is not None and precision == "fp32" and model.format != "torchscript":
-        _from_torch(model, dest)
-        return dest, notes + ["litert-torch from the torch graph"]
+    shutil.copyfile(model.path, dest)
+    return dest, ["copied: the source is already a .tflite file"]
+
+
+def from_keras(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
+    """Route: TensorFlow's TFLiteConverter from the Keras model."""
+    tf = require("tensorflow", "Keras to TFLite")
+    dest = dest_dir / "model.tflite"
+    conv = tf.lite.TFLiteConverter.from_keras_model(model.keras)
+    if precision == "fp16":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    with _quiet():
+        dest.write_bytes(conv.convert())
+    return dest, _fixed_note(model)
+
+
+def from_torch(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
+    """Route: litert-torch from the torch graph (fp32)."""
+    dest = dest_dir / "model.tflite"
+    _from_torch(model, dest)
+    return dest, _fixed_note(model) + ["litert-torch from the torch graph"]
+
+
+def from_onnx(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
+    """Route: onnx2tf from the run's fp32 ONNX."""
     from ..onnxruntime.convert import ensure_onnx
 
-    onnx_path = ensure_onnx(model, ctx)
-    _from_onnx(model, onnx_path, dest, precision)
-    return dest, notes + ["onnx2tf from ONNX (-dsm -rtpo Erf: no Flex ops)"]
+    dest = dest_dir / "model.tflite"
+    _from_onnx(model, ensure_onnx(model, ctx), dest, precision)
+    return dest, _fixed_note(model) + ["onnx2tf from ONNX (-dsm -rtpo Erf: no Flex ops)"]

@@ -1,45 +1,34 @@
 """Quantize: each target's own quantizer, refused up front where a target cannot do a mode.
 
-One backend module per runtime (``<runtime>_backend.py``), imported only when used.
-A backend has ``quantize(src, dest_dir, mode, calib, opts) -> QuantResult`` and, for
-repair, ``rank_layers(...)`` (greedy: keep the most sensitive layers float),
-``repair_with(...)`` (the backend's own search, judged by edgekit on the tuning split) or
-``repair(...)`` (the backend's own accuracy control).
+The quantizer lives in its target's folder (``backends/<target>/quantize.py``), imported only
+when used; the modes a target takes are in its spec (``SPEC.quantization``). A quantizer has
+``quantize(src, dest_dir, mode, calib, opts) -> QuantResult`` and, for repair,
+``rank_layers(...)`` (greedy: keep the most sensitive layers float), ``repair_with(...)`` (the
+backend's own search, judged by edgekit on the tuning split) or ``repair(...)`` (the backend's
+own accuracy control).
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..._errors import EdgekitError
-from ._common import QuantOptions, QuantResult, clear
+from ..._registry import TARGETS, backend_module
+from ...backends._quant import QuantOptions, QuantResult, clear
 
 MODES = ("fp16", "dynamic-int8", "static-int8", "int8-weights", "int4-weights", "mixed")
-_OK = None
-# target -> mode -> None (supported) or why not
-SUPPORT: dict[str, dict[str, str | None]] = {
-    "onnx": {"fp16": _OK, "dynamic-int8": _OK, "static-int8": _OK, "mixed": _OK, "int4-weights": _OK,
-             "int8-weights": "ONNX Runtime has no int8 weight-only kernels; dynamic-int8 gives int8 weights with "
-                             "activations quantized at run time"},
-    "openvino": {"fp16": _OK, "dynamic-int8": _OK, "static-int8": _OK, "mixed": _OK, "int8-weights": _OK,
-                 "int4-weights": _OK},
-    "tflite": {"fp16": _OK, "dynamic-int8": _OK, "static-int8": _OK, "mixed": _OK, "int8-weights": _OK,
-               "int4-weights": _OK},
-    "coreml": {"fp16": _OK, "int8-weights": _OK, "int4-weights": _OK,
-               "dynamic-int8": "Core ML has no run-time activation quantization; use int8-weights",
-               "static-int8": "Core ML activation quantization calibrates by running the model, which needs macOS; "
-                              "use int8-weights or int4-weights (palettization) here",
-               "mixed": "Core ML activation quantization needs macOS; use int8-weights"},
-}
-BACKENDS = {"onnx": "onnxruntime_backend", "openvino": "openvino_backend", "tflite": "tflite_backend",
-            "coreml": "coreml_backend"}
+
+
+def support(target: str, mode: str) -> str | None:
+    """None where ``target`` quantizes ``mode``, else why not."""
+    return TARGETS[target].quantization.get(mode, f"{target} has no {mode} quantizer")
+
+
 NEEDS_DATA = ("static-int8", "mixed")
 # modes whose drop on the tuning split is checked and repaired (float layers) when over --max-drop
 REPAIRABLE = ("static-int8", "mixed", "dynamic-int8")
-DYNAMIC_REPAIR = ("onnx",)  # targets that can rank layers of a dynamic-int8 artifact
 
 
 def parse_modes(text: str | list[str], targets: list[str]) -> list[tuple[str, str]]:
@@ -62,7 +51,7 @@ def parse_modes(text: str | list[str], targets: list[str]) -> list[tuple[str, st
 def check_support(pairs: list[tuple[str, str]], skip_unsupported: bool = False) -> list[dict]:
     """Refuse, before any work, every (target, mode) pair the target cannot do; or, with
     ``skip_unsupported``, return them (with the reason) for the report."""
-    refused = [{"target": t, "mode": m, "reason": SUPPORT[t][m]} for t, m in pairs if SUPPORT[t].get(m)]
+    refused = [{"target": t, "mode": m, "reason": support(t, m)} for t, m in pairs if support(t, m)]
     if refused and not skip_unsupported:
         raise EdgekitError("cannot " + "; cannot ".join(f"{r['mode']} for {r['target']}: {r['reason']}" for r in refused),
                            "drop that mode or target, or pass --skip-unsupported (each target's modes: docs/compress.md)")
@@ -70,7 +59,8 @@ def check_support(pairs: list[tuple[str, str]], skip_unsupported: bool = False) 
 
 
 def backend(target: str):
-    return importlib.import_module(f"{__name__}.{BACKENDS[target]}")
+    """The quantizer module of ``target`` (backends/<target>/quantize.py)."""
+    return backend_module(TARGETS[target], "quantize")
 
 
 def quantize_with_repair(target: str, src: Path, dest_dir: Path, mode: str, calib: list[dict], tune: list[dict],
@@ -87,7 +77,7 @@ def quantize_with_repair(target: str, src: Path, dest_dir: Path, mode: str, cali
     if baseline - value <= max_drop:
         return result, value
     if mode == "dynamic-int8":
-        if target not in DYNAMIC_REPAIR:
+        if not getattr(mod, "RANKS_DYNAMIC", False):  # rank_layers reads dynamic-int8 artifacts too
             result.notes.append(f"drop {baseline - value:.2f} points over --max-drop {max_drop} on the tuning split; "
                                 f"no dynamic-int8 repair for {target}: try static-int8 or int8-weights")
             return result, value

@@ -17,9 +17,10 @@ import tempfile
 from pathlib import Path
 
 from ..._lazy import require
-from ._common import QuantOptions, QuantResult
+from .._quant import QuantOptions, QuantResult
 
 WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+RANKS_DYNAMIC = True  # rank_layers ranks dynamic-int8 artifacts too (the error each layer adds)
 
 
 def int8_settings(opts: QuantOptions) -> dict:

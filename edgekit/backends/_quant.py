@@ -1,4 +1,4 @@
-"""Types shared by the quantization backends."""
+"""Types shared by the quantizers in each target's folder (backends/<target>/quantize.py)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..._lazy import require
-from ._common import QuantOptions, QuantResult
+from .._quant import QuantOptions, QuantResult
 
 
 def _save(ov, model, dest_dir: Path) -> Path:

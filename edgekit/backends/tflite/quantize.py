@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..._lazy import require
-from ._common import QuantOptions, QuantResult, clear
+from .._quant import QuantOptions, QuantResult, clear
 
 GPTQ_SAMPLES = 64  # more gave nothing on MiniLM (256: same cosine within 0.0001) and cost time
 
@@ -25,7 +25,7 @@ def quantize(src: Path, dest_dir: Path, mode: str, calib: list[dict] | None, opt
 
 
 def _export(qt, calibration, notes: list[str], dest_dir: Path, opts: QuantOptions) -> QuantResult:
-    from ...backends.tflite.compact import compact
+    from .compact import compact
 
     dest = dest_dir / "model.tflite"
     qt.quantize(calibration).export_model(str(dest), overwrite=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..._lazy import require
-from ._common import QuantOptions, QuantResult
+from .._quant import QuantOptions, QuantResult
 
 
 def quantize(src: Path, dest_dir: Path, mode: str, calib: list[dict] | None, opts: QuantOptions) -> QuantResult:
