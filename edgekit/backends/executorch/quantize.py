@@ -1,0 +1,125 @@
+"""ExecuTorch int8: pt2e quantization with the XNNPACK quantizer, lowered to XNNPACK, as a .pte.
+
+    captured = torch.export.export(module, example).module()
+    prepared = prepare_pt2e(captured, XNNPACKQuantizer().set_global(config))
+    prepared(*sample) for each calibration sample          # static-int8 only
+    converted = convert_pt2e(prepared)
+    torch.export.export(converted, example) -> to_edge_transform_and_lower(XnnpackPartitioner) -> .pte
+
+The quantizer works on the torch graph, not on the fp32 .pte, so it needs the source
+``Model``: ``quantize(src, dest_dir, mode, calib, opts, model=source)``, or ``opts.model``
+where the caller's options carry it. ``src`` (the fp32 .pte) is only checked to exist.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..._errors import EdgekitError
+from ..._types import Model
+from ._deps import need
+from .convert import PTE, check_source, example_inputs, export, lower, quiet
+from .spec import SPEC
+
+MODES = ("static-int8", "dynamic-int8")
+_DESCRIBE = {
+    "static-int8": "static int8 (pt2e, XNNPACKQuantizer): per-channel symmetric int8 weights, per-tensor "
+                   "int8 activations (histogram observer)",
+    "dynamic-int8": "dynamic int8 (pt2e, XNNPACKQuantizer): per-channel symmetric int8 weights of linear layers, "
+                    "activations quantized per run",
+}
+
+
+def quantize(src: Path, dest_dir: Path, mode: str, calib: list[dict] | None, opts: Any,
+             model: Model | None = None):
+    """``quantize(src, dest_dir, mode, calib, opts) -> QuantResult``, with the source model as
+    ``model=`` (or ``opts.model``). ``opts``: a QuantOptions (keep_float: module names kept
+    float; per_channel)."""
+    try:
+        from .._quant import QuantResult
+    except ImportError:  # pragma: no cover - a tree where the quantizer types still live in steps/
+        from ...steps.quantize._common import QuantResult
+
+    model = model if model is not None else getattr(opts, "model", None)
+    if model is None:
+        raise EdgekitError("ExecuTorch int8 quantizes the torch graph, not the fp32 .pte: the source model is needed",
+                           "pass the source Model: quantize(src, dest_dir, mode, calib, opts, model=model)")
+    check_source(model)
+    if mode not in MODES:
+        raise EdgekitError(f"cannot {mode} for executorch: {SPEC.quantization.get(mode) or 'unknown mode'}",
+                           f"use one of {', '.join(MODES)}")
+    if mode == "static-int8" and not calib:
+        raise EdgekitError("static-int8 for executorch needs calibration samples", "give --data (300 samples is plenty)")
+    if src is not None and not Path(src).exists():
+        raise EdgekitError(f"{src} does not exist", "convert the fp32 ExecuTorch baseline first")
+    keep = list(getattr(opts, "keep_float", []) or [])
+    per_channel = bool(getattr(opts, "per_channel", True))
+    dest = Path(dest_dir) / PTE
+    converted, used = _quantized_module(model, mode, calib or [], keep, per_channel)
+    notes = [_DESCRIBE[mode] if per_channel else _DESCRIBE[mode].replace("per-channel", "per-tensor")]
+    if used:
+        notes.append(f"{used} calibration samples")
+    if keep:
+        notes.append(f"{len(keep)} modules kept in float: {', '.join(keep[:5])}{' ...' if len(keep) > 5 else ''}")
+    notes += lower(export(converted, example_inputs(model)), model.signature, dest)
+    return QuantResult(dest, notes, keep)
+
+
+def _quantized_module(model: Model, mode: str, calib: list[dict], keep: list[str], per_channel: bool):
+    """The converted (quantize/dequantize) torch module and how many samples calibrated it."""
+    torch = need("torch")
+    need("executorch", "ExecuTorch quantization")
+    need("torchao", "ExecuTorch quantization (pt2e)")
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    dynamic = mode == "dynamic-int8"
+    quantizer = XNNPACKQuantizer().set_global(
+        get_symmetric_quantization_config(is_per_channel=per_channel, is_dynamic=dynamic))
+    if keep:
+        quantizer.set_filter_function(_outside(keep))
+    example = example_inputs(model)
+    samples = [] if dynamic else calib
+    with quiet(), torch.no_grad():
+        prepared = prepare_pt2e(export(model.module, example).module(), quantizer)
+        for feeds in samples:
+            prepared(*_tensors(model, feeds, example))
+        if not samples:
+            prepared(*example)  # observers need one pass even where they record nothing
+        converted = convert_pt2e(prepared)
+    return converted, len(samples)
+
+
+def _tensors(model: Model, feeds: dict[str, np.ndarray], example: tuple) -> list:
+    """One sample as torch tensors in signature order, at the example's shapes and dtypes."""
+    import torch
+
+    values = list(feeds.values())
+    out = []
+    for i, (spec, ex) in enumerate(zip(model.signature.inputs, example, strict=True)):
+        arr = np.asarray(feeds[spec.name] if spec.name in feeds else values[i])
+        if tuple(arr.shape) != tuple(ex.shape):
+            raise EdgekitError(f"calibration input {spec.name!r} has shape {list(arr.shape)}, the ExecuTorch program "
+                               f"{list(ex.shape)}", "give samples of the converted static shape (set axes with --dim)")
+        out.append(torch.from_numpy(np.ascontiguousarray(arr)).to(ex.dtype))
+    return out
+
+
+def _outside(keep: list[str]):
+    """A pt2e filter: True for nodes outside every module named in ``keep`` (exact dotted
+    path or a suffix of it, so ``head.0`` matches ``inner.head.0``)."""
+
+    def matches(path: str) -> bool:
+        return any(path == k or path.endswith("." + k) for k in keep)
+
+    def outside(node) -> bool:
+        stack = node.meta.get("nn_module_stack") or {}
+        return not any(matches(str(path)) for path, _ in stack.values())
+
+    return outside
