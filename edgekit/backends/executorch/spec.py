@@ -30,6 +30,7 @@ FIELDS: dict[str, Any] = {
     "extra": "executorch",
     "needs": ("executorch",),  # its Python bindings load libtorch: torch comes with it
     "order": 40,
+    "runtime_module": "executorch",  # a device needs numpy and executorch (which brings torch)
     "precisions": ("fp32",),
     "quantization": MappingProxyType({
         "static-int8": None,
