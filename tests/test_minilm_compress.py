@@ -24,6 +24,13 @@ def test_minilm_int8_variants_keep_cosine(tmp_path):
         assert v["agreement"]["cosine_mean"] >= 0.99, (key, v["agreement"], v["notes"])
         assert v["size_bytes"] < v["baseline_size_bytes"]
     assert by[("openvino", "static-int8")]["size_ratio"] > 3.5
+    # ORT int8 weights chosen for this CPU: u8 where u8 x s8 saturates (AVX2 without VNNI), else s8
+    from edgekit._cpu import host
+
+    for mode in ("dynamic-int8", "static-int8"):
+        isa = next(n for n in by[("onnx", mode)]["notes"] if n.startswith("ISA:"))
+        assert (" u8 weights" in isa) is host().saturates_u8s8, isa
+    assert doc["host"]["cpu"]["features"] == sorted(host().features)
     # ORT static: the word and position tables are stored int8 too (gathered as int8 rows), so the
     # file stays well under half the fp32 one even with the repair's float layers (was 1.24x)
     assert by[("onnx", "static-int8")]["size_ratio"] > 2.0
