@@ -30,12 +30,14 @@ _EXTRAS: dict[str, tuple[str, str]] = {
 }
 
 
+def register_extras(extras: dict[str, str]) -> None:
+    """Modules the targets' specs need -> their extra (the registry calls this on discovery)."""
+    for module, extra in extras.items():
+        _EXTRAS.setdefault(module, (extra, ""))
+
+
 def install_hint(module: str) -> str:
     top = module.split(".")[0]
-    if top not in _EXTRAS:  # a module a target's spec needs: that target's extra
-        from ._registry import extras
-
-        _EXTRAS.update({m: (e, "") for m, e in extras().items() if m not in _EXTRAS})
     extra, note = _EXTRAS.get(top, ("all", ""))
     return f"pip install 'edgekit[{extra}]' -c converters/constraints.txt{note}"
 

@@ -12,7 +12,7 @@ from types import ModuleType
 
 from ._data import load_toml
 from ._errors import EdgekitError
-from ._lazy import version_of
+from ._lazy import register_extras, version_of
 from .backends._spec import TargetSpec
 
 Target = TargetSpec  # the name earlier code and user scripts use
@@ -80,3 +80,6 @@ def extras() -> dict[str, str]:
         for mod in (*s.needs, *(m for r in s.routes for m in r.needs)):
             out.setdefault(mod.split(".")[0], s.extra)
     return out
+
+
+register_extras(extras())  # install hints name each target's extra, with no import back into the registry

@@ -91,7 +91,7 @@ def convert(
     with _errors(debug):
         from . import convert as api_convert
         from . import load
-        from .steps.report import parity_table
+        from .present.tables import parity_table
 
         r, source = _recipe_and_source(recipe, model)
         dims = {**(r.model.dims if r else {})}
@@ -188,7 +188,7 @@ def compress(
         from ._inputs import parse_dims
         from ._recipe import CompressSection, ModelSection, Recipe
         from ._recipe import dump_recipe as write_recipe
-        from .steps.report import compress_table
+        from .present.tables import compress_table
 
         r, source = _recipe_and_source(recipe, model)
         c = r.compress if r and r.compress else None
@@ -326,6 +326,7 @@ def bench(
         if path is None:
             raise EdgekitError("no artifact given", "pass PATH, or --compare OLD.json NEW.json")
         from .bench import bench as api_bench
+        from .present.tables import bench_table
 
         console = _console()
         counts = [int(t) for t in threads.split(",")] if threads else None
@@ -333,13 +334,13 @@ def bench(
                            batch=batch, profile=not no_profile, cores=cores, memory_mb=memory_mb, python=python,
                            benchmark_binary=benchmark_binary, step=_step(console))
         result_doc = result.to_dict()
-        _console(stderr=False).print(_bench_table(result_doc, top))
+        _console(stderr=False).print(bench_table(result_doc, top))
         if json_out:
             Path(json_out).parent.mkdir(parents=True, exist_ok=True)
             Path(json_out).write_text(json.dumps(result_doc, indent=1) + "\n")
             console.print(f"result: {json_out}")
         if html:
-            from .bench.html import render_html
+            from .present.bench_html import render_html
 
             render_html(result_doc, Path(html))
             console.print(f"report: {html}")
@@ -378,48 +379,6 @@ def serve(
                   max_body_mb=max_body_mb, max_elements=max_elements, max_batch_size=1 if no_batching else max_batch_size,
                   batch_wait_ms=batch_wait_ms, threads=threads, names=name, limits=parse_dims(max_dim),
                   replicas=replicas, replica_cpus=replica_cpus, address=address)
-
-
-def _bench_table(doc: dict, top: int):
-    from rich.console import Group
-    from rich.table import Table
-
-    from .steps.report import human_size
-
-    t = Table(title=f"edgekit bench on {doc['device'].get('spec')}", title_justify="left")
-    cols = ["artifact", "threads", "size", "load ms", "first ms", "p50 ms", "p90 ms", "p99 ms", "std", "inf/s",
-            "peak RSS MB", "RSS growth"]
-    fits = {(f["artifact"], f["threads"]): f for f in (doc.get("target") or {}).get("fits", [])}
-    if fits:
-        cols.append(f"fits {doc['target']['name']}")
-    for c in cols:
-        t.add_column(c, justify="left" if c == "artifact" else "right", no_wrap=True)
-    parts = [t]
-    for r in doc["results"]:
-        if r.get("error"):
-            t.add_row(r["artifact"], str(r.get("threads") or "-"), human_size(r["size_bytes"]),
-                      *["-"] * (len(cols) - 3 - (1 if fits else 0)), *(["-"] if fits else []))
-            continue
-        lat, rss = r["latency_ms"], r["rss_mb"]
-
-        def f(x, digits=2):  # benchmark_model (adb) gives no p90/p99 or idle growth: shown as "-"
-            return "-" if x is None else f"{x:.{digits}f}"
-
-        row = [r["artifact"], str(r["threads"]), human_size(r["size_bytes"]), f(r["load_ms"], 0),
-               f(r["first_inference_ms"]), f(lat["p50"]), f(lat["p90"]), f(lat["p99"]), f(lat["std"]),
-               f(r["throughput_ips"], 1), f(rss["peak"], 0), f(rss["growth_idle"], 1)]
-        if fits:
-            f = fits.get((r["artifact"], r["threads"]))
-            row.append("-" if f is None else ("yes" if f["latency"] and f["memory"] else
-                                              "no: " + ", ".join(k for k in ("latency", "memory") if not f[k])))
-        t.add_row(*row)
-    for r in doc["results"]:
-        if r.get("error"):
-            parts.append(f"{r['artifact']}: {r['error']}")
-        elif r.get("ops") and top:
-            ops = ", ".join(f"{o['name']} {o['share']:.0%}" for o in r["ops"][:top])
-            parts.append(f"{r['artifact']} ({r['threads']}t) slowest ops: {ops}")
-    return Group(*parts)
 
 
 def _recipe_and_source(recipe: Path | None, model: str | None):

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.bench.compare import compare, fmt_ms, format_table
-from edgekit.bench.html import render_html
+from edgekit.bench.compare import compare, format_table
+from edgekit.present._format import fmt_ms
+from edgekit.present.bench_html import render_html
 
 CHROMIUM = "/usr/bin/chromium"
 ERROR = "RuntimeError: <script>alert('x')</script> & tensor arena too small"

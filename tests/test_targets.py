@@ -42,9 +42,8 @@ def test_listing_targets_imports_no_framework():
 
 
 def test_runners_meet_the_protocol(tmp_path):
-    from tests.test_cpu import _matmul_model
-
     from edgekit._registry import runner_for
+    from tests.test_cpu import _matmul_model
 
     runner = runner_for(TARGETS["onnx"], _matmul_model(tmp_path / "m.onnx"))
     assert isinstance(runner, Runner)
@@ -56,11 +55,10 @@ def test_routes_are_walked_until_one_makes_the_artifact(tmp_path):
     """A failing first route is recorded in attempts[], and the next one makes the artifact."""
     from dataclasses import replace
 
-    from tests.test_cpu import _matmul_model
-
     import edgekit
     from edgekit.backends._common import ConvertContext
     from edgekit.steps.export import convert_by_routes
+    from tests.test_cpu import _matmul_model
 
     model = edgekit.load(str(_matmul_model(tmp_path / "m.onnx")))
     spec = replace(TARGETS["onnx"], routes=(Route("onnx-file", "a tool that breaks", "no_such_route"),
@@ -78,9 +76,8 @@ def test_routes_are_walked_until_one_makes_the_artifact(tmp_path):
 
 
 def test_manifest_records_the_attempts(tmp_path):
-    from tests.test_cpu import _matmul_model
-
     import edgekit
+    from tests.test_cpu import _matmul_model
 
     result = edgekit.convert(str(_matmul_model(tmp_path / "m.onnx")), targets=["onnx", "openvino"],
                              out=tmp_path / "o")
@@ -124,3 +121,43 @@ def test_quantizers_live_in_their_target_folder():
         if any(why is None for why in spec.quantization.values()):
             assert backend(name).__name__ == f"edgekit.backends.{spec.package}.quantize"
     assert importlib.util.find_spec("edgekit.steps.quantize.onnxruntime_backend") is None
+
+
+# ---- allowed import directions between edgekit's parts (an import-linter contract, in a test) ----------
+LAYERS = ["core", "backends", "present", "steps", "bench", "serve", "fallback", "api"]  # each may import below it
+
+
+def _part(module: str) -> str:
+    parts = module.split(".")
+    if len(parts) == 1 or parts[1] in ("__init__", "cli", "__main__", "zoo"):
+        return "api"
+    if parts[1] == "_registry":  # the targets' registry belongs with them
+        return "backends"
+    return parts[1] if parts[1] in LAYERS else "core"
+
+
+def _imports(path: Path, module: str):
+    import ast
+
+    pkg = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    for node in ast.walk(ast.parse(path.read_text())):  # function-level imports count too
+        if isinstance(node, ast.ImportFrom):
+            base = pkg.split(".")[: len(pkg.split(".")) - (node.level - 1)] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else [])) if node.level else node.module or ""
+            names = [f"{target}.{a.name}" for a in node.names] if target == "edgekit" else [target]
+            yield from (n for n in names if n.startswith("edgekit"))
+        elif isinstance(node, ast.Import):
+            yield from (a.name for a in node.names if a.name.startswith("edgekit"))
+
+
+def test_imports_go_down_the_layers_only():
+    bad = []
+    for path in (ROOT / "edgekit").rglob("*.py"):
+        rel = path.relative_to(ROOT).with_suffix("")
+        module = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        src = _part(module)
+        for target in _imports(path, module):
+            dst = _part(target)
+            if dst != src and LAYERS.index(dst) > LAYERS.index(src):
+                bad.append(f"{module} ({src}) imports {target} ({dst})")
+    assert not bad, "\n".join(bad)

@@ -6,6 +6,8 @@ or size grew by more than ``threshold`` (relative), or when it ran before and fa
 
 from __future__ import annotations
 
+from ..present._format import fmt_ms, human_size
+
 # row key -> where the figure sits in a result, and how the table shows it
 METRICS: dict[str, tuple[tuple[str, ...], str]] = {
     "p50_ms": (("latency_ms", "p50"), "p50 ms"),
@@ -70,14 +72,7 @@ def compare(old: dict, new: dict, threshold: float = 0.10) -> list[dict]:
     return rows
 
 
-def fmt_ms(v: float) -> str:
-    """Milliseconds with precision to show a change: 26.41, 180, 0.0345."""
-    return format(v, ".0f" if abs(v) >= 100 else ".2f" if abs(v) >= 1 else ".3g")
-
-
 def _cell(m: dict, name: str, bad: bool) -> str:
-    from ..steps.report import human_size
-
     def fmt(v):
         if v is None:
             return "-"

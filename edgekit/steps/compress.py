@@ -26,7 +26,6 @@ from ..backends._common import ConvertContext
 from . import export, profile, report
 from .evaluate import Quality, evaluate, run_source
 from .quantize import QuantOptions, check_support, parse_modes, quantize_with_repair
-from .report_html import render_compress_html
 from .verify import adapt_feeds
 
 
@@ -73,7 +72,8 @@ def _offhost_quality(model: Model, target: str, path: Path, mode: str, ds, eval_
     why = spec.cannot_run()
     if importlib.util.find_spec(f"edgekit.backends.{spec.package}.estimate") is None:
         return None, False, [f"quality not measured: {why}"]
-    outputs, notes = backend_module(spec, "estimate").outputs(model, path, mode, ds.evaluation.samples)
+    outputs, notes = backend_module(spec, "estimate").outputs(model, path, mode, ds.evaluation.samples,
+                                                               run_source)
     if outputs is None:
         return None, False, notes
     from .evaluate import score
@@ -189,7 +189,10 @@ def compress(model: Model, *, targets: str | list[str], modes: str | list[str] |
         if student_info:
             doc["student"] = student_info
         (tmp / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
-        report.compress_plot(doc, tmp / "report.png")
+        from ..present.compress_html import render_compress_html
+        from ..present.plots import compress_plot
+
+        compress_plot(doc, tmp / "report.png")
         render_compress_html(doc, tmp / "report.html")
         if out.exists():
             shutil.rmtree(out)

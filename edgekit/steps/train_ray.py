@@ -109,11 +109,9 @@ def _connect(ray, cfg: TrainConfig) -> bool:
                  configure_logging=not quiet)
         return True
     _reachable(cfg.address)
-    import edgekit
-
+    package = Path(__file__).resolve().parents[1]  # the edgekit folder
     try:  # edgekit's own code travels with the job, so the cluster runs the driver's version of it
-        ray.init(address=cfg.address, log_to_driver=not quiet,
-                 runtime_env={"py_modules": [str(Path(edgekit.__file__).parent)]})
+        ray.init(address=cfg.address, log_to_driver=not quiet, runtime_env={"py_modules": [str(package)]})
     except Exception as exc:
         first = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
         raise EdgekitError(f"cannot join the Ray cluster at {cfg.address}: {first[:300]}", _ADDRESS_FIX) from exc

@@ -81,14 +81,13 @@ def with_package_weights(model: Model, package: Path) -> PackageWeights:
                           unmatched_params / total if total else 0.0)
 
 
-def outputs(model: Model, package: Path, mode: str, samples: list[dict]) -> tuple[list | None, list[str]]:
+def outputs(model: Model, package: Path, mode: str, samples: list[dict], run_source) -> tuple[list | None, list[str]]:
     """The estimated package's outputs on ``samples`` (None where it cannot stand for the package),
-    and notes saying how they were had. compress scores them like any runtime's outputs."""
+    and notes saying how they were had; ``run_source(model, samples)`` runs a PyTorch model.
+    compress scores them like any runtime's outputs."""
     validated = "(the package was validated)"
     if mode == "fp16" or model.module is None:
         return None, [f"quality not measured: the Core ML runtime needs macOS {validated}"]
-    from ...steps.evaluate import run_source
-
     weights = with_package_weights(model, package)
     if not weights.usable:
         return None, [f"quality not estimated: {len(weights.unmatched)} compressed weights "

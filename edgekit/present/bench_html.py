@@ -8,16 +8,9 @@ import math
 from html import escape
 from pathlib import Path
 
-from ..steps.report import human_size
-from .compare import fmt_ms
+from ._format import colour as _colour
+from ._format import fmt_ms, human_size
 
-
-def _colour(target: str | None) -> str:
-    """A target's colour in plots (its spec's), grey for what has none."""
-    from .._registry import TARGETS
-
-    spec = TARGETS.get(target or "")
-    return spec.colour if spec else "#4a6d8c"
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1180px;
  color:#1d232b;background:#fff;padding:0 16px}

@@ -10,8 +10,9 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from ..bench.html import _CSS, _colour, _num, _ticks, _when
-from .report import human_size
+from ._format import colour as _colour
+from ._format import human_size
+from .bench_html import _CSS, _num, _ticks, _when
 
 _MARKS = {"fp32": "circle", "fp16": "plus", "dynamic-int8": "tri-down", "static-int8": "square",
           "int8-weights": "tri-up", "int4-weights": "diamond", "mixed": "cross"}

@@ -1,0 +1,112 @@
+"""Terminal tables (rich): convert's parity table, compress's table, bench's table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._format import _fmt, human_size
+
+
+def parity_table(manifest: dict):
+    """A rich Table of the manifest's artifacts: the same figures as the JSON."""
+    from rich.table import Table
+
+    table = Table(title=f"edgekit convert: {Path(manifest['source']['spec']).name}", title_justify="left")
+    for col, just in (("target", "left"), ("precision", "left"), ("size", "right"), ("convert s", "right"),
+                      ("max abs err", "right"), ("mean abs err", "right"), ("cosine", "right"),
+                      ("top-1", "right"), ("status", "left")):
+        table.add_column(col, justify=just)
+    colors = {"pass": "green", "fail": "bold red", "not_run": "yellow"}
+    for a in manifest["artifacts"]:
+        p = a["parity"] or {}
+        status = p.get("status", "-")
+        shown = status
+        table.add_row(a["target"], a["precision"], human_size(a["size_bytes"]), f"{a['convert_seconds']:.1f}",
+                      _fmt(p.get("max_abs_err"), ".2e"), _fmt(p.get("mean_abs_err"), ".2e"),
+                      _fmt(p.get("cosine"), ".6f"), _fmt(p.get("top1_agreement"), ".3f"),
+                      f"[{colors.get(status, 'white')}]{shown}[/]")
+    reasons = [f"{a['target']}: {a['parity']['reason']}" for a in manifest["artifacts"]
+               if a.get("parity") and a["parity"].get("reason")]
+    return table, reasons
+
+
+def compress_table(doc: dict):
+    """One row per baseline and variant; the JSON has every figure (p90, top-1/5, cosine min...)."""
+    from rich.table import Table
+
+    one, many = str(min(doc["threads"])), str(max(doc["threads"]))
+    table = Table(title=f"edgekit compress: {Path(doc['source']['spec']).name} ({doc['metric']}, fp32 "
+                        f"{doc['baseline_value']:.2f})", title_justify="left")
+    cols = ["target", "mode", "size", "smaller", doc["metric"], "drop", "cosine", f"p50 {one}t ms",
+            f"p50 {many}t ms", "speed-up", "float", "status"]
+    for c in cols:
+        table.add_column(c, justify="left" if c in ("target", "mode", "status") else "right", no_wrap=True)
+    colors = {"pass": "green", "fail": "bold red", "not_run": "yellow", "baseline": "dim"}
+    rows = [(t, "fp32", b, "baseline") for t, b in doc["baselines"].items()]
+    rows += [(v["target"], v["mode"], v, v["status"]) for v in doc["variants"]]
+    for target, mode, e, status in rows:
+        lat = e.get("latency_ms") or {}
+        table.add_row(
+            target, mode, human_size(e["size_bytes"]), f"{e.get('size_ratio', 1.0):.2f}x",
+            _fmt(e.get("value"), ".2f"), _fmt(e.get("drop"), ".2f"),
+            _fmt((e.get("agreement") or {}).get("cosine_mean"), ".4f"),
+            _fmt(lat.get(one, {}).get("p50"), ".2f"), _fmt(lat.get(many, {}).get("p50"), ".2f"),
+            f"{e.get('speedup_1t', 1.0):.2f}x" if lat else "-", str(len(e.get("layers_kept_float", []))),
+            f"[{colors.get(status, 'white')}]{status}{' (est.)' if e.get('quality_estimated') else ''}[/]")
+    table.caption = _cpu_caption(doc)
+    table.caption_justify = "left"
+    return table
+
+
+def _cpu_caption(doc: dict) -> str | None:
+    """Which CPU the figures were taken on, and which the quantizers chose settings for."""
+    host = (doc.get("host") or {}).get("cpu")
+    if not host:
+        return None
+    text = f"measured on {host['model']} (int8: {host['int8_dot']}{', bf16' if host['bf16'] else ''})"
+    target = doc.get("target_cpu")
+    if target and (target.get("model"), target.get("features")) != (host["model"], host["features"]):
+        text += (f"; quantized for {target.get('device') or target['model']} "
+                 f"(int8: {target['int8_dot']}{', bf16' if target['bf16'] else ''})")
+    return text
+
+
+def bench_table(doc: dict, top: int):
+    """The bench result as a table, then each result's error or slowest ops."""
+    from rich.console import Group
+    from rich.table import Table
+
+    t = Table(title=f"edgekit bench on {doc['device'].get('spec')}", title_justify="left")
+    cols = ["artifact", "threads", "size", "load ms", "first ms", "p50 ms", "p90 ms", "p99 ms", "std", "inf/s",
+            "peak RSS MB", "RSS growth"]
+    fits = {(f["artifact"], f["threads"]): f for f in (doc.get("target") or {}).get("fits", [])}
+    if fits:
+        cols.append(f"fits {doc['target']['name']}")
+    for c in cols:
+        t.add_column(c, justify="left" if c == "artifact" else "right", no_wrap=True)
+    parts = [t]
+    for r in doc["results"]:
+        if r.get("error"):
+            t.add_row(r["artifact"], str(r.get("threads") or "-"), human_size(r["size_bytes"]),
+                      *["-"] * (len(cols) - 3 - (1 if fits else 0)), *(["-"] if fits else []))
+            continue
+        lat, rss = r["latency_ms"], r["rss_mb"]
+
+        def f(x, digits=2):  # benchmark_model (adb) gives no p90/p99 or idle growth: shown as "-"
+            return "-" if x is None else f"{x:.{digits}f}"
+
+        row = [r["artifact"], str(r["threads"]), human_size(r["size_bytes"]), f(r["load_ms"], 0),
+               f(r["first_inference_ms"]), f(lat["p50"]), f(lat["p90"]), f(lat["p99"]), f(lat["std"]),
+               f(r["throughput_ips"], 1), f(rss["peak"], 0), f(rss["growth_idle"], 1)]
+        if fits:
+            f = fits.get((r["artifact"], r["threads"]))
+            row.append("-" if f is None else ("yes" if f["latency"] and f["memory"] else
+                                              "no: " + ", ".join(k for k in ("latency", "memory") if not f[k])))
+        t.add_row(*row)
+    for r in doc["results"]:
+        if r.get("error"):
+            parts.append(f"{r['artifact']}: {r['error']}")
+        elif r.get("ops") and top:
+            ops = ", ".join(f"{o['name']} {o['share']:.0%}" for o in r["ops"][:top])
+            parts.append(f"{r['artifact']} ({r['threads']}t) slowest ops: {ops}")
+    return Group(*parts)
