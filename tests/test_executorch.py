@@ -186,6 +186,27 @@ def test_tiny_bert_fp32_matches_torch(tiny_bert, tmp_path):
     assert err < 1e-4 and cos > 0.9999, (err, cos)
 
 
+@pytest.mark.parametrize("mode", ["dynamic-int8", "static-int8"])
+def test_tiny_bert_int8_keeps_integer_arithmetic_integer(tiny_bert, tmp_path, mode):
+    """The XNNPACK quantizer's own scalar transform makes the mask's integer index arithmetic float
+    (IndexError in a BERT); edgekit's keeps it integer. static-int8 uses the transformer preset."""
+    from edgekit.backends.executorch.quantize import quantize
+
+    model = edgekit.load(tiny_bert, dims={"sequence": 16})
+    tok = model.meta["tokenizer"]
+    samples = []
+    for i in range(8):
+        enc = tok(" ".join(f"w{(7 * i + j) % 990 + 5}" for j in range(3 + i)), padding="max_length", max_length=16,
+                  truncation=True, return_tensors="np")
+        samples.append({s.name: enc[s.name].astype(np.int64) for s in model.signature.inputs})
+    result = quantize(None, tmp_path, mode, samples, _quant_options(transformer=True), model=model)
+    if mode == "static-int8":
+        assert any("linear layers only" in n for n in result.notes), result.notes
+    runner = ExecuTorchRunner(result.path, threads=1, source=model.signature)
+    _, cos = _parity(model, runner, samples[:3])
+    assert cos > 0.99, cos
+
+
 @pytest.mark.integration
 def test_digits_static_int8_keeps_accuracy_and_shrinks(tmp_path):
     """pt2e + XNNPACKQuantizer, calibrated on 300 real training digits; judged on the 450 held out."""

@@ -58,8 +58,11 @@ def quantize(src: Path, dest_dir: Path, mode: str, calib: list[dict] | None, opt
     keep = list(getattr(opts, "keep_float", []) or [])
     per_channel = bool(getattr(opts, "per_channel", True))
     dest = Path(dest_dir) / PTE
-    converted, used = _quantized_module(model, mode, calib or [], keep, per_channel)
+    transformer = bool(getattr(opts, "transformer", False))
+    converted, used = _quantized_module(model, mode, calib or [], keep, per_channel, transformer)
     notes = [_DESCRIBE[mode] if per_channel else _DESCRIBE[mode].replace("per-channel", "per-tensor")]
+    if transformer and mode == "static-int8":
+        notes.append("transformer: linear layers only; adds, the attention mask and LayerNorm stay float")
     if used:
         notes.append(f"{used} calibration samples")
     if keep:
@@ -68,7 +71,8 @@ def quantize(src: Path, dest_dir: Path, mode: str, calib: list[dict] | None, opt
     return QuantResult(dest, notes, keep)
 
 
-def _quantized_module(model: Model, mode: str, calib: list[dict], keep: list[str], per_channel: bool):
+def _quantized_module(model: Model, mode: str, calib: list[dict], keep: list[str], per_channel: bool,
+                      transformer: bool = False):
     """The converted (quantize/dequantize) torch module and how many samples calibrated it."""
     torch = need("torch")
     need("executorch", "ExecuTorch quantization")
@@ -79,13 +83,20 @@ def _quantized_module(model: Model, mode: str, calib: list[dict], keep: list[str
     )
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    dynamic = mode == "dynamic-int8"
-    quantizer = XNNPACKQuantizer().set_global(
-        get_symmetric_quantization_config(is_per_channel=per_channel, is_dynamic=dynamic))
+    class Quantizer(XNNPACKQuantizer):
+        def transform_for_annotation(self, model):
+            return _float_scalars_to_attrs(model)
+
+    config = get_symmetric_quantization_config(is_per_channel=per_channel, is_dynamic=mode == "dynamic-int8")
+    quantizer = Quantizer()
+    if transformer:  # linear layers only: residual adds (outlier channels) and the mask arithmetic stay float
+        quantizer.set_operator_type(torch.ops.aten.linear.default, config)
+    else:
+        quantizer.set_global(config)
     if keep:
         quantizer.set_filter_function(_outside(keep))
     example = example_inputs(model)
-    samples = [] if dynamic else calib
+    samples = [] if mode == "dynamic-int8" else calib
     with quiet(), torch.no_grad():
         prepared = prepare_pt2e(export(model.module, example).module(), quantizer)
         for feeds in samples:
@@ -94,6 +105,35 @@ def _quantized_module(model: Model, mode: str, calib: list[dict], keep: list[str
             prepared(*example)  # observers need one pass even where they record nothing
         converted = convert_pt2e(prepared)
     return converted, len(samples)
+
+
+def _float_scalars_to_attrs(model):
+    """XNNPACKQuantizer's own transform (``_convert_scalars_to_attrs``) turns the scalar of every
+    add and mul into a float tensor, integer arithmetic included: in a BERT the attention mask's
+    index arithmetic then indexes with floats and fails. The same, for float results only."""
+    import torch
+    from torchao.quantization.pt2e.utils import get_new_attr_name_with_prefix
+
+    targets = (torch.ops.aten.add.Tensor, torch.ops.aten.mul.Tensor)
+    for node in model.graph.nodes:
+        val = node.meta.get("val")
+        if node.op != "call_function" or node.target not in targets or not getattr(val, "is_floating_point", bool)():
+            continue
+        args = []
+        for arg in node.args:
+            if isinstance(arg, torch.fx.Node) or not isinstance(arg, int | float):
+                args.append(arg)
+                continue
+            const = torch.tensor(float(arg))
+            name = get_new_attr_name_with_prefix("_tensor_constant_")(model)
+            model.register_buffer(name, const)
+            with model.graph.inserting_before(node):
+                attr = model.graph.create_node("get_attr", name, (), {})
+            attr.meta["val"] = val.fake_mode.from_tensor(const, static_shapes=True)
+            args.append(attr)
+        node.args = tuple(args)
+    model.recompile()
+    return model
 
 
 def _tensors(model: Model, feeds: dict[str, np.ndarray], example: tuple) -> list:
