@@ -24,10 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _quant_options(**kw):
-    try:
-        from edgekit.backends._quant import QuantOptions
-    except ImportError:  # the quantizer types before they moved beside the targets
-        from edgekit.steps.quantize._common import QuantOptions
+    from edgekit.backends._quant import QuantOptions
+
     return QuantOptions(**kw)
 
 
@@ -232,11 +230,10 @@ def test_digits_static_int8_keeps_accuracy_and_shrinks(tmp_path):
 
 
 def test_convert_through_edgekit_when_registered(tmp_path):
-    """`edgekit convert --to executorch` end to end, once the registry lists the target."""
-    from edgekit import _registry
+    """`edgekit convert --to executorch` end to end: the registry finds the folder's SPEC."""
+    from edgekit._registry import TARGETS
 
-    if "executorch" not in getattr(_registry, "TARGETS", {}):
-        pytest.skip("executorch is not registered yet (backends/_spec.py registry)")
+    assert TARGETS["executorch"].suffix == ".pte"
     model = edgekit.load("tests.fixtures:tiny_cnn")
     result = edgekit.convert(model, ["executorch"], tmp_path / "out")
     (art,) = result.artifacts

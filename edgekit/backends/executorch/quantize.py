@@ -38,10 +38,7 @@ def quantize(src: Path, dest_dir: Path, mode: str, calib: list[dict] | None, opt
     """``quantize(src, dest_dir, mode, calib, opts) -> QuantResult``, with the source model as
     ``model=`` (or ``opts.model``). ``opts``: a QuantOptions (keep_float: module names kept
     float; per_channel)."""
-    try:
-        from .._quant import QuantResult
-    except ImportError:  # pragma: no cover - a tree where the quantizer types still live in steps/
-        from ...steps.quantize._common import QuantResult
+    from .._quant import QuantResult
 
     model = model if model is not None else getattr(opts, "model", None)
     if model is None:

@@ -1,13 +1,14 @@
-"""What edgekit knows about the ExecuTorch target, as data (standard library only).
+"""What edgekit knows about the ExecuTorch target, as data (no framework imports).
 
-``SPEC`` is a ``backends._spec.TargetSpec`` (the registry finds it by listing the backend
-folders); in a tree without that module it is a namespace with the same fields.
+``SPEC`` is a ``backends._spec.TargetSpec``; the registry finds it by listing the backend folders.
 """
 
 from __future__ import annotations
 
-from types import MappingProxyType, SimpleNamespace
+from types import MappingProxyType
 from typing import Any
+
+from .._spec import Route, TargetSpec
 
 ARTIFACT = "model.pte"
 DEVICE_LOADER = "edgekit.backends.executorch.device:load"  # the bench runner's loader contract
@@ -56,14 +57,4 @@ FIELDS: dict[str, Any] = {
 }
 
 
-def build() -> Any:
-    """The TargetSpec of this target."""
-    try:
-        from .._spec import Route, TargetSpec
-    except ImportError:  # pragma: no cover - a tree before backends/_spec.py
-        return SimpleNamespace(routes=tuple(SimpleNamespace(**r) for r in ROUTES), runs_here=None,
-                               companions=(), **FIELDS)
-    return TargetSpec(routes=tuple(Route(**r) for r in ROUTES), **FIELDS)
-
-
-SPEC = build()
+SPEC = TargetSpec(routes=tuple(Route(**r) for r in ROUTES), **FIELDS)
