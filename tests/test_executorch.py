@@ -238,3 +238,27 @@ def test_convert_through_edgekit_when_registered(tmp_path):
     result = edgekit.convert(model, ["executorch"], tmp_path / "out")
     (art,) = result.artifacts
     assert art.path.suffix == ".pte" and art.parity.status == "pass"
+
+
+@pytest.mark.integration
+def test_compress_and_bench_the_digits_cnn_through_the_cli(tmp_path):
+    """`edgekit compress --to executorch --quantize static-int8` on the real digits, then `edgekit bench`
+    on the output folder: fp32 and int8 .pte measured like any other artifact (device runner + device.py)."""
+    from tests.conftest import run_cli
+
+    out = tmp_path / "q"
+    rc, stdout, err = run_cli("compress", "edgekit.zoo.digits:cnn", "--data", "edgekit.zoo.digits:data",
+                              "--to", "executorch", "--quantize", "static-int8", "--calibration-samples", "300",
+                              "--runs", "5", "--threads", "1", "--out", str(out), "--json")
+    assert rc == 0, err
+    doc = json.loads(stdout[stdout.index("{"):])
+    (v,) = doc["variants"]
+    assert v["target"] == "executorch" and v["status"] == "pass" and v["drop"] <= 1.0, v
+    assert doc["baselines"]["executorch"]["value"] >= 97.0 and v["size_ratio"] > 3.0
+    rc, _, err = run_cli("bench", str(out), "--runs", "10", "--warmup", "2", "--threads", "1",
+                         "--json", str(tmp_path / "b.json"))
+    assert rc == 0, err
+    results = json.loads((tmp_path / "b.json").read_text())["results"]
+    pte = [r for r in results if r["format"] == "executorch"]
+    assert len(pte) == 2 and all(r["error"] is None and r["latency_ms"]["p50"] > 0 for r in pte), pte
+    assert all(r["runtime"]["name"] == "executorch" for r in pte)

@@ -19,6 +19,7 @@ class QuantOptions:
     integer_ops: tuple[str, ...] | None = None  # TFLite static: only these op types int8 (None: all)
     dynamic_layers: list[str] = field(default_factory=list)  # TFLite repair: int8 weights, float activations
     cpu: Any = None  # the _cpu.CpuInfo that will run the artifact (None: this host, or EDGEKIT_CPU_FEATURES)
+    model: Any = None  # the source Model, for quantizers of the torch graph (ExecuTorch's pt2e)
     ort: dict | None = None  # ONNX Runtime int8 settings (weight_type s8|u8, reduce_range, per_channel): None = by cpu
 
 

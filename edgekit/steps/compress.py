@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .._capture import capture_output
@@ -260,7 +260,7 @@ def _variant(model, art, mode, tmp, ctx, calib, tune, tune_refs, tune_labels, tu
             return score(model, tune_refs[:len(outs)], outs, tune_labels[:len(outs)] if tune_labels is not None else None).value
 
         result, _ = quantize_with_repair(target, art.path, dest, mode, [adapt(s) for s in calib],
-                                         [adapt(s) for s in tune], opts, value_of=value_of, baseline=tune_base,
+                                         [adapt(s) for s in tune], replace(opts, model=model), value_of=value_of, baseline=tune_base,
                                          max_drop=max_drop, ov_validate=ov_validate)
         path, notes, kept = result.path, result.notes, result.kept_float
     estimated = None
