@@ -125,14 +125,16 @@ def device_loader(fmt: str) -> Path | None:
     sent with the runner for formats the runner does not know itself."""
     from .._registry import TARGETS
 
-    path = Path(__file__).parents[1] / "backends" / TARGETS[fmt].package / "device.py"
-    return path if path.is_file() else None
+    spec = TARGETS.get(fmt)  # a format no target has (a hostile manifest) gets no loader
+    path = Path(__file__).parents[1] / "backends" / spec.package / "device.py" if spec else None
+    return path if path is not None and path.is_file() else None
 
 
 def files_of(item: Item) -> list[Path]:
     from .._registry import TARGETS
 
-    return TARGETS[item.format].files(item.path)
+    spec = TARGETS.get(item.format)
+    return spec.files(item.path) if spec else [item.path]
 
 
 class LocalDevice:
