@@ -47,7 +47,7 @@ class Route:
     needs: tuple[str, ...] = ()  # modules this route imports (checked before any work)
     options: Mapping[str, Any] = field(default_factory=dict)  # passed to fn as keyword arguments
 
-    def applies(self, model, precision: str) -> bool:
+    def applies(self, model: Model, precision: str) -> bool:
         return precision in self.precisions and SOURCES[self.source](model)
 
     @property
@@ -88,7 +88,7 @@ class TargetSpec:
     def cannot_run(self) -> str | None:
         return self.runs_here() if self.runs_here else None
 
-    def routes_for(self, model, precision: str) -> list[Route]:
+    def routes_for(self, model: Model, precision: str) -> list[Route]:
         return [r for r in self.routes if r.applies(model, precision)]
 
 
@@ -110,4 +110,5 @@ class RouteFn(Protocol):
 class Quantizer(Protocol):
     """``quantize.py``'s ``quantize``: one mode of SPEC.quantization, from the fp32 artifact ``src``."""
 
-    def __call__(self, src: Path, dest_dir: Path, mode: str, calib: list[dict] | None, opts: Any) -> Any: ...
+    def __call__(self, src: Path, dest_dir: Path, mode: str, calib: list[dict[str, Any]] | None,
+                 opts: Any) -> Any: ...

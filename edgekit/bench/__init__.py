@@ -17,8 +17,7 @@ from pathlib import Path
 from .._errors import EdgekitError
 from .._types import size_of
 from .._version import __version__
-
-SCHEMA = 1
+from ..schema import SCHEMA, check
 
 
 @dataclass
@@ -32,8 +31,9 @@ class BenchResult:
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict:
-        return {"schema": SCHEMA, "kind": "bench", "edgekit": __version__, "created": self.created,
-                "device": self.device, "target": self.target, "settings": self.settings, "results": self.results}
+        return check("bench", {"schema": SCHEMA, "kind": "bench", "edgekit": __version__, "created": self.created,
+                               "device": self.device, "target": self.target, "settings": self.settings,
+                               "results": self.results})
 
     def write(self, path: Path) -> Path:
         path = Path(path)

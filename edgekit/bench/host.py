@@ -54,23 +54,23 @@ def find_artifacts(path: Path) -> list[Item]:
     manifests = sorted(path.rglob("manifest.json"))
     if not manifests:
         raise EdgekitError(f"{path} holds no manifest.json", "give an edgekit convert/compress output folder or one artifact")
+    from .. import schema
+
     for manifest in manifests:
-        doc = json.loads(manifest.read_text())
-        dims = doc.get("source", {}).get("dims", {})
-        names = [i["name"] for i in doc.get("source", {}).get("signature", {}).get("inputs", [])] or None
-        vocab = doc.get("source", {}).get("vocab_size")
-        for a in doc.get("artifacts", []):
-            p = manifest.parent / a["path"]
-            items.append(Item(p, a["target"], str(p.relative_to(path)), a.get("signature"), dims, names, vocab))
+        doc = schema.load("manifest", manifest)
+        names = [i.name for i in doc.source.signature.inputs] or None
+        for a in doc.artifacts:
+            p = manifest.parent / a.path
+            items.append(Item(p, a.target, str(p.relative_to(path)), a.signature.model_dump(), doc.source.dims,
+                              names, doc.source.vocab_size))
     report = path / "report.json"
     if report.is_file():  # compress: the variants too, with the fp32 source's signature
-        doc = json.loads(report.read_text())
         sig_of = {i.format: i for i in items}
-        for v in doc.get("variants", []):
-            p = path / v["path"]
-            base = sig_of.get(v["target"])
+        for v in schema.load("compress-report", report).variants:
+            p = path / v.path
+            base = sig_of.get(v.target)
             if base is not None and p.exists():
-                items.append(Item(p, v["target"], str(p.relative_to(path)), base.signature, base.dims,
+                items.append(Item(p, v.target, str(p.relative_to(path)), base.signature, base.dims,
                                   base.source_names, base.vocab_size))
     return items
 

@@ -8,6 +8,7 @@ folder per variant (``onnx-static-int8/``...), ``report.json``, ``report.html``,
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ from .._errors import EdgekitError
 from .._registry import TARGETS, backend_module, parse_targets, runner_for
 from .._types import Model, size_of
 from ..backends._common import ConvertContext
+from ..schema import check
 from . import export, profile, report
 from .evaluate import Quality, evaluate, run_source
 from .quantize import QuantOptions, check_support, parse_modes, quantize_with_repair
@@ -37,7 +39,7 @@ class CompressResult:
     baselines: dict[str, dict]
     notes: list[str] = field(default_factory=list)
 
-    @property
+    @functools.cached_property
     def report(self) -> dict:
         return json.loads(self.report_path.read_text())
 
@@ -188,7 +190,7 @@ def compress(model: Model, *, targets: str | list[str], modes: str | list[str] |
         doc["target_cpu"] = {**cpu.to_dict(), **({"device": target_device} if target_device else {})}
         if student_info:
             doc["student"] = student_info
-        (tmp / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
+        (tmp / "report.json").write_text(json.dumps(check("compress-report", doc), indent=2) + "\n")
         from ..present.compress_html import render_compress_html
         from ..present.plots import compress_plot
 

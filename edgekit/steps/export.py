@@ -7,6 +7,7 @@ only when every conversion succeeded, so a failed run leaves nothing half-writte
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -40,8 +41,9 @@ class ConvertResult:
     def ok(self) -> bool:
         return all(a.parity is None or a.parity.status != "fail" for a in self.artifacts)
 
-    @property
+    @functools.cached_property
     def manifest(self) -> dict:
+        """manifest.json as written (read once)."""
         import json
 
         return json.loads(self.manifest_path.read_text())

@@ -11,8 +11,7 @@ from pathlib import Path
 
 from .._types import Artifact, Model
 from .._version import __version__
-
-SCHEMA = 1
+from ..schema import SCHEMA, check
 
 
 def host_dict() -> dict:
@@ -38,7 +37,8 @@ def manifest_dict(root: Path, model: Model, artifacts: list[Artifact], inputs_de
 
 def write_manifest(root: Path, model: Model, artifacts: list[Artifact], inputs_desc: str, notes: list[str]) -> Path:
     path = root / "manifest.json"
-    path.write_text(json.dumps(manifest_dict(root, model, artifacts, inputs_desc, notes), indent=2) + "\n")
+    doc = check("manifest", manifest_dict(root, model, artifacts, inputs_desc, notes))
+    path.write_text(json.dumps(doc, indent=2) + "\n")
     return path
 
 
