@@ -257,12 +257,18 @@ def test_short_or_blank_token_refused_for_a_public_bind(models, token, words):
 
 def _fake_compress_folder(root: Path) -> Path:
     """The layout `edgekit compress` writes: fp32/onnx/model.onnx with its manifest, a variant, report.json."""
-    classifier_onnx(root / "fp32" / "onnx" / "model.onnx")
-    (root / "fp32" / "manifest.json").write_text(json.dumps(
-        {"artifacts": [{"target": "onnx", "path": "onnx/model.onnx"}]}))
+    import edgekit
+
+    src = classifier_onnx(root.parent / f"{root.name}-src.onnx")
+    manifest = edgekit.convert(str(src), targets=["onnx"], out=root / "fp32").manifest  # a real manifest
     classifier_onnx(root / "onnx-dynamic-int8" / "model.onnx", seed=1)
-    (root / "report.json").write_text(json.dumps(
-        {"variants": [{"target": "onnx", "mode": "dynamic-int8", "path": "onnx-dynamic-int8/model.onnx"}]}))
+    size = (root / "onnx-dynamic-int8" / "model.onnx").stat().st_size
+    variant = {"target": "onnx", "mode": "dynamic-int8", "path": "onnx-dynamic-int8/model.onnx", "size_bytes": size,
+               "baseline_size_bytes": size, "size_ratio": 1.0, "baseline_value": 1.0, "status": "pass"}
+    (root / "report.json").write_text(json.dumps(  # what the bench and serve readers need of a report
+        {"schema": 1, "kind": "compress", "edgekit": manifest["edgekit"], "created": manifest["created"],
+         "host": manifest["host"], "source": manifest["source"], "data": "none", "metric": "cosine",
+         "baseline_value": 1.0, "max_drop": 1.0, "threads": [1], "baselines": {}, "variants": [variant]}))
     return root
 
 
