@@ -39,3 +39,25 @@ def spec_from_runtime(name: str, shape, dtype, source: TensorSpec | None) -> Ten
 
 def pick(specs: list[TensorSpec], i: int) -> TensorSpec | None:
     return specs[i] if i < len(specs) else None
+
+
+def static_example(model) -> tuple:
+    """The model's example inputs at the run's static shapes (dynamic axes at ``model.dims``),
+    for converters that trace or export the torch module at one shape."""
+    from .._lazy import require
+
+    torch = require("torch")
+    example = []
+    for spec, t in zip(model.signature.inputs, model.meta["example"], strict=True):
+        shape = spec.concrete(model.dims)
+        example.append(t if tuple(t.shape) == shape else torch.zeros(shape, dtype=t.dtype))
+    return tuple(example)
+
+
+def fixed_axes_note(model, why: str) -> list[str]:
+    """A note naming the dynamic axes a static-shape target fixed, and at which sizes."""
+    axes = {a: model.dims[a] for s in model.signature.inputs for a in s.dynamic_axes.values()}  # dict: no repeats
+    if not axes:
+        return []
+    fixed = ", ".join(f"{a}={n}" for a, n in axes.items())
+    return [f"dynamic axes fixed ({fixed}): {why}; set them with --dim"]

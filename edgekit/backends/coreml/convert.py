@@ -9,7 +9,7 @@ import numpy as np
 
 from ..._lazy import require
 from ..._types import Model
-from .._common import ConvertContext
+from .._common import ConvertContext, static_example
 
 
 def from_torch(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
@@ -19,10 +19,7 @@ def from_torch(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext
     from . import shims
 
     shims.register()
-    example = []
-    for spec, t in zip(model.signature.inputs, model.meta["example"], strict=True):
-        shape = spec.concrete(model.dims)
-        example.append(t if tuple(t.shape) == shape else torch.zeros(shape, dtype=t.dtype))
+    example = list(static_example(model))
     notes = []
     if any(s.dynamic_axes for s in model.signature.inputs):
         axes = dict.fromkeys(a for s in model.signature.inputs for a in s.dynamic_axes.values())

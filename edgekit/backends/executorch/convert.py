@@ -19,7 +19,7 @@ from typing import Any
 
 from ..._errors import ConversionError
 from ..._types import Model, Signature
-from .._common import ConvertContext
+from .._common import ConvertContext, fixed_axes_note, static_example
 from ._deps import need
 from .device import IO_METHOD
 from .spec import ARTIFACT as PTE
@@ -38,20 +38,11 @@ def check_source(model: Model) -> None:
 
 def example_inputs(model: Model) -> tuple:
     """The example inputs at the run's static shapes (dynamic axes at ``model.dims``)."""
-    torch = need("torch")
-    example = []
-    for spec, t in zip(model.signature.inputs, model.meta["example"], strict=True):
-        shape = spec.concrete(model.dims)
-        example.append(t if tuple(t.shape) == shape else torch.zeros(shape, dtype=t.dtype))
-    return tuple(example)
+    return static_example(model)
 
 
 def fixed_note(model: Model) -> list[str]:
-    axes = {a: model.dims[a] for s in model.signature.inputs for a in s.dynamic_axes.values()}
-    if not axes:
-        return []
-    fixed = ", ".join(f"{a}={n}" for a, n in axes.items())
-    return [f"dynamic axes fixed ({fixed}): the .pte has static shapes; set them with --dim"]
+    return fixed_axes_note(model, "the .pte has static shapes")
 
 
 @contextlib.contextmanager

@@ -17,15 +17,11 @@ from pathlib import Path
 from ..._errors import ConversionError
 from ..._lazy import require
 from ..._types import Model
-from .._common import ConvertContext
+from .._common import ConvertContext, fixed_axes_note, static_example
 
 
 def _fixed_note(model: Model) -> list[str]:
-    axes = {a: model.dims[a] for s in model.signature.inputs for a in s.dynamic_axes.values()}  # dict: no repeats
-    if not axes:
-        return []
-    fixed = ", ".join(f"{a}={n}" for a, n in axes.items())
-    return [f"dynamic axes fixed ({fixed}): LiteRT needs static shapes; set them with --dim"]
+    return fixed_axes_note(model, "LiteRT needs static shapes")
 
 
 @contextlib.contextmanager
@@ -38,14 +34,10 @@ def _quiet():
 
 
 def _from_torch(model: Model, dest: Path) -> None:
-    torch = require("torch")
     litert_torch = require("litert_torch", "torch to TFLite")
-    example = []
-    for spec, t in zip(model.signature.inputs, model.meta["example"], strict=True):
-        shape = spec.concrete(model.dims)
-        example.append(t if tuple(t.shape) == shape else torch.zeros(shape, dtype=t.dtype))
+    example = static_example(model)
     with _quiet():
-        edge = litert_torch.convert(model.module, tuple(example))
+        edge = litert_torch.convert(model.module, example)
         edge.export(str(dest))
 
 
