@@ -51,24 +51,46 @@ def convert(model, targets=("onnx", "openvino", "tflite", "coreml"), out="edgeki
     return _convert(model, list(targets) if not isinstance(targets, str) else targets, out, **options)
 
 
-def compress(model, targets=("onnx", "openvino", "tflite"), quantize="static-int8", data=None, out="edgekit-out",
-             **options):
+def compress(model=None, targets=None, quantize=None, data=None, out="edgekit-out", *, recipe=None, **options):
     """Quantize ``model`` for each target with that target's own quantizer; evaluate every
     variant against the fp32 source on held-out ``data``; write ``out/report.json``.
 
-    ``quantize``: modes (fp16, dynamic-int8, static-int8, int8-weights, int4-weights, mixed).
+    ``targets``: default onnx, openvino, tflite. ``quantize``: modes (fp16, dynamic-int8,
+    static-int8 (the default), int8-weights, int4-weights, mixed).
     Options: ``max_drop`` (points), ``calibration``, ``evaluation`` (sample counts),
-    ``keep_float``, ``calibration_method``, ``threads``, ``runs``, ``int8_io``, ``keep_names``, ``force``.
+    ``keep_float``, ``calibration_method``, ``threads``, ``runs``, ``int8_io``, ``keep_names``,
+    ``target_device`` (a profile in targets/: quantize for its CPU), ``force``.
+
+    ``recipe`` (a models/*.toml path, or a loaded ``Recipe``) runs a recipe as `edgekit compress
+    --recipe` does; ``model`` (a spec string) then replaces its source, and ``options`` named as
+    the recipe's [compress] fields override it: ``edgekit.compress(recipe="models/digits-cnn.toml",
+    out="build/q", max_drop=0.5)``.
     """
+    if recipe is not None:
+        from ._recipe import Recipe, load_recipe, resolve_compress
+        from .steps.compress import compress_recipe
+
+        loaded = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+        force = options.pop("force", False)
+        renamed = {"calibration": "calibration_samples", "evaluation": "eval_samples"}  # the non-recipe names
+        flags = {renamed.get(k, k): v for k, v in options.items()}
+        for key, value in (("targets", targets), ("quantize", quantize), ("threads", flags.get("threads"))):
+            flags[key] = value.split(",") if isinstance(value, str) else value
+        flags["data"] = data
+        resolved = resolve_compress(loaded, model if isinstance(model, str) else None, flags)
+        return compress_recipe(resolved, out=out, force=force)
     from ._types import Model as _Model
     from .steps.compress import compress as _compress
 
     if data is None:
         raise EdgekitError("compress needs data", "pass data= (an .npz, an image folder, a .txt of sentences or module:callable)")
+    if model is None:
+        raise EdgekitError("compress needs a model", "pass model= (anything edgekit.load takes), or recipe=")
     if not isinstance(model, _Model):
         model = load(model)
-    return _compress(model, targets=list(targets) if not isinstance(targets, str) else targets, modes=quantize,
-                     data=data, out=out, **options)
+    targets = targets or ("onnx", "openvino", "tflite")
+    return _compress(model, targets=list(targets) if not isinstance(targets, str) else targets,
+                     modes=quantize or "static-int8", data=data, out=out, **options)
 
 
 def __getattr__(name: str):

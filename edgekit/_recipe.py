@@ -116,3 +116,40 @@ def dump_recipe(recipe: Recipe, path: str | Path) -> Path:
     data = recipe.model_dump(exclude_none=True)
     Path(path).write_text(tomli_w.dumps(data))
     return Path(path)
+
+
+# flags named as the CLI and the API name them -> the [compress.train] field they set
+_TRAIN_FLAGS = {"train_steps": "steps", "lr": "lr", "batch_size": "batch_size", "train_minutes": "minutes",
+                "device": "device", "tracking_uri": "tracking_uri", "backend": "backend", "address": "address",
+                "workers": "workers", "storage": "storage"}
+_MODEL_FLAGS = ("task", "inputs", "trust_remote_code")
+
+
+def resolve_compress(recipe: Recipe | None, source: str | None, flags: dict) -> Recipe:
+    """The run ``edgekit compress`` does: the given ``flags`` (None: not given) over the recipe's
+    [model] and [compress] sections, over the defaults. What --dump-recipe writes."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    source = source or (recipe.model.source if recipe else None)
+    if source is None:
+        raise EdgekitError("no model given", "pass MODEL, or --recipe models/NAME.toml")
+    c = recipe.compress if recipe and recipe.compress else None
+    train = {**(c.train.model_dump() if c else {}),
+             **{field: given.pop(flag) for flag, field in _TRAIN_FLAGS.items() if flag in given}}
+    model = recipe.model.model_dump() if recipe else {}
+    model.update(source=source, dims={**model.get("dims", {}), **given.pop("dims", {})},
+                 **{k: given.pop(k) for k in _MODEL_FLAGS if k in given})
+    section = {**(c.model_dump(exclude={"train"}) if c else {}), **given}
+    if section.get("targets") is None:
+        section["targets"] = (recipe.convert.targets if recipe else None) or ["onnx", "openvino", "tflite"]
+    if section.get("data") is None:
+        raise EdgekitError("compress needs --data DATA", "pass it, or a recipe with a [compress] section")
+    try:
+        resolved = Recipe(name=recipe.name if recipe else None, model=ModelSection(**model),
+                          compress=CompressSection(**section, train=TrainSection(**train)))
+    except ValidationError as exc:
+        errs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise EdgekitError(f"bad compress options: {errs}", "see `edgekit compress --help` and docs/recipes.md") from exc
+    t = resolved.compress.train
+    if t.backend == "local" and (t.address or t.workers or t.storage):
+        raise EdgekitError("--address, --workers and --storage are for Ray Train", "add --backend ray")
+    return resolved

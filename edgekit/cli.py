@@ -183,90 +183,30 @@ def compress(
 ):
     """Quantize a model with each target's own quantizer; judge quality, size and speed on held-out data."""
     with _errors(debug):
-        from . import compress as api_compress
-        from . import load
         from ._inputs import parse_dims
-        from ._recipe import CompressSection, ModelSection, Recipe
         from ._recipe import dump_recipe as write_recipe
+        from ._recipe import load_recipe, resolve_compress
         from .present.tables import compress_table
+        from .steps.compress import compress_recipe
 
-        r, source = _recipe_and_source(recipe, model)
-        c = r.compress if r and r.compress else None
-        if (data or (c and c.data)) is None:
-            raise EdgekitError("compress needs --data DATA", "pass it, or a recipe with a [compress] section")
-        from ._recipe import TrainSection
-
-        t = c.train if c else TrainSection()
-        if backend not in (None, "local", "ray") or (workers is not None and workers < 1):
-            raise EdgekitError(f"bad --backend {backend!r} or --workers {workers}", "use --backend local|ray, --workers 1 or more")
-        train = TrainSection(steps=train_steps or t.steps, lr=lr or t.lr, batch_size=batch_size or t.batch_size,
-                             minutes=train_minutes or t.minutes, seed=t.seed, checkpoint_every=t.checkpoint_every,
-                             device=device or t.device, tracking_uri=tracking_uri or t.tracking_uri,
-                             backend=backend or t.backend, address=address or t.address, workers=workers or t.workers,
-                             storage=storage or t.storage)
-        if train.backend == "local" and (train.address or train.workers or train.storage):
-            raise EdgekitError("--address, --workers and --storage are for Ray Train", "add --backend ray")
-        dims = {**(r.model.dims if r else {}), **parse_dims(dim)}
-        resolved = Recipe(
-            name=r.name if r else None,
-            model=ModelSection(source=source, task=task or (r.model.task if r else None),
-                               inputs=input or (r.model.inputs if r else []), dims=dims,
-                               trust_remote_code=trust_remote_code or (r.model.trust_remote_code if r else False)),
-            compress=CompressSection(
-                quantize=quantize.split(",") if quantize else (c.quantize if c else []),
-                data=data or c.data,
-                prune=prune or (c.prune if c else None),
-                student=student or (c.student if c else None),
-                distill=distill if distill is not None else (c.distill if c else None),
-                distill_loss=distill_loss or (c.distill_loss if c else "auto"),
-                train_data=train_data or (c.train_data if c else None),
-                train=train,
-                targets=to.split(",") if to else ((c.targets if c else None) or (r.convert.targets if r else ["onnx", "openvino", "tflite"])),
-                max_drop=max_drop if max_drop is not None else (c.max_drop if c else 1.0),
-                calibration_samples=calibration_samples or (c.calibration_samples if c else 300),
-                eval_samples=eval_samples or (c.eval_samples if c else 500),
-                keep_float=keep_float or (c.keep_float if c else []),
-                calibration_method=calibration_method or (c.calibration_method if c else "minmax"),
-                threads=threads.split(",") if threads else (c.threads if c else ["1", "all"]),
-                runs=runs or (c.runs if c else 50),
-                int8_io=int8_io or (c.int8_io if c else False),
-                keep_names=keep_names or (c.keep_names if c else False),
-                skip_unsupported=skip_unsupported or (c.skip_unsupported if c else False),
-                target_device=target or (c.target_device if c else None),
-            ),
-        )
+        flags = dict(
+            quantize=quantize.split(",") if quantize else None, data=data, prune=prune, student=student,
+            distill=distill, distill_loss=distill_loss, train_data=train_data, targets=to.split(",") if to else None,
+            max_drop=max_drop, calibration_samples=calibration_samples, eval_samples=eval_samples,
+            keep_float=keep_float, calibration_method=calibration_method,
+            threads=threads.split(",") if threads else None, runs=runs, int8_io=int8_io or None,
+            keep_names=keep_names or None, skip_unsupported=skip_unsupported or None, target_device=target,
+            train_steps=train_steps, lr=lr, batch_size=batch_size, train_minutes=train_minutes, device=device,
+            tracking_uri=tracking_uri, backend=backend, address=address, workers=workers, storage=storage,
+            task=task, inputs=input, dims=parse_dims(dim) if dim else None,
+            trust_remote_code=trust_remote_code or None)
+        resolved = resolve_compress(load_recipe(recipe) if recipe else None, model, flags)
         if dump_recipe:
             write_recipe(resolved, dump_recipe)
         console = _console()
-        step = _step(console)
+        result = compress_recipe(resolved, out=out, force=force, step=_step(console),
+                                 progress=_train_progress(console))
         rc = resolved.compress
-        with step("loading the model"):
-            m = load(resolved.model.source, inputs=resolved.model.inputs or None, dims=resolved.model.dims,
-                     task=resolved.model.task, trust_remote_code=resolved.model.trust_remote_code)
-        plan = None
-        if rc.prune or rc.student or rc.distill:
-            from .steps.student import StudentPlan
-            from .steps.train import TrainConfig
-
-            tr = rc.train
-            plan = StudentPlan(prune=rc.prune, student=rc.student, distill=rc.distill is not False,
-                               loss=rc.distill_loss, batch_size=tr.batch_size,
-                               train=TrainConfig(steps=tr.steps, lr=tr.lr, seed=tr.seed,
-                                                 checkpoint_every=tr.checkpoint_every, device=tr.device,
-                                                 tracking_uri=tr.tracking_uri, backend=tr.backend, address=tr.address,
-                                                 workers=tr.workers, storage=tr.storage,
-                                                 time_budget_s=tr.minutes * 60 if tr.minutes else None))
-        if rc.train.backend == "ray" and (plan is None or not plan.distill):
-            raise EdgekitError("--backend ray runs a training job, and this run trains nothing",
-                               "add --student or --prune (with distillation), or drop --backend ray")
-        result = api_compress(m, targets=rc.targets, quantize=rc.quantize or None, data=rc.data, plan=plan,
-                              train_data=rc.train_data, progress=_train_progress(console),
-                              out=out or Path("edgekit-out") / f"{m.name}-compressed", max_drop=rc.max_drop,
-                              calibration=rc.calibration_samples, evaluation=rc.eval_samples,
-                              keep_float=rc.keep_float, calibration_method=rc.calibration_method,
-                              threads=rc.threads, runs=rc.runs, int8_io=rc.int8_io, keep_names=rc.keep_names,
-                              skip_unsupported=rc.skip_unsupported, target_device=rc.target_device, force=force,
-                              step=step)
         doc = result.report
         (console if as_json else _console(stderr=False)).print(compress_table(doc))
         for v in doc["variants"]:

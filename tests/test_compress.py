@@ -209,3 +209,21 @@ def test_quantizer_settings_follow_the_target_cpu(tmp_path, tiny_bert, env_cpu, 
         assert f"quantized for {device}" in err + out
     rc, _, err = run_cli(*args, "--target", "toaster", "--force")
     assert rc == 2 and "unknown device profile 'toaster'" in err and "fix:" in err
+
+
+def test_api_runs_a_recipe_with_overrides(tmp_path):
+    """edgekit.compress(recipe=...) from Python: the recipe's run, with options overriding its fields."""
+    from edgekit._recipe import load_recipe, resolve_compress
+
+    result = edgekit.compress(recipe="models/digits-cnn.toml", out=tmp_path / "q", targets=["onnx"],
+                              calibration_samples=64, eval_samples=64, runs=5, threads=["1"])
+    doc = result.report
+    assert [(v["target"], v["mode"]) for v in doc["variants"]] == [("onnx", "static-int8")]
+    assert doc["baseline_value"] > 95.0 and "64 held-out" in doc["data"], doc["data"]
+    # the CLI's merge, the same function: flags over the recipe, over the defaults
+    resolved = resolve_compress(load_recipe("models/digits-cnn.toml"), None, {"max_drop": 0.0, "lr": 0.5,
+                                                                              "dims": {"batch": 2}})
+    assert resolved.compress.max_drop == 0.0 and resolved.compress.train.lr == 0.5
+    assert resolved.model.dims["batch"] == 2 and resolved.compress.quantize
+    with pytest.raises(EdgekitError, match="bad compress options"):
+        resolve_compress(load_recipe("models/digits-cnn.toml"), None, {"workers": 0})

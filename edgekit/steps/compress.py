@@ -296,3 +296,43 @@ def _variant(model, art, mode, tmp, ctx, calib, tune, tune_refs, tune_labels, tu
             entry["notes"].append(f"not faster than fp32 in {target} on this machine ({speedup:.2f}x at {one} thread)"
                                   + (f": {why}" if why else ""))
     return entry
+
+
+def compress_recipe(recipe, *, out: str | Path | None = None, force: bool = False, step=None,
+                    progress=None) -> CompressResult:
+    """Run a resolved recipe (``_recipe.resolve_compress``): load its model, build its student
+    plan, and compress. What `edgekit compress` and ``edgekit.compress(recipe=...)`` both call."""
+    from .ingest import load
+
+    step = step or (lambda _text: contextlib.nullcontext())
+    rc, ms = recipe.compress, recipe.model
+    with step("loading the model"):
+        model = load(ms.source, inputs=ms.inputs or None, dims=ms.dims, task=ms.task, trust_pickle=ms.trust_pickle,
+                     trust_remote_code=ms.trust_remote_code)
+    plan = _student_plan(rc)
+    if rc.train.backend == "ray" and (plan is None or not plan.distill):
+        raise EdgekitError("--backend ray runs a training job, and this run trains nothing",
+                           "add --student or --prune (with distillation), or drop --backend ray")
+    return compress(model, targets=rc.targets, modes=rc.quantize or None, data=rc.data, plan=plan,
+                    train_data=rc.train_data, progress=progress,
+                    out=out or Path("edgekit-out") / f"{model.name}-compressed", max_drop=rc.max_drop,
+                    calibration=rc.calibration_samples, evaluation=rc.eval_samples, keep_float=rc.keep_float,
+                    calibration_method=rc.calibration_method, threads=rc.threads, runs=rc.runs, int8_io=rc.int8_io,
+                    keep_names=rc.keep_names, skip_unsupported=rc.skip_unsupported, target_device=rc.target_device,
+                    force=force, step=step)
+
+
+def _student_plan(rc):
+    """The recipe's prune/student/distill choices as a StudentPlan (None: nothing to train)."""
+    if not (rc.prune or rc.student or rc.distill):
+        return None
+    from .student import StudentPlan
+    from .train import TrainConfig
+
+    tr = rc.train
+    return StudentPlan(prune=rc.prune, student=rc.student, distill=rc.distill is not False, loss=rc.distill_loss,
+                       batch_size=tr.batch_size,
+                       train=TrainConfig(steps=tr.steps, lr=tr.lr, seed=tr.seed, checkpoint_every=tr.checkpoint_every,
+                                         device=tr.device, tracking_uri=tr.tracking_uri, backend=tr.backend,
+                                         address=tr.address, workers=tr.workers, storage=tr.storage,
+                                         time_budget_s=tr.minutes * 60 if tr.minutes else None))
