@@ -17,6 +17,7 @@ features when not given; ``aarch64`` alone is an Arm CPU without dot product.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import re
@@ -117,32 +118,27 @@ def _machine() -> str:
     return ARCHES.get(m, m)
 
 
-def _proc_cpuinfo() -> tuple[str, set[str]]:
+def _proc_cpuinfo(text: str) -> tuple[str, set[str]]:
     model, flags = "", set()
-    with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            key, _, value = line.partition(":")
-            key = key.strip().lower()
-            if key in ("model name", "hardware", "cpu model") and not model:
-                model = value.strip()
-            elif key in ("flags", "features") and not flags:
-                flags = {_norm(f) for f in value.split()}
-            if model and flags:
-                break
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("model name", "hardware", "cpu model") and not model:
+            model = value.strip()
+        elif key in ("flags", "features") and not flags:
+            flags = {_norm(f) for f in value.split()}
+        if model and flags:
+            break
     return model, flags
 
 
-def _arm_part_name() -> str:
+def _arm_part_name(text: str) -> str:
     """Arm's /proc/cpuinfo has no model name on most boards: name the core from its part number."""
     parts = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
              "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
              "0xd0d": "Cortex-A77", "0xd41": "Cortex-A78", "0xd42": "Cortex-A78AE", "0xd44": "Cortex-X1",
              "0xd46": "Cortex-A510", "0xd47": "Cortex-A710", "0xd48": "Cortex-X2", "0xd4d": "Cortex-A715",
              "0xd0c": "Neoverse-N1", "0xd40": "Neoverse-V1", "0xd49": "Neoverse-N2", "0xd4f": "Neoverse-V2"}
-    try:
-        text = open("/proc/cpuinfo", encoding="utf-8", errors="replace").read()
-    except OSError:
-        return ""
     found = re.findall(r"CPU part\s*:\s*(0x[0-9a-f]+)", text)
     return " + ".join(dict.fromkeys(parts.get(p, f"Arm part {p}") for p in found))
 
@@ -155,17 +151,19 @@ def _sysctl(names: list[str]) -> dict[str, str]:
     return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in out.splitlines()) if v}
 
 
+@functools.cache
 def detect() -> CpuInfo:
-    """This machine's CPU, as the kernel reports it."""
+    """This machine's CPU, as the kernel reports it (read once)."""
     arch = _machine()
     model, flags = "", set()
     if os.path.exists("/proc/cpuinfo"):
         try:
-            model, flags = _proc_cpuinfo()
+            text = open("/proc/cpuinfo", encoding="utf-8", errors="replace").read()
         except OSError:
-            pass
+            text = ""
+        model, flags = _proc_cpuinfo(text)
         if arch == "aarch64" and not model:
-            model = _arm_part_name()
+            model = _arm_part_name(text)
     elif platform.system() == "Darwin":
         got = _sysctl(["machdep.cpu.brand_string", *_SYSCTL])
         model = got.get("machdep.cpu.brand_string", "")
@@ -174,18 +172,10 @@ def detect() -> CpuInfo:
     return CpuInfo(arch, model or platform.processor() or arch, frozenset(flags & known), "detected")
 
 
-_HOST: CpuInfo | None = None
-
-
 def host() -> CpuInfo:
     """The CPU artifacts built here are for unless told otherwise: ``EDGEKIT_CPU_FEATURES``, else this one."""
-    global _HOST
     text = os.environ.get(ENV)
-    if text is not None and text.strip():
-        return parse(text, ENV)
-    if _HOST is None:
-        _HOST = detect()
-    return _HOST
+    return parse(text, ENV) if text is not None and text.strip() else detect()
 
 
 def from_profile(profile: dict, name: str) -> CpuInfo | None:
@@ -203,14 +193,12 @@ def for_device(name: str | None) -> CpuInfo:
     """The CPU of device profile ``name`` (``targets/NAME.toml``'s ``[cpu]``), else :func:`host`."""
     if not name:
         return host()
-    from ._data import data_dir, load_toml
+    from ._data import load_device_profile
     from ._errors import EdgekitError
 
-    files = {p.stem: p.name for p in data_dir("targets").glob("*.toml")}
-    if name not in files:
-        raise EdgekitError(f"unknown device profile {name!r}", f"use one of {', '.join(sorted(files))} (targets/*.toml)")
+    profile = load_device_profile(name)
     try:
-        cpu = from_profile(load_toml("targets", files[name]), name)
+        cpu = from_profile(profile, name)
     except ValueError as exc:
         raise EdgekitError(str(exc), f"fix the [cpu] table of targets/{name}.toml (docs/targets.md)") from exc
     if cpu is None:

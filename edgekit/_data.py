@@ -21,3 +21,13 @@ def data_dir(name: str) -> Path:
 def load_toml(folder: str, name: str) -> dict:
     with open(data_dir(folder) / name, "rb") as fh:
         return tomllib.load(fh)
+
+
+def load_device_profile(name: str, what: str = "device profile") -> dict:
+    """``targets/NAME.toml``; an EdgekitError listing the profiles for an unknown name."""
+    from ._errors import EdgekitError
+
+    files = {p.stem: p.name for p in data_dir("targets").glob("*.toml")}
+    if name not in files:
+        raise EdgekitError(f"unknown {what} {name!r}", f"use one of {', '.join(sorted(files))} (targets/*.toml)")
+    return load_toml("targets", files[name])

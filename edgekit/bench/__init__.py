@@ -47,12 +47,9 @@ class BenchResult:
 
 
 def load_target(name: str) -> dict:
-    from .._data import data_dir, load_toml
+    from .._data import load_device_profile
 
-    files = {p.stem: p.name for p in data_dir("targets").glob("*.toml")}
-    if name not in files:
-        raise EdgekitError(f"unknown target {name!r}", f"use one of {', '.join(sorted(files))} (targets/*.toml)")
-    return load_toml("targets", files[name])
+    return load_device_profile(name, "target")
 
 
 def _fits(results: list[dict], target: dict) -> list[dict]:

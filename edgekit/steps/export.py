@@ -23,6 +23,7 @@ from .._known import explain
 from .._registry import Target, check_path, parse_targets, runner_for, tool_versions
 from .._types import Artifact, Model, Parity, sha256_of, size_of
 from ..backends._common import ConvertContext
+from ..backends._quant import clear
 from ..backends._spec import Route
 from . import report, verify
 
@@ -218,8 +219,7 @@ def convert_by_routes(model: Model, target: Target, dest: Path, precision: str,
             err = exc if isinstance(exc, EdgekitError) else explain(target.name, exc)
             attempts.append({"route": route.name, "seconds": round(time.perf_counter() - t0, 3), "error": str(err)})
             first_error = first_error or err
-            for leftover in dest.iterdir():  # the next route starts from an empty folder
-                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+            clear(dest)  # the next route starts from an empty folder
             continue
         attempts.append({"route": route.name, "seconds": round(time.perf_counter() - t0, 3), "error": None})
         if len(attempts) > 1:

@@ -4,9 +4,15 @@ import platform
 
 from .._spec import Route, TargetSpec
 
+NOT_RUN = "not run: the Core ML runtime needs macOS"
+
+
+def can_run() -> bool:
+    return platform.system() == "Darwin"
+
 
 def _runs_here() -> str | None:
-    return None if platform.system() == "Darwin" else "not run: the Core ML runtime needs macOS"
+    return None if can_run() else NOT_RUN
 
 
 SPEC = TargetSpec(

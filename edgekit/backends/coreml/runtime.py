@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
 import numpy as np
 
 from ..._lazy import require
 from ..._types import Signature, TensorSpec
+from . import can_run
 
-NOT_RUN = "not run: the Core ML runtime needs macOS"
 _ARRAY_TYPES = {65568: "float32", 65552: "float16", 65600: "float64", 131104: "int32", 131080: "int8"}
-
-
-def can_run() -> bool:
-    return platform.system() == "Darwin"
 
 
 def _specs(features) -> list[TensorSpec]:
