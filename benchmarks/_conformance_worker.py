@@ -1,0 +1,152 @@
+"""The conformance worker: reads jobs (JSON lines) on stdin, writes each answer to the job's
+``result`` file. Started by ``_conformance_pool.Worker``; not meant to be run by hand.
+
+Jobs:
+- ``{"kind": "raw", "model", "inputs", "expected", "rtol", "atol"}``: the model run by raw ONNX
+  Runtime and raw OpenVINO (CPU, INFERENCE_PRECISION_HINT f32), each compared to the expected
+  outputs -> ``{"ort": {"status", "error"}, "ov": {...}}``.
+- ``{"kind": "edgekit", "model", "inputs", "target", "out", "keep"}``: ``edgekit.load`` then
+  ``edgekit.convert(targets=[target], inputs=...)`` -> ``{"status": pass|fail|error|known-failure,
+  "error", "route", "attempts", "parity"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import traceback
+from pathlib import Path
+
+
+def _first_line(text: str) -> str:
+    return next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")[:400]
+
+
+def _compare_all(names, outputs, expected, rtol, atol) -> dict:
+    from _conformance_nodes import compare
+
+    err = compare(expected, outputs, rtol, atol)
+    return {"status": "pass" if err is None else "fail", "error": err}
+
+
+def run_ort(model: str, feeds: dict, expected: list, rtol: float, atol: float) -> dict:
+    try:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+        names = [o.name for o in sess.get_outputs()]
+        outputs = sess.run(None, feeds)
+        return _compare_all(names, outputs, expected, rtol, atol)
+    except Exception as exc:
+        return {"status": "error", "error": f"{type(exc).__name__}: {_first_line(exc)}"}
+
+
+def run_ov(model: str, feeds: dict, expected: list, rtol: float, atol: float) -> dict:
+    try:
+        import openvino as ov
+
+        core = ov.Core()
+        compiled = core.compile_model(core.read_model(model), "CPU",
+                                      {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1})
+        request = compiled.create_infer_request()
+        by_name = {}
+        for port in compiled.inputs:
+            for name in port.get_names():
+                by_name[name] = port
+        request.infer({by_name[k]: v for k, v in feeds.items()})
+        outputs = [request.get_output_tensor(i).data.copy() for i in range(len(compiled.outputs))]
+        return _compare_all(None, outputs, expected, rtol, atol)
+    except Exception as exc:
+        return {"status": "error", "error": f"{type(exc).__name__}: {_first_line(exc)}"}
+
+
+def raw_job(job: dict) -> dict:
+    import numpy as np
+
+    with np.load(job["inputs"], allow_pickle=True) as z:
+        feeds = {k: z[k] for k in z.files}
+    with np.load(job["expected"], allow_pickle=True) as z:
+        expected = [z[f"out_{i}"] for i in range(len(z.files))]
+    answer = {"ort": run_ort(job["model"], feeds, expected, job["rtol"], job["atol"])}
+    if job.get("ov", True):
+        answer["ov"] = run_ov(job["model"], feeds, expected, job["rtol"], job["atol"])
+    return answer
+
+
+def _known_patterns() -> list[re.Pattern]:
+    """One regex per cause in known_failures.toml (the text edgekit puts in a known error)."""
+    from edgekit._data import load_toml
+
+    pats = []
+    for entry in load_toml("converters", "known_failures.toml").get("failure", []):
+        cause = re.escape(entry.get("cause", ""))
+        cause = re.sub(r"\\\{\w+\\\}", ".*?", cause)
+        if cause:
+            pats.append(re.compile(cause))
+    return pats
+
+
+def classify_error(text: str) -> str:
+    """known-failure when the message is a cause from converters/known_failures.toml."""
+    if "not in converters/known_failures.toml" in text:
+        return "error"
+    return "known-failure" if any(p.search(text) for p in _known_patterns()) else "error"
+
+
+def _route(attempts: list[dict]) -> str | None:
+    ok = [a.get("route") for a in attempts if not a.get("error")]
+    return ok[-1] if ok else None
+
+
+def edgekit_job(job: dict) -> dict:
+    import edgekit
+
+    out = Path(job["out"])
+    try:
+        model = edgekit.load(job["model"], **job.get("load", {}))
+        result = edgekit.convert(model, targets=[job["target"]], out=out, force=True,
+                                 inputs=Path(job["inputs"]) if job.get("inputs") else None)
+        art = result.artifacts[0]
+        parity = art.parity
+        status = parity.status if parity else "not_run"
+        answer = {"status": status if status in ("pass", "fail") else status,
+                  "route": _route(art.attempts), "attempts": art.attempts, "notes": art.notes,
+                  "parity": {k: getattr(parity, k, None) for k in
+                             ("max_abs_err", "cosine", "worst_output", "reason", "top1_agreement")}
+                  if parity else None, "error": parity.reason if parity and status == "fail" else None}
+        if parity is not None and parity.validation:
+            answer["validation"] = parity.validation
+    except edgekit.EdgekitError as exc:
+        text = str(exc)
+        answer = {"status": classify_error(text), "error": _first_line(exc.cause),
+                  "fix": _first_line(exc.fix or ""), "detail": text[:2000]}
+    except Exception as exc:
+        answer = {"status": "error", "error": f"{type(exc).__name__}: {_first_line(exc)}",
+                  "detail": traceback.format_exc()[-2000:]}
+    if not job.get("keep"):
+        shutil.rmtree(out, ignore_errors=True)
+    return answer
+
+
+def main() -> None:
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        job = json.loads(line)
+        try:
+            answer = raw_job(job) if job["kind"] == "raw" else edgekit_job(job)
+        except Exception as exc:  # the harness's own bug: report it, keep serving
+            answer = {"status": "error", "error": f"harness: {type(exc).__name__}: {_first_line(exc)}"}
+        tmp = job["result"] + ".tmp"
+        Path(tmp).write_text(json.dumps(answer, default=str))
+        os.replace(tmp, job["result"])
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
