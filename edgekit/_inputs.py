@@ -87,7 +87,7 @@ def generate_inputs(signature: Signature, dims: dict[str, int], meta: dict, seed
             arr = rng.uniform(lo, hi, size=shape).astype(dtype)
         else:
             arr = rng.standard_normal(shape).astype(dtype)
-        out[spec.name] = np.ascontiguousarray(arr)
+        out[spec.name] = np.asarray(arr, order="C")  # ascontiguousarray would make a scalar [1]
     return out
 
 

@@ -26,7 +26,7 @@ def source_runner(model: Model):
 
         def run(feeds):
             with torch.no_grad():
-                out = model.module(*[torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in names])
+                out = model.module(*[torch.from_numpy(np.asarray(feeds[n], order="C")) for n in names])
             return [t.detach().numpy() for t in out]
 
         return run
@@ -47,6 +47,12 @@ def source_runner(model: Model):
     raise EdgekitError(f"cannot run a {model.format} source for verification")
 
 
+def contiguous(arr: np.ndarray) -> np.ndarray:
+    """C-contiguous, with its shape kept: np.ascontiguousarray turns a scalar ``[]`` into ``[1]``,
+    which a runtime whose input is declared ``[]`` refuses."""
+    return np.asarray(arr, order="C")
+
+
 def adapt_feeds(feeds: dict[str, np.ndarray], source: Signature, runtime: Signature) -> dict[str, np.ndarray]:
     """The sample keyed and typed for the artifact's runtime: names (else position), dtype, shape."""
     out = {}
@@ -62,9 +68,9 @@ def adapt_feeds(feeds: dict[str, np.ndarray], source: Signature, runtime: Signat
                 f"input {key!r} has shape {list(arr.shape)}, the artifact wants {list(want)}",
                 "give inputs of the artifact's static shape (set dynamic axes with --dim)")
         if arr.dtype.kind == "f" and np.dtype(spec.dtype).kind in "iu":
-            out[spec.name] = np.ascontiguousarray(arr)  # a quantized input: the runner applies its scale
+            out[spec.name] = contiguous(arr)  # a quantized input: the runner applies its scale
         else:
-            out[spec.name] = np.ascontiguousarray(arr.astype(spec.dtype, copy=False))
+            out[spec.name] = contiguous(arr.astype(spec.dtype, copy=False))
     return out
 
 
@@ -90,10 +96,55 @@ def _align(ref: np.ndarray, got: np.ndarray) -> np.ndarray | None:
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    finite = np.isfinite(a) & np.isfinite(b)  # inf or NaN where both have it is judged by _abs_diff
+    a, b = a[finite], b[finite]
     na, nb = np.linalg.norm(a), np.linalg.norm(b)
     if na == 0 and nb == 0:
         return 1.0
     return float(a @ b / (na * nb)) if na and nb else 0.0
+
+
+def _abs_diff(ref: np.ndarray, got: np.ndarray) -> np.ndarray:
+    """|ref - got|, 0 where both hold the same value (the same inf included) or both NaN: an
+    empty reduction's -inf is the right answer when the source gives it too."""
+    same = (ref == got) | (np.isnan(ref) & np.isnan(got))
+    with np.errstate(invalid="ignore"):
+        return np.where(same, 0.0, np.abs(ref - got)).ravel()
+
+
+def _output_parity(name: str, ref_all: list[np.ndarray], got_all: list[np.ndarray],
+                   classifier: bool) -> tuple[OutputParity, float]:
+    """One output's errors over the samples, and the scale of the source's values."""
+    pairs = list(zip(ref_all, got_all, strict=True))
+    diff = np.concatenate([_abs_diff(r, g) for r, g in pairs])
+    top1 = None
+    if classifier and all(r.size for r in ref_all):
+        agree = [np.argmax(r, -1) == np.argmax(g, -1) for r, g in pairs]
+        top1 = float(np.mean(np.concatenate([a.ravel() for a in agree])))
+    # initial: an output may be empty (an axis of size 0)
+    scale = max(float(np.max(np.abs(r[np.isfinite(r)]), initial=0.0)) for r in ref_all)
+    op = OutputParity(name, float(diff.max(initial=0.0)), float(diff.mean()) if diff.size else 0.0,
+                      float(min(_cos(r, g) for r, g in pairs)), top1)
+    return op, scale
+
+
+def _judge(op: OutputParity, scale: float, tolerance: dict) -> tuple[float, tuple[float, str, str] | None]:
+    """How close the output is to its limit (1 = at it), and its failure if it fails."""
+    name = op.name
+    limit = tolerance["atol"] + tolerance["rtol"] * scale
+    ratio = op.max_abs_err / max(limit, 1e-30)
+    min_top1 = tolerance.get("min_top1")
+    if not math.isfinite(op.max_abs_err):
+        return ratio, (math.inf, name, f"output {name!r}: NaN or inf where the source and the artifact differ")
+    if op.max_abs_err > limit:
+        return ratio, (ratio, name, f"output {name!r}: max abs error {op.max_abs_err:.3g} > {limit:.3g}")
+    if op.cosine < tolerance["min_cosine"]:
+        return ratio, ((1 - op.cosine) / max(1 - tolerance["min_cosine"], 1e-30), name,
+                       f"output {name!r}: cosine {op.cosine:.6f} < {tolerance['min_cosine']}")
+    if min_top1 is not None and op.top1_agreement is not None and op.top1_agreement < min_top1:
+        return ratio, ((1 - op.top1_agreement) / max(1 - min_top1, 1e-30), name,
+                       f"output {name!r}: top-1 agreement {op.top1_agreement:.3f} < {min_top1}")
+    return ratio, None
 
 
 def compare(model: Model, refs: list[list[np.ndarray]], gots: list[list[np.ndarray]], out_names: list[str],
@@ -103,7 +154,7 @@ def compare(model: Model, refs: list[list[np.ndarray]], gots: list[list[np.ndarr
     ratios: list[tuple[float, str]] = []
     failures: list[tuple[float, str, str]] = []
     for j, name in enumerate(out_names):
-        ref_all, got_all, cosines = [], [], []
+        ref_all, got_all = [], []
         for ref_s, got_s in zip(refs, gots, strict=True):
             ref = np.asarray(ref_s[j], dtype=np.float64)
             got = _align(ref, np.asarray(got_s[j]).astype(np.float64))
@@ -112,26 +163,13 @@ def compare(model: Model, refs: list[list[np.ndarray]], gots: list[list[np.ndarr
                               reason=f"output {name!r} has shape {list(np.shape(got_s[j]))}, the source {list(ref.shape)}")
             ref_all.append(ref)
             got_all.append(got)
-            cosines.append(_cos(ref, got))
-        diff = np.concatenate([np.abs(r - g).ravel() for r, g in zip(ref_all, got_all, strict=True)])
-        top1 = None
-        if name in classifier:
-            agree = [np.argmax(r, -1) == np.argmax(g, -1) for r, g in zip(ref_all, got_all, strict=True)]
-            top1 = float(np.mean(np.concatenate([a.ravel() for a in agree])))
-        scale = max(float(np.max(np.abs(r))) for r in ref_all)
-        op = OutputParity(name, float(diff.max()), float(diff.mean()), float(min(cosines)), top1)
+        op, scale = _output_parity(name, ref_all, got_all, name in classifier)
         results.append(op)
-        limit = tolerance["atol"] + tolerance["rtol"] * scale
-        ratios.append((op.max_abs_err / max(limit, 1e-30), name))
-        if not np.isfinite(diff).all():
-            failures.append((math.inf, name, f"output {name!r} has NaN or inf"))
-        elif op.max_abs_err > limit:
-            failures.append((op.max_abs_err / max(limit, 1e-30), name,
-                             f"output {name!r}: max abs error {op.max_abs_err:.3g} > {limit:.3g}"))
-        elif op.cosine < tolerance["min_cosine"]:
-            failures.append(((1 - op.cosine) / max(1 - tolerance["min_cosine"], 1e-30), name,
-                             f"output {name!r}: cosine {op.cosine:.6f} < {tolerance['min_cosine']}"))
-    parity = Parity(
+        ratio, failure = _judge(op, scale, tolerance)
+        ratios.append((ratio, name))
+        if failure:
+            failures.append(failure)
+    return Parity(
         status="fail" if failures else "pass",
         max_abs_err=max(r.max_abs_err for r in results),
         mean_abs_err=max(r.mean_abs_err for r in results),
@@ -142,7 +180,6 @@ def compare(model: Model, refs: list[list[np.ndarray]], gots: list[list[np.ndarr
         tolerance=tolerance,
         outputs=results,
     )
-    return parity
 
 
 def classifier_outputs(model: Model) -> set[str]:

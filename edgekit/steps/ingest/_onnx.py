@@ -15,7 +15,9 @@ def _specs(values, np_dtype) -> list[TensorSpec]:
         t = v.type.tensor_type
         shape = []
         for i, d in enumerate(t.shape.dim):
-            if d.HasField("dim_value") and d.dim_value > 0:
+            # ONNX: a set dim_value is a size (0 is a real empty axis); an unset dim, or a
+            # negative value some exporters write, is dynamic
+            if d.HasField("dim_value") and d.dim_value >= 0:
                 shape.append(int(d.dim_value))
             else:
                 shape.append(d.dim_param or ("batch" if i == 0 else f"dim{i}"))
