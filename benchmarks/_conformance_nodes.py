@@ -42,7 +42,8 @@ def collect(match: str | None = None) -> list[NodeCase]:
         if match and not _matches(c.name, match):
             continue
         ins, outs = c.data_sets[0]
-        picked.append(NodeCase(c.name, c.model, list(ins), list(outs), c.rtol, c.atol))
+        ins, outs = ([np.asarray(a) if isinstance(a, np.generic) else a for a in arrays] for arrays in (ins, outs))
+        picked.append(NodeCase(c.name, c.model, ins, outs, c.rtol, c.atol))
     return picked
 
 

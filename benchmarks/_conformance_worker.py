@@ -21,8 +21,13 @@ import traceback
 from pathlib import Path
 
 
-def _first_line(text: str) -> str:
-    return next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")[:400]
+def _first_line(text) -> str:
+    """The first line of a message; two when the first only says where (OpenVINO's "Exception
+    from src/...:84:", "Check '...' failed at ...")."""
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    if len(lines) > 1 and (lines[0].startswith("Exception from ") or lines[0].endswith(":")):
+        return " ".join(lines[:2])[:400]
+    return (lines[0] if lines else "")[:400]
 
 
 def _compare_all(names, outputs, expected, rtol, atol) -> dict:
