@@ -6,7 +6,7 @@ Jobs:
   Runtime and raw OpenVINO (CPU, INFERENCE_PRECISION_HINT f32), each compared to the expected
   outputs -> ``{"ort": {"status", "error"}, "ov": {...}}``.
 - ``{"kind": "edgekit", "model", "inputs", "target", "out", "keep"}``: ``edgekit.load`` then
-  ``edgekit.convert(targets=[target], inputs=...)`` -> ``{"status": pass|fail|error|known-failure,
+  ``edgekit.convert(targets=[target], inputs=...)`` -> ``{"status": pass|fail|error|known-failure|no-route,
   "error", "route", "attempts", "parity"}``.
 """
 
@@ -100,6 +100,8 @@ def classify_error(text: str) -> str:
     """known-failure when the message is a cause from converters/known_failures.toml."""
     if "not in converters/known_failures.toml" in text:
         return "error"
+    if text.startswith("cannot convert a "):  # edgekit has no route for this format pair
+        return "no-route"
     return "known-failure" if any(p.search(text) for p in _known_patterns()) else "error"
 
 

@@ -146,13 +146,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _add_zoo_parsers(sub) -> None:
-    """zoo-fetch, zoo and report live in _conformance_zoo / _conformance_report."""
+    """zoo-fetch and zoo live in _conformance_zoo, report in _conformance_report."""
+    from _conformance_zoo import add_parsers as add_zoo
+
+    add_zoo(sub)
     try:
         from _conformance_report import add_parsers as add_report
-        from _conformance_zoo import add_parsers as add_zoo
     except ImportError:
         return
-    add_zoo(sub)
     add_report(sub)
 
 
