@@ -82,6 +82,7 @@ class Model:
             "signature": self.signature.to_dict(),
             "dims": self.dims,
             "vocab_size": self.meta.get("vocab_size"),  # what generated token ids must stay under
+            "quantization": self.meta.get("quantized"),  # an already-quantized source: kind, ops, bits
         }
 
 

@@ -53,6 +53,16 @@ class Host(_Doc):
     cpu: Cpu | None = None  # since 0.2
 
 
+class SourceQuantization(_Doc):
+    """An already-quantized source (edgekit/steps/ingest/_quantized.py): verified at int8 tolerances."""
+
+    kind: str  # "QDQ", "integer ops, dynamic quantization", "TFLite full integer ..."
+    kinds: list[str] = Field(default_factory=list)
+    ops: dict[str, int] = Field(default_factory=dict)  # the quantized ops and how many of each
+    bits: int = 8
+    summary: str = ""
+
+
 class Source(_Doc):
     spec: str
     format: str
@@ -62,6 +72,7 @@ class Source(_Doc):
     signature: SignatureDoc
     dims: dict[str, int] = Field(default_factory=dict)
     vocab_size: int | None = None
+    quantization: SourceQuantization | None = None  # since 0.2: the source is already quantized
 
 
 class OutputParity(_Doc):

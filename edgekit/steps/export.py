@@ -137,7 +137,7 @@ def convert(model: Model, targets: str | list[str], out: str | Path, *, precisio
     for t in chosen:
         check_path(model.format, t)
     data, inputs_desc = _samples(model, inputs, samples)
-    tol = verify.default_tolerance(precision, tolerance)
+    tol = verify.default_tolerance(precision, tolerance, model)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     tmp.chmod(0o755)

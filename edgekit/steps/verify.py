@@ -11,11 +11,36 @@ from .._errors import EdgekitError
 from .._types import Model, OutputParity, Parity, Signature
 
 
-def default_tolerance(precision: str, overrides: dict | None = None) -> dict:
+def default_tolerance(precision: str, overrides: dict | None = None, model: Model | None = None) -> dict:
+    """The parity tolerances of ``precision``, with the user's ``overrides`` on top.
+
+    A source that is already quantized (``model.meta["quantized"]``, set by the ONNX and TFLite
+    loaders) is judged at ``[int8-source]`` instead: its artifact re-implements integer math and
+    drifts by quantization steps, not by float rounding. The model's notes then say so."""
     table = load_toml("converters", "tolerances.toml")
-    tol = dict(table.get(precision, table["fp32"]))
-    tol.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    quantized = model.meta.get("quantized") if model is not None else None
+    basis = "int8-source" if quantized and precision in ("fp32", "fp16") else precision
+    tol = dict(table.get(basis, table["fp32"]))
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    tol.update(given)
+    if quantized and model is not None:
+        note = quantized_source_note(quantized, tol, given)
+        if note not in model.notes:
+            model.notes.append(note)
     return tol
+
+
+def quantized_source_note(quantized: dict, tol: dict, given: dict) -> str:
+    """'the source is already int8 (QDQ: 9 QuantizeLinear, ...): verified at int8 tolerances (...)'."""
+    bits = f"int{quantized.get('bits', 8)}"
+    rules = [f"cosine >= {tol['min_cosine']}"]
+    if tol.get("min_top1") is not None:
+        rules.append(f"top-1 agreement >= {tol['min_top1']} on class outputs")
+    if tol["atol"] != float("inf"):
+        rules.append(f"max abs error <= {tol['atol']:g} + {tol['rtol']:g} x max|source|")
+    yours = f"; yours: {', '.join(f'{k}={v}' for k, v in given.items())}" if given else ""
+    return (f"the source is already {bits} ({quantized['summary']}): verified at int8 tolerances "
+            f"([int8-source] in converters/tolerances.toml: {', '.join(rules)}{yours})")
 
 
 def source_runner(model: Model):

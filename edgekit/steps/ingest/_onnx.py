@@ -98,5 +98,8 @@ def load_onnx(path: Path) -> Model:
     outputs = _specs(graph.output, tensor_dtype_to_np_dtype)
     vocab = _vocab_sizes(graph)
     meta = {"vocab_size": next((vocab[i.name] for i in inputs if i.name in vocab), None)}
+    from ._quantized import onnx_quantization
+
+    meta["quantized"] = onnx_quantization(proto)  # None for a float model; else verified at int8 tolerances
     return Model(spec=str(path), format="onnx", signature=Signature(inputs, outputs), path=path,
                  onnx_path=path, meta=meta)

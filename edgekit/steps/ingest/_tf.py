@@ -40,6 +40,8 @@ def load_keras(path: Path) -> Model:
 
 def load_tflite(path: Path) -> Model:
     from ...backends.tflite.runtime import LiteRTRunner
+    from ._quantized import tflite_quantization
 
     runner = LiteRTRunner(path)
-    return Model(spec=str(path), format="tflite", signature=runner.signature, path=path)
+    return Model(spec=str(path), format="tflite", signature=runner.signature, path=path,
+                 meta={"quantized": tflite_quantization(runner.interpreter)})
