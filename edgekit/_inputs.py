@@ -47,18 +47,76 @@ def parse_dims(items: list[str] | None) -> dict[str, int]:
     return out
 
 
-def resolve_dims(signature: Signature, given: dict[str, int], defaults: dict[str, int]) -> dict[str, int]:
+def parse_shapes(items: list[str] | dict | None) -> dict[str, tuple[int, ...]]:
+    """``--shape images=1x3x640x640`` -> {"images": (1, 3, 640, 640)}; a size may be 0 (an empty axis)."""
+    if isinstance(items, dict):
+        return {k: tuple(int(d) for d in v) for k, v in items.items()}
+    out: dict[str, tuple[int, ...]] = {}
+    for item in items or []:
+        name, _, text = item.partition("=")
+        dims = re.split(r"[x,]", text.strip()) if text.strip() else []
+        if not name or not all(d.strip().isdigit() for d in dims):
+            raise EdgekitError(f"bad --shape {item!r}",
+                               "write it as input=dims, e.g. --shape images=1x3x640x640 (a scalar: --shape step=)")
+        out[name] = tuple(int(d) for d in dims)
+    return out
+
+
+def _axis_sizes(spec: TensorSpec, shape: tuple[int, ...], origin: str) -> dict[str, int]:
+    """The size each dynamic axis of ``spec`` gets from a concrete ``shape`` (checked against the fixed ones)."""
+    if len(shape) != len(spec.shape) or any(isinstance(d, int) and d != s for d, s in zip(spec.shape, shape,
+                                                                                         strict=True)):
+        raise EdgekitError(f"{origin} gives input {spec.name!r} the shape {list(shape)}, the model declares "
+                           f"{list(spec.shape)}",
+                           f"give a shape of rank {len(spec.shape)} that keeps the fixed sizes")
+    return {axis: shape[i] for i, axis in spec.dynamic_axes.items()}
+
+
+def resolve_dims(signature: Signature, given: dict[str, int], defaults: dict[str, int], *,
+                 shapes: dict[str, tuple[int, ...]] | None = None, arrays: dict | None = None,
+                 arrays_from: str = "--inputs") -> tuple[dict[str, int], dict[str, str]]:
+    """The size of every dynamic axis, and where it came from.
+
+    In order: ``--dim`` (``given``), ``--shape`` (``shapes``), the user's arrays (``arrays``:
+    input name -> array), the model's own defaults, then edgekit's (batch=1, sequence=128).
+    Two explicit sources that disagree on an axis are an error, not a silent choice."""
+    names = {s.name for s in signature.inputs}
+    unknown = sorted(set(shapes or {}) - names)
+    if unknown:
+        raise EdgekitError(f"--shape names input(s) {unknown} the model does not have",
+                           f"its inputs are {sorted(names)}")
     dims: dict[str, int] = {}
+    sources: dict[str, str] = {}
+    explicit: list[tuple[str, dict[str, int]]] = [("--dim", dict(given))]
+    for spec in signature.inputs:
+        if spec.name in (shapes or {}):
+            explicit.append((f"--shape {spec.name}", _axis_sizes(spec, shapes[spec.name], "--shape")))
+        if spec.name in (arrays or {}):
+            shape = tuple(arrays[spec.name].shape)
+            explicit.append((f"{arrays_from} ({spec.name})", _axis_sizes(spec, shape, arrays_from)))
+    for origin, sizes in explicit:
+        for axis, size in sizes.items():
+            if axis in dims and dims[axis] != size:
+                raise EdgekitError(f"axis {axis!r} is {dims[axis]} by {sources[axis]} but {size} by {origin}",
+                                   "give one size per axis (the arrays in --inputs must agree with --dim/--shape)")
+            dims.setdefault(axis, size)
+            sources.setdefault(axis, origin)
     for spec in signature.inputs:
         for axis in spec.dynamic_axes.values():
-            size = given.get(axis, defaults.get(axis, DEFAULT_DIMS.get(axis)))
+            if axis in dims:
+                continue
+            size = defaults.get(axis, DEFAULT_DIMS.get(axis))
             if size is None:
                 raise EdgekitError(
-                    f"input {spec.name!r} has a dynamic axis {axis!r} with no size to test it at",
-                    f"give one with --dim {axis}=N",
-                )
-            dims[axis] = size
-    return dims
+                    f"input {spec.name!r} has a dynamic axis {axis!r} ({_shape_text(spec)}) with no size to test it at",
+                    f"give sample inputs with --inputs x.npz, or the shape with --shape {spec.name}=...,"
+                    f" or the axis with --dim {axis}=N")
+            dims[axis], sources[axis] = size, "the model's default" if axis in defaults else "edgekit's default"
+    return dims, sources
+
+
+def _shape_text(spec: TensorSpec) -> str:
+    return "[" + ", ".join(str(d) for d in spec.shape) + "]"
 
 
 def generate_inputs(signature: Signature, dims: dict[str, int], meta: dict, seed: int = 0) -> dict[str, np.ndarray]:
@@ -91,14 +149,21 @@ def generate_inputs(signature: Signature, dims: dict[str, int], meta: dict, seed
     return out
 
 
-def load_npz(path: Path, signature: Signature) -> list[dict[str, np.ndarray]]:
-    """The user's inputs, keyed by input name; each becomes one sample (batch kept as given)."""
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a user's .npz (no pickles), or a clear error."""
     if not path.is_file():
         raise EdgekitError(f"inputs file {str(path)!r} does not exist", "pass an .npz keyed by input name")
     try:
-        data = dict(np.load(path, allow_pickle=False))
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
     except Exception as exc:  # noqa: BLE001 - numpy raises many kinds here
         raise EdgekitError(f"{path} is not a readable .npz file ({exc})", "save it with numpy.savez") from exc
+
+
+def load_npz(path: Path, signature: Signature) -> list[dict[str, np.ndarray]]:
+    """The user's inputs, keyed by input name; each becomes one sample (batch kept as given).
+    Scalars and empty axes stay as given: each array is fed at the rank the model declares."""
+    data = read_npz(path)
     names = [s.name for s in signature.inputs]
     missing = [n for n in names if n not in data]
     if missing:

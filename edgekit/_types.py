@@ -81,6 +81,7 @@ class Model:
             "task": self.task,
             "signature": self.signature.to_dict(),
             "dims": self.dims,
+            "dim_sources": self.meta.get("dim_sources"),  # axis -> what sized it (--dim, --shape, --inputs...)
             "vocab_size": self.meta.get("vocab_size"),  # what generated token ids must stay under
             "quantization": self.meta.get("quantized"),  # an already-quantized source: kind, ops, bits
         }

@@ -71,6 +71,7 @@ class Source(_Doc):
     task: str | None = None
     signature: SignatureDoc
     dims: dict[str, int] = Field(default_factory=dict)
+    dim_sources: dict[str, str] | None = None  # since 0.2: what sized each dynamic axis
     vocab_size: int | None = None
     quantization: SourceQuantization | None = None  # since 0.2: the source is already quantized
 
@@ -103,6 +104,7 @@ class Attempt(_Doc):
     seconds: float
     error: str | None = None
     parity: str | None = None
+    kept: bool | None = None  # since 0.2: the attempt whose artifact is the one written
 
 
 class ArtifactRecord(_Doc):

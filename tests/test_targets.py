@@ -2,6 +2,7 @@
 
 import importlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -69,10 +70,47 @@ def test_routes_are_walked_until_one_makes_the_artifact(tmp_path):
     assert path.is_file() and [a["route"] for a in attempts] == ["onnx-file -> a tool that breaks",
                                                                   "onnx-file -> copy (external data too)"]
     assert attempts[0]["error"] and attempts[1]["error"] is None
-    assert any("after 1 failed" in n for n in notes)
+    assert any("after 1 other(s)" in n for n in notes) and attempts[1]["kept"]
     only_bad = replace(spec, routes=spec.routes[:1])
     with pytest.raises(edgekit.EdgekitError):
         convert_by_routes(model, only_bad, tmp_path / "out", "fp32", ConvertContext(workdir=tmp_path))
+
+
+def test_a_route_failing_parity_is_set_aside_for_the_next(tmp_path):
+    """The first route's artifact fails the check: the second route's is kept, never the failing one;
+    when every route fails, the first route's artifact is kept with its failed parity."""
+    from dataclasses import replace
+
+    import edgekit
+    from edgekit.backends._common import ConvertContext
+    from edgekit.steps.export import convert_by_routes
+    from tests.test_cpu import _matmul_model
+
+    model = edgekit.load(str(_matmul_model(tmp_path / "m.onnx")))
+    copy = TARGETS["onnx"].routes[0]  # onnx-file -> copy
+    spec = replace(TARGETS["onnx"], routes=(replace(copy, tool="first copy"), replace(copy, tool="second copy")))
+    (tmp_path / "out").mkdir()
+    seen = []
+
+    def check(path):
+        seen.append(path)
+        if len(seen) > 1:
+            return "pass"
+        path.write_bytes(b"the failing route's artifact")
+        return "fail"
+
+    path, notes, attempts = convert_by_routes(model, spec, tmp_path / "out", "fp32",
+                                              ConvertContext(workdir=tmp_path), check=check)
+    assert [a["parity"] for a in attempts] == ["fail", "pass"] and attempts[1]["kept"]
+    assert not attempts[0].get("kept") and any("parity fail" in n for n in notes)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [path.name]
+    assert path.read_bytes() != b"the failing route's artifact"
+    shutil.rmtree(tmp_path / "out")
+    (tmp_path / "out").mkdir()
+    path, notes, attempts = convert_by_routes(model, spec, tmp_path / "out", "fp32",
+                                              ConvertContext(workdir=tmp_path / "w2"), check=lambda p: "fail")
+    assert [a["parity"] for a in attempts] == ["fail", "fail"] and attempts[0]["kept"]
+    assert path.is_file()
 
 
 def test_manifest_records_the_attempts(tmp_path):

@@ -60,4 +60,4 @@ def fixed_axes_note(model, why: str) -> list[str]:
     if not axes:
         return []
     fixed = ", ".join(f"{a}={n}" for a, n in axes.items())
-    return [f"dynamic axes fixed ({fixed}): {why}; set them with --dim"]
+    return [f"dynamic axes fixed ({fixed}): {why}; set them with --inputs, --shape or --dim"]

@@ -13,15 +13,16 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from .._atomic import atomic_folder, check_out
 from .._capture import capture_output
 from .._errors import EdgekitError
 from .._inputs import generate_inputs, load_npz
 from .._known import explain
 from .._registry import Target, check_path, parse_targets, runner_for, tool_versions
-from .._types import Artifact, Model, Parity, sha256_of, size_of
+from .._types import Artifact, Model, Parity, Signature, sha256_of, size_of
 from ..backends._common import ConvertContext
 from ..backends._quant import clear
 from ..backends._spec import Route
@@ -87,13 +88,7 @@ def _samples(model: Model, inputs: Path | None, count: int) -> tuple[list[dict],
     return samples, f"{count} generated samples (seeds 0-{count - 1}; {dims})"
 
 
-def _prepare_out(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise EdgekitError(f"--out {out} is a file", "give a folder path")
-    ours = (out / "manifest.json").is_file() or (out / "report.json").is_file()
-    if out.is_dir() and any(out.iterdir()) and not ours and not force:
-        raise EdgekitError(f"--out {out} is a non-empty folder edgekit did not write",
-                           "give a new or empty folder, or pass --force to replace it")
+_prepare_out = check_out  # compress still calls it by this name
 
 
 def _verify(model: Model, target: Target, path: Path, samples, refs, tol: dict) -> tuple[Parity, list]:
@@ -118,80 +113,138 @@ def _verify(model: Model, target: Target, path: Path, samples, refs, tol: dict) 
     return parity, runner.signature
 
 
-def convert(model: Model, targets: str | list[str], out: str | Path, *, precision: str = "fp32",
-            inputs: Path | None = None, samples: int = 3, tolerance: dict | None = None,
-            simplify: bool = False, force: bool = False, step: Step | None = None) -> ConvertResult:
+@dataclass
+class ConvertOptions:
+    """The choices of one conversion (``edgekit convert``'s flags, ``edgekit.convert``'s keywords)."""
+
+    precision: str = "fp32"
+    inputs: Path | None = None  # an .npz keyed by input name: the verification samples
+    samples: int = 3  # generated samples when no inputs are given
+    tolerance: dict | None = None  # atol, rtol, min_cosine
+    simplify: bool = False
+    force: bool = False  # replace a non-empty out folder edgekit did not write
+    routes: tuple[str, ...] = ()  # force these routes (a route's name, tool or function) where they apply
+
+    @classmethod
+    def of(cls, options: ConvertOptions | None, overrides: dict) -> ConvertOptions:
+        """``options`` with keyword ``overrides``; an unknown keyword is a clear error."""
+        known = {f.name for f in fields(cls)}
+        bad = sorted(set(overrides) - known)
+        if bad:
+            raise EdgekitError(f"unknown convert option(s) {bad}", f"the options are {sorted(known)}")
+        if isinstance(overrides.get("routes"), str):
+            overrides["routes"] = (overrides["routes"],)
+        return replace(options or cls(), **overrides)
+
+
+@dataclass
+class _Run:
+    """What every target of one conversion shares."""
+
+    model: Model
+    options: ConvertOptions
+    tmp: Path
+    ctx: ConvertContext
+    data: list[dict]
+    refs: list
+    tol: dict
+    step: Step
+
+
+def convert(model: Model, targets: str | list[str], out: str | Path, options: ConvertOptions | None = None, *,
+            step: Step | None = None, **overrides) -> ConvertResult:
     """Convert ``model`` to each target under ``out``, verify each artifact, write manifest.json.
 
-    Converters' own output (C++ logs included) goes to ``out/logs/convert.log``; on
-    failure nothing is left under ``out`` and the log's path is in the error.
+    ``options`` (or keyword overrides: ``precision``, ``inputs``, ``samples``, ``tolerance``,
+    ``simplify``, ``force``, ``routes``) as in :class:`ConvertOptions`. Converters' own output
+    (C++ logs included) goes to ``out/logs/convert.log``; on failure nothing is left under
+    ``out`` and the log's path is in the error.
     """
+    opts = ConvertOptions.of(options, overrides)
     step = step or (lambda _text: contextlib.nullcontext())
     out = Path(out).resolve()  # backends resolve their paths; relative_to(tmp) needs the same form
-    chosen = parse_targets(targets)
-    bad = [t.name for t in chosen if precision not in t.precisions]
-    if precision not in ("fp32", "fp16") or bad:
-        raise EdgekitError(f"precision {precision!r} is not available for {bad or 'convert'}",
-                           "use --precision fp32 or fp16; int8 and smaller are `edgekit compress`")
-    _prepare_out(out, force)
-    for t in chosen:
-        check_path(model.format, t)
-    data, inputs_desc = _samples(model, inputs, samples)
-    tol = verify.default_tolerance(precision, tolerance, model)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    tmp.chmod(0o755)
+    chosen = _check_request(model, parse_targets(targets), opts)
+    check_out(out, opts.force)
+    data, inputs_desc = _samples(model, opts.inputs, opts.samples)
     fd, log_name = tempfile.mkstemp(prefix=f"edgekit-{out.name}-", suffix=".log")
     os.close(fd)
     log = Path(log_name)
-    ctx = ConvertContext(workdir=tmp, simplify=simplify)
     try:
-        with capture_output(log):
-            _check_backends(model, chosen, precision)
-            with step("running the source model"):
-                run_source = verify.source_runner(model)
-                refs = [run_source(s) for s in data]
-            artifacts = [_one_target(model, t, precision, tmp, ctx, data, refs, tol, step) for t in chosen]
-            for scratch in (".onnx-fp32", ".keras-savedmodel"):
-                shutil.rmtree(tmp / scratch, ignore_errors=True)
-            if model.meta.get("tokenizer") is not None:
-                model.meta["tokenizer"].save_pretrained(str(tmp / "tokenizer"))
-        (tmp / "logs").mkdir()
-        shutil.move(str(log), tmp / "logs" / "convert.log")
-        (tmp / "logs" / "convert.log").chmod(0o644)
-        report.write_manifest(tmp, model, artifacts, inputs_desc, ctx.notes + model.notes)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        with atomic_folder(out) as tmp:
+            run = _Run(model, opts, tmp, ConvertContext(workdir=tmp, simplify=opts.simplify), data, [],
+                       verify.default_tolerance(opts.precision, opts.tolerance, model), step)
+            with capture_output(log):
+                artifacts = _convert_all(run, chosen)
+            (tmp / "logs").mkdir()
+            shutil.move(str(log), tmp / "logs" / "convert.log")
+            (tmp / "logs" / "convert.log").chmod(0o644)
+            report.write_manifest(tmp, model, artifacts, inputs_desc, run.ctx.notes + model.notes)
     except EdgekitError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         if log.exists() and log.stat().st_size:
             exc.fix = f"{exc.fix or ''}\n  converters' log: {log}".lstrip("\n ")
         else:
             log.unlink(missing_ok=True)
         raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     final = [_moved(a, tmp, out) for a in artifacts]
-    return ConvertResult(out, out / "manifest.json", final, model, ctx.notes + model.notes)
+    return ConvertResult(out, out / "manifest.json", final, model, run.ctx.notes + model.notes)
 
 
-def _one_target(model: Model, target: Target, precision: str, tmp: Path, ctx: ConvertContext,
-                data, refs, tol: dict, step: Step) -> Artifact:
-    sub = tmp / (target.name if precision == "fp32" else f"{target.name}-{precision}")
+def _check_request(model: Model, chosen: list[Target], opts: ConvertOptions) -> list[Target]:
+    """Refuse, before any work, a precision or a route the chosen targets do not have."""
+    bad = [t.name for t in chosen if opts.precision not in t.precisions]
+    if opts.precision not in ("fp32", "fp16") or bad:
+        raise EdgekitError(f"precision {opts.precision!r} is not available for {bad or 'convert'}",
+                           "use --precision fp32 or fp16; int8 and smaller are `edgekit compress`")
+    for t in chosen:
+        check_path(model.format, t)
+    for name in opts.routes:
+        if not any(_matches(r, name) for t in chosen for r in t.routes_for(model, opts.precision)):
+            have = "; ".join(f"{t.name}: {', '.join(r.name for r in t.routes_for(model, opts.precision))}"
+                             for t in chosen)
+            raise EdgekitError(f"no target here has a route {name!r} from this {model.format} model",
+                               f"the routes that apply are ({have})")
+    return chosen
+
+
+def _matches(route: Route, name: str) -> bool:
+    return name in (route.name, route.tool, route.fn)
+
+
+def _convert_all(run: _Run, chosen: list[Target]) -> list[Artifact]:
+    _check_backends(run.model, chosen, run.options.precision)
+    with run.step("running the source model"):
+        run_source = verify.source_runner(run.model)
+        run.refs = [run_source(s) for s in run.data]
+    artifacts = [_one_target(run, t) for t in chosen]
+    for scratch in (".onnx-fp32", ".keras-savedmodel", ".failed-routes"):
+        shutil.rmtree(run.tmp / scratch, ignore_errors=True)
+    if run.model.meta.get("tokenizer") is not None:
+        run.model.meta["tokenizer"].save_pretrained(str(run.tmp / "tokenizer"))
+    return artifacts
+
+
+def _one_target(run: _Run, target: Target) -> Artifact:
+    precision, model = run.options.precision, run.model
+    sub = run.tmp / (target.name if precision == "fp32" else f"{target.name}-{precision}")
     sub.mkdir()
-    ctx.used_onnx = False
-    with step(f"converting to {target.name}"):
+    run.ctx.used_onnx = False
+    checked: list[tuple[Parity, Signature]] = []  # one per artifact a route made, in order
+
+    def check(path: Path) -> str:
+        with run.step(f"verifying {target.name}"):
+            checked.append(_verify(model, target, path, run.data, run.refs, run.tol))
+        return checked[-1][0].status
+
+    with run.step(f"converting to {target.name}"):
         t0 = time.perf_counter()
-        path, notes, attempts = convert_by_routes(model, target, sub, precision, ctx)
+        path, notes, attempts = convert_by_routes(model, target, sub, precision, run.ctx,
+                                                  check=check, only=run.options.routes)
         seconds = time.perf_counter() - t0
-    with step(f"verifying {target.name}"):
-        parity, signature = _verify(model, target, path, data, refs, tol)
-    attempts[-1]["parity"] = parity.status
+    made = [a for a in attempts if a["error"] is None]
+    parity, signature = checked[next(i for i, a in enumerate(made) if a.get("kept"))]
     lineage = [f"{model.format}:{model.sha256 or model.spec}"]
-    if ctx.used_onnx:
-        lineage.append(f"onnx:opset{ctx.opset}")
+    if run.ctx.used_onnx:
+        lineage.append(f"onnx:opset{run.ctx.opset}")
     lineage.append(f"{target.name}:{precision}")
     return Artifact(target=target.name, precision=precision, path=path, signature=signature,
                     sha256=sha256_of(sub), size_bytes=size_of(sub), convert_seconds=seconds,
@@ -199,17 +252,29 @@ def _one_target(model: Model, target: Target, precision: str, tmp: Path, ctx: Co
                     attempts=attempts)
 
 
-def convert_by_routes(model: Model, target: Target, dest: Path, precision: str,
-                      ctx: ConvertContext) -> tuple[Path, list[str], list[dict]]:
-    """Walk the target's routes that apply to this model, in order, until one makes an artifact.
-    Returns the artifact, its notes, and every attempt (route, seconds, error)."""
+def _routes(model: Model, target: Target, precision: str, only: tuple[str, ...]) -> list[Route]:
+    routes = [r for r in target.routes_for(model, precision) if _importable(_route_needs(model, r))]
+    if only and any(_matches(r, n) for r in routes for n in only):
+        routes = [r for r in routes if any(_matches(r, n) for n in only)]
+    return routes
+
+
+def convert_by_routes(model: Model, target: Target, dest: Path, precision: str, ctx: ConvertContext,
+                      check: Callable[[Path], str] | None = None,
+                      only: tuple[str, ...] = ()) -> tuple[Path, list[str], list[dict]]:
+    """Walk the target's routes that apply to this model (``only`` those named, where any is), in
+    order, until one makes an artifact that passes ``check`` (parity: "pass", "fail" or "not_run").
+
+    A route whose artifact fails parity is set aside and the next is tried; when every route
+    made an artifact and all failed, the first route's is the one kept (its parity says fail).
+    Returns the artifact, its notes, and every attempt (route, seconds, error, parity)."""
     from .._registry import backend_module
 
-    routes = [r for r in target.routes_for(model, precision) if _importable(_route_needs(model, r))]
     module = backend_module(target, "convert")
     attempts: list[dict] = []
     first_error: Exception | None = None
-    for route in routes:
+    failed: list[tuple[Path, Path, list[str]]] = []  # artifacts that failed parity, set aside
+    for route in _routes(model, target, precision, only):
         t0 = time.perf_counter()
         try:
             path, notes = getattr(module, route.fn)(model, dest, precision, ctx, **route.options)
@@ -221,16 +286,44 @@ def convert_by_routes(model: Model, target: Target, dest: Path, precision: str,
             first_error = first_error or err
             clear(dest)  # the next route starts from an empty folder
             continue
-        attempts.append({"route": route.name, "seconds": round(time.perf_counter() - t0, 3), "error": None})
-        if len(attempts) > 1:
-            notes = [*notes, f"route {route.name} after {len(attempts) - 1} failed: "
-                             + "; ".join(f"{a['route']}: {a['error'][:200]}" for a in attempts[:-1])]
-        return path, notes, attempts
-    assert first_error is not None
+        attempt = {"route": route.name, "seconds": round(time.perf_counter() - t0, 3), "error": None}
+        attempts.append(attempt)
+        attempt["parity"] = check(path) if check else None
+        if attempt["parity"] != "fail":
+            attempt["kept"] = True
+            return path, _route_notes(notes, attempts), attempts
+        failed.append((path, _set_aside(dest, ctx, len(attempts)), notes, attempt))
+    if failed:  # every artifact made failed parity: keep the first (the preferred route's)
+        path, kept, notes, attempt = failed[0]
+        attempt["kept"] = True
+        clear(dest)
+        for item in kept.iterdir():
+            shutil.move(str(item), dest / item.name)
+        return path, _route_notes(notes, attempts), attempts
+    if first_error is None:
+        raise EdgekitError(f"no route to {target.name} can run here",
+                           f"install a converter for it: pip install 'edgekit[{target.extra}]'")
     if isinstance(first_error, EdgekitError) and len(attempts) > 1:
         first_error.fix = (f"{first_error.fix or ''}\n  every route failed: "
-                           + "; ".join(f"{a['route']} ({a['error'][:120]})" for a in attempts)).lstrip("\n ")
+                           + "; ".join(f"{a['route']} ({(a['error'] or 'parity ' + str(a.get('parity')))[:120]})"
+                                       for a in attempts)).lstrip("\n ")
     raise first_error
+
+
+def _set_aside(dest: Path, ctx: ConvertContext, n: int) -> Path:
+    """Move a failed route's artifact out of ``dest`` (kept in case no route passes)."""
+    kept = (ctx.workdir or dest.parent) / ".failed-routes" / f"{dest.name}-{n}"
+    kept.mkdir(parents=True)
+    for item in list(dest.iterdir()):
+        shutil.move(str(item), kept / item.name)
+    return kept
+
+
+def _route_notes(notes: list[str], attempts: list[dict]) -> list[str]:
+    if len(attempts) < 2:
+        return notes
+    why = "; ".join(f"{a['route']}: {(a['error'] or 'parity ' + str(a['parity']))[:200]}" for a in attempts[:-1])
+    return [*notes, f"route {attempts[-1]['route']} after {len(attempts) - 1} other(s): {why}"]
 
 
 def _moved(a: Artifact, tmp: Path, out: Path) -> Artifact:

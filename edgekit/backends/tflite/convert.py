@@ -41,27 +41,77 @@ def _from_torch(model: Model, dest: Path) -> None:
         edge.export(str(dest))
 
 
-def _from_onnx(model: Model, onnx_path: Path, dest: Path, precision: str) -> None:
-    onnx2tf = require("onnx2tf", "ONNX to TFLite")
+def _onnx2tf_kwargs(model: Model, layout: str) -> dict:
+    """onnx2tf's flags. ``layout="onnx"`` keeps every input's shape exactly as in ONNX (-kat), so
+    no tensor is turned channels-last and outputs keep ONNX's layout too; ``"tf"`` is onnx2tf's
+    own NHWC conversion, keeping only 3-5D inputs channels-first (-k)."""
     shapes = [f"{s.name}:{','.join(map(str, s.concrete(model.dims)))}" for s in model.signature.inputs]
-    nchw = [s.name for s in model.signature.inputs if len(s.shape) in (3, 4, 5)]
+    kwargs = {"overwrite_input_shape": shapes or None}
+    names = [s.name for s in model.signature.inputs]
+    if layout == "onnx":
+        kwargs["keep_shape_absolutely_input_names"] = names or None
+    else:
+        kwargs["keep_ncw_or_nchw_or_ncdhw_input_names"] = [
+            s.name for s in model.signature.inputs if len(s.shape) in (3, 4, 5)] or None
+    return kwargs
+
+
+def _static_onnx(model: Model, onnx_path: Path, folder: Path) -> Path:
+    """A copy of the ONNX file with every input at the run's size: onnx2tf cannot read a -1 or
+    an unnamed axis, and LiteRT wants static shapes anyway."""
+    onnx = require("onnx", "ONNX to TFLite")
+    proto = onnx.load(str(onnx_path))
+    sizes = {s.name: s.concrete(model.dims) for s in model.signature.inputs}
+    for value in proto.graph.input:
+        if value.name not in sizes:
+            continue
+        for dim, size in zip(value.type.tensor_type.shape.dim, sizes[value.name], strict=True):
+            dim.Clear()
+            dim.dim_value = size
+    for value in proto.graph.output:  # a negative size some exporters write: let onnx2tf infer it
+        for i, dim in enumerate(value.type.tensor_type.shape.dim):
+            if not dim.dim_param and (not dim.HasField("dim_value") or dim.dim_value < 0):
+                dim.Clear()
+                dim.dim_param = f"{value.name}.{i}"
+    path = folder / "model.onnx"
+    big = proto.ByteSize() > 1_800_000_000
+    onnx.save(proto, str(path), save_as_external_data=big, location="model.onnx.data" if big else None)
+    return path
+
+
+def _from_onnx(model: Model, onnx_path: Path, dest: Path, precision: str, layout: str) -> None:
+    onnx2tf = require("onnx2tf", "ONNX to TFLite")
     with tempfile.TemporaryDirectory(prefix="edgekit-onnx2tf-") as tmp, _quiet():
         onnx2tf.convert(
-            input_onnx_file_path=str(onnx_path),
-            output_folder_path=tmp,
+            input_onnx_file_path=str(_static_onnx(model, onnx_path, Path(tmp))),
+            output_folder_path=str(Path(tmp) / "out"),
             copy_onnx_input_output_names_to_tflite=True,
-            overwrite_input_shape=shapes,
-            keep_ncw_or_nchw_or_ncdhw_input_names=nchw or None,
             disable_strict_mode=True,             # -dsm
             replace_to_pseudo_operators=["Erf"],  # -rtpo Erf: no Flex ops for GELU
             non_verbose=True,
+            **_onnx2tf_kwargs(model, layout),
         )
-        name = "model_float16.tflite" if precision == "fp16" else "model_float32.tflite"
-        produced = Path(tmp) / name
-        if not produced.is_file():
-            found = sorted(p.name for p in Path(tmp).glob("*.tflite"))
-            raise ConversionError("tflite", f"onnx2tf produced no {name} (found {found})")
-        shutil.move(str(produced), dest)
+        # onnx2tf names its files after the input file: <stem>_float32.tflite, <stem>_float16.tflite
+        kind = "float16" if precision == "fp16" else "float32"
+        found = sorted((Path(tmp) / "out").glob(f"*_{kind}.tflite"))
+        if len(found) != 1:
+            every = sorted(p.name for p in (Path(tmp) / "out").glob("*.tflite"))
+            raise ConversionError("tflite", f"onnx2tf produced no single *_{kind}.tflite (found {every})")
+        shutil.move(str(found[0]), dest)
+        _refuse_flex(dest)
+
+
+def _refuse_flex(path: Path) -> None:
+    """A file with Select-TF (Flex) ops runs only in a full TensorFlow build: not on a device."""
+    data = path.read_bytes()
+    if b"Flex" not in data:
+        return
+    import re
+
+    ops = sorted({m.decode() for m in re.findall(rb"Flex[A-Z][A-Za-z0-9]+", data)})
+    if ops:
+        raise ConversionError("tflite", f"onnx2tf wrote Select-TF ops {ops}, which LiteRT runs only with the "
+                                        "Flex delegate (not on a device)")
 
 
 def copy_tflite(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
@@ -91,10 +141,13 @@ def from_torch(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext
     return dest, _fixed_note(model) + ["litert-torch from the torch graph"]
 
 
-def from_onnx(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
-    """Route: onnx2tf from the run's fp32 ONNX."""
+def from_onnx(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext,
+              layout: str = "tf") -> tuple[Path, list[str]]:
+    """Route: onnx2tf from the run's fp32 ONNX, keeping ONNX's layout (``layout="onnx"``) or
+    converting to NHWC (``"tf"``, onnx2tf's default)."""
     from ..onnxruntime.convert import ensure_onnx
 
     dest = dest_dir / "model.tflite"
-    _from_onnx(model, ensure_onnx(model, ctx), dest, precision)
-    return dest, _fixed_note(model) + ["onnx2tf from ONNX (-dsm -rtpo Erf: no Flex ops)"]
+    _from_onnx(model, ensure_onnx(model, ctx), dest, precision, layout)
+    how = "every input's shape kept (-kat)" if layout == "onnx" else "NHWC"
+    return dest, _fixed_note(model) + [f"onnx2tf from ONNX ({how}; -dsm -rtpo Erf: no Flex ops)"]

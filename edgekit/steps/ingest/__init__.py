@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from ..._errors import EdgekitError
-from ..._inputs import parse_dims, parse_input_spec, resolve_dims
+from ..._inputs import parse_dims, parse_input_spec, parse_shapes, resolve_dims
 from ..._types import Model, TensorSpec, sha256_of
 
 FORMATS = "an ONNX file, a .pt2 (torch.export), TorchScript, package.module:factory, a Hugging Face folder, a .keras file or a .tflite file"
@@ -14,13 +14,17 @@ _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
 def load(spec: str | Path, *, inputs: list[str] | None = None, dims: list[str] | dict | None = None,
-         task: str | None = None, trust_pickle: bool = False, trust_remote_code: bool = False) -> Model:
+         task: str | None = None, trust_pickle: bool = False, trust_remote_code: bool = False,
+         shapes: list[str] | dict | None = None, sample: str | Path | None = None) -> Model:
     """Load a model from a path or ``package.module:factory``.
 
     ``inputs`` are ``name:shape:dtype`` specs for sources that carry no signature
-    (TorchScript, bare nn.Modules); ``dims`` sets the sizes used for dynamic axes
-    when a concrete shape is needed (``{"sequence": 64}``). ``trust_pickle`` lets a pickled
-    torch file load and ``trust_remote_code`` a Hugging Face folder with its own Python code
+    (TorchScript, bare nn.Modules); for a source with a signature they size its inputs, like
+    ``shapes``. Dynamic axes get their sizes (used to verify, and by static-shape targets) from
+    ``dims`` (``{"sequence": 64}``), ``shapes`` (``{"images": (1, 3, 640, 640)}`` or
+    ``["images=1x3x640x640"]``) and the arrays of ``sample`` (an .npz keyed by input name);
+    ``model.meta["dim_sources"]`` says which gave each. ``trust_pickle`` lets a pickled torch
+    file load and ``trust_remote_code`` a Hugging Face folder with its own Python code
     (``auto_map``): both run code from the model, so both are off unless asked for.
     """
     input_specs: list[TensorSpec] | None = [parse_input_spec(s) for s in inputs] if inputs else None
@@ -38,10 +42,30 @@ def load(spec: str | Path, *, inputs: list[str] | None = None, dims: list[str] |
         model = load_factory(text, input_specs, given, load_path)
     else:
         model = load_path(Path(text).expanduser())
-    if input_specs and model.format not in ("torch", "torchscript"):
-        model.notes.append("--input ignored: the model carries its own signature")
-    model.dims = {**resolve_dims(model.signature, given, model.dims), **model.dims, **given}
+    _size_axes(model, given, parse_shapes(shapes), input_specs, sample)
     return model
+
+
+def _size_axes(model: Model, given: dict[str, int], shapes: dict, input_specs: list[TensorSpec] | None,
+               sample: str | Path | None) -> None:
+    """Give every dynamic axis its size and record where it came from."""
+    if input_specs and model.format not in ("torch", "torchscript"):
+        for s in input_specs:  # --input on a model with a signature: its shape sizes that input
+            if s.name not in {i.name for i in model.signature.inputs}:
+                raise EdgekitError(f"--input names {s.name!r}, which the model does not have",
+                                   f"its inputs are {[i.name for i in model.signature.inputs]}")
+            if any(isinstance(d, str) for d in s.shape):
+                continue  # names only: the model's own axes stay
+            shapes.setdefault(s.name, tuple(int(d) for d in s.shape))
+    arrays = None
+    if sample is not None:
+        from ..._inputs import read_npz
+
+        arrays = read_npz(Path(sample))
+    dims, sources = resolve_dims(model.signature, given, model.dims, shapes=shapes, arrays=arrays,
+                                 arrays_from=f"--inputs {Path(sample).name}" if sample else "--inputs")
+    model.dims = {**model.dims, **dims}
+    model.meta["dim_sources"] = sources
 
 
 def _load_path(path: Path, input_specs, dims, task, trust_pickle, trust_remote_code=False) -> Model:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..._errors import EdgekitError
 from ..._lazy import require
 from ..._types import Model, Signature, TensorSpec
+
+_NAMED = re.compile(r"[A-Za-z_][\w.]*")
 
 
 def _specs(values, np_dtype) -> list[TensorSpec]:
@@ -19,8 +22,10 @@ def _specs(values, np_dtype) -> list[TensorSpec]:
             # negative value some exporters write, is dynamic
             if d.HasField("dim_value") and d.dim_value >= 0:
                 shape.append(int(d.dim_value))
-            else:
-                shape.append(d.dim_param or ("batch" if i == 0 else f"dim{i}"))
+            elif d.dim_param and _NAMED.fullmatch(d.dim_param):
+                shape.append(d.dim_param)  # a named axis: shared by every input that names it
+            else:  # unnamed ('?', '-1', unset): an axis of its own, sized by --inputs or --shape
+                shape.append("batch" if i == 0 and not d.dim_param else f"{v.name}.{i}")
         specs.append(TensorSpec(v.name, tuple(shape), np_dtype(t.elem_type).name))
     return specs
 

@@ -112,7 +112,7 @@ def from_module(spec: str, module: Any, example: Any, input_specs: list[TensorSp
     module = module.eval()
     if input_specs:
         sig_in = Signature(list(input_specs), [])
-        dims = resolve_dims(sig_in, dims, {})
+        dims, _ = resolve_dims(sig_in, dims, {})
         arrays = generate_inputs(sig_in, dims, {})
         example = [torch.from_numpy(arrays[s.name]) for s in input_specs]
         names = [s.name for s in input_specs]

@@ -1,0 +1,107 @@
+"""Third-party ONNX shapes: unnamed axes sized from --inputs or --shape, any file name to TFLite, --route."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+import edgekit
+from edgekit import EdgekitError
+
+
+def _conv_model(path, name="detector.onnx"):
+    """A conv net declaring [-1, 3, ?, ?] (a -1, two unnamed '?') as exporters of detectors write it,
+    plus a second input [?] of its own size: no axis can be sized from its name."""
+    rng = np.random.default_rng(0)
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 3, 3], rng.standard_normal(108).astype(np.float32))
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, [-1, 3, "?", "?"])
+    s = helper.make_tensor_value_info("scale", TensorProto.FLOAT, ["?"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [-1, 4, "?", "?"])
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["?"])
+    nodes = [helper.make_node("Conv", ["images", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"]),
+             helper.make_node("Mul", ["scale", "scale"], ["z"])]
+    graph = helper.make_graph(nodes, "g", [x, s], [y, z], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.graph.input[0].type.tensor_type.shape.dim[0].ClearField("dim_param")
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = -1
+    p = path / name
+    onnx.save(model, p)
+    return p
+
+
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def test_unnamed_axes_get_their_own_sizes_from_inputs(tmp_path):
+    src = _conv_model(tmp_path)
+    x = _npz(tmp_path / "x.npz", images=np.random.rand(1, 3, 48, 64).astype(np.float32),
+             scale=np.ones(5, np.float32))
+    model = edgekit.load(str(src), sample=x)
+    spec = {s.name: s for s in model.signature.inputs}
+    assert spec["images"].concrete(model.dims) == (1, 3, 48, 64)
+    assert spec["scale"].concrete(model.dims) == (5,)
+    assert set(model.meta["dim_sources"].values()) == {"--inputs x.npz (images)", "--inputs x.npz (scale)"}
+    with pytest.raises(EdgekitError, match="(?s)no size to test it at.*--inputs"):
+        edgekit.load(str(src))
+    shaped = edgekit.load(str(src), shapes=["images=2x3x32x40", "scale=7"])
+    assert spec["images"].concrete(model.dims) == (1, 3, 48, 64)  # the first load is untouched
+    assert {s.name: s.concrete(shaped.dims) for s in shaped.signature.inputs} == {
+        "images": (2, 3, 32, 40), "scale": (7,)}
+    with pytest.raises(EdgekitError, match="the model declares"):
+        edgekit.load(str(src), shapes=["images=1x4x32x32", "scale=7"])
+    with pytest.raises(EdgekitError, match="by --shape images but"):
+        edgekit.load(str(src), shapes=["images=1x3x32x32", "scale=7"], sample=x)
+
+
+def test_input_flag_sizes_an_onnx_model_or_is_refused(tmp_path):
+    src = _conv_model(tmp_path)
+    model = edgekit.load(str(src), inputs=["images:1x3x16x16:float32", "scale:3:float32"])
+    assert model.signature.inputs[0].concrete(model.dims) == (1, 3, 16, 16)
+    with pytest.raises(EdgekitError, match="does not have"):
+        edgekit.load(str(src), inputs=["pixels:1x3x16x16:float32"])
+
+
+@pytest.mark.integration
+def test_dynamic_detector_of_any_name_to_openvino_and_tflite(tmp_path):
+    """Given only --inputs: OpenVINO keeps the axes dynamic, TFLite fixes them at the arrays' sizes."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnx2tf")
+    src = _conv_model(tmp_path, name="yolo_det-v2.onnx")
+    x = _npz(tmp_path / "x.npz", images=np.random.rand(1, 3, 40, 56).astype(np.float32),
+             scale=np.linspace(0, 1, 6, dtype=np.float32))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "edgekit", "convert", str(src), "--to", "onnx,openvino,tflite",
+                           "--inputs", str(x), "--out", str(out), "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    status = {a["target"]: a["parity"]["status"] for a in manifest["artifacts"]}
+    assert status == {"onnx": "pass", "openvino": "pass", "tflite": "pass"}
+    ov = next(a for a in manifest["artifacts"] if a["target"] == "openvino")
+    assert isinstance(ov["signature"]["inputs"][0]["shape"][2], str)  # still dynamic
+    tfl = next(a for a in manifest["artifacts"] if a["target"] == "tflite")
+    assert tfl["signature"]["inputs"][0]["shape"] == [1, 3, 40, 56]  # the ONNX layout, at the arrays' size
+    assert tfl["attempts"][-1]["kept"] and tfl["attempts"][-1]["parity"] == "pass"
+    assert manifest["source"]["dim_sources"]["images.2"] == "--inputs x.npz (images)"
+
+
+@pytest.mark.integration
+def test_route_flag_forces_one_route_and_unknown_is_refused(tmp_path):
+    pytest.importorskip("onnx2tf")
+    src = _conv_model(tmp_path)
+    x = _npz(tmp_path / "x.npz", images=np.random.rand(1, 3, 16, 16).astype(np.float32),
+             scale=np.ones(2, np.float32))
+    res = edgekit.convert(str(src), targets=["tflite"], out=tmp_path / "o", inputs=x, routes=("onnx2tf",))
+    (art,) = res.artifacts
+    assert [a["route"] for a in art.attempts] == ["onnx -> onnx2tf"] and art.parity.status == "pass"
+    with pytest.raises(EdgekitError, match="no target here has a route 'tvm'"):
+        edgekit.convert(str(src), targets=["tflite"], out=tmp_path / "o2", inputs=x, routes=("tvm",))
+    assert not (tmp_path / "o2").exists()
