@@ -29,7 +29,7 @@ def run(folder: Path, device: str, threads: list[int], runs: int, env: dict | No
     import os
 
     name = "local" if device == "local" else "ssh"
-    cmd = [str(Path(sys.executable).parent / "edgekit"), "bench", str(folder), "--device", device,
+    cmd = [str(Path(sys.executable).parent / "edgekit"), "bench", str(folder), "--on", device,
            "--threads", ",".join(map(str, threads)), "--runs", str(runs), "--json", str(OUT / f"{name}.json"),
            "--html", str(OUT / f"{name}.html")]
     if device != "local":

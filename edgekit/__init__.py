@@ -57,40 +57,50 @@ def compress(model=None, targets=None, quantize=None, data=None, out="edgekit-ou
 
     ``targets``: default onnx, openvino, tflite. ``quantize``: modes (fp16, dynamic-int8,
     static-int8 (the default), int8-weights, int4-weights, mixed).
-    Options: ``max_drop`` (points), ``calibration``, ``evaluation`` (sample counts),
-    ``keep_float``, ``calibration_method``, ``threads``, ``runs``, ``int8_io``, ``keep_names``,
-    ``target_device`` (a profile in targets/: quantize for its CPU), ``force``.
+    Options (``steps.compress.CompressOptions``): ``max_drop`` (points), ``calibration``,
+    ``evaluation`` (sample counts), ``keep_float``, ``calibration_method``, ``threads``, ``runs``,
+    ``int8_io``, ``keep_names``, ``skip_unsupported``, ``device`` (a profile in targets/: quantize
+    for its CPU; ``target_device`` before 0.3), ``force``; and ``progress`` (an
+    ``edgekit._progress.Progress``). An unknown name is an error that lists them.
 
     ``recipe`` (a models/*.toml path, or a loaded ``Recipe``) runs a recipe as `edgekit compress
     --recipe` does; ``model`` (a spec string) then replaces its source, and ``options`` named as
     the recipe's [compress] fields override it: ``edgekit.compress(recipe="models/digits-cnn.toml",
     out="build/q", max_drop=0.5)``.
     """
+    progress = options.pop("progress", None)
     if recipe is not None:
-        from ._recipe import Recipe, load_recipe, resolve_compress
-        from .steps.compress import compress_recipe
-
-        loaded = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
-        force = options.pop("force", False)
-        renamed = {"calibration": "calibration_samples", "evaluation": "eval_samples"}  # the non-recipe names
-        flags = {renamed.get(k, k): v for k, v in options.items()}
-        for key, value in (("targets", targets), ("quantize", quantize), ("threads", flags.get("threads"))):
-            flags[key] = value.split(",") if isinstance(value, str) else value
-        flags["data"] = data
-        resolved = resolve_compress(loaded, model if isinstance(model, str) else None, flags)
-        return compress_recipe(resolved, out=out, force=force)
+        return _compress_recipe(recipe, model, targets, quantize, data, out, progress, options)
     from ._types import Model as _Model
+    from .steps.compress import CompressOptions
     from .steps.compress import compress as _compress
 
     if data is None:
         raise EdgekitError("compress needs data", "pass data= (an .npz, an image folder, a .txt of sentences or module:callable)")
     if model is None:
         raise EdgekitError("compress needs a model", "pass model= (anything edgekit.load takes), or recipe=")
+    opts = CompressOptions.from_kwargs(options)
     if not isinstance(model, _Model):
         model = load(model)
     targets = targets or ("onnx", "openvino", "tflite")
     return _compress(model, targets=list(targets) if not isinstance(targets, str) else targets,
-                     modes=quantize or "static-int8", data=data, out=out, **options)
+                     modes=quantize or "static-int8", data=data, out=out, options=opts, progress=progress)
+
+
+def _compress_recipe(recipe, model, targets, quantize, data, out, progress, options: dict):
+    """``compress(recipe=...)``: the recipe, with ``options`` named as its [compress] fields over it."""
+    from ._recipe import Recipe, load_recipe, resolve_compress
+    from .steps.compress import compress_recipe
+
+    loaded = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    force = options.pop("force", False)
+    renamed = {"calibration": "calibration_samples", "evaluation": "eval_samples"}  # the non-recipe names
+    flags = {renamed.get(k, k): v for k, v in options.items()}
+    for key, value in (("targets", targets), ("quantize", quantize), ("threads", flags.get("threads"))):
+        flags[key] = value.split(",") if isinstance(value, str) else value
+    flags["data"] = data
+    resolved = resolve_compress(loaded, model if isinstance(model, str) else None, flags)
+    return compress_recipe(resolved, out=out, force=force, progress=progress)
 
 
 def __getattr__(name: str):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ._errors import EdgekitError
 
@@ -70,7 +71,21 @@ class CompressSection(_Section):
     int8_io: bool = False
     keep_names: bool = False  # LiteRT: keep intermediate tensor names (0.2 MB in MiniLM)
     skip_unsupported: bool = False  # run the (target, mode) pairs that exist; list the others as skipped
-    target_device: str | None = None  # a profile in targets/: quantizer settings for its CPU (default: this host)
+    device: str | None = None  # a profile in targets/: quantizer settings for its CPU (default: this host)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        """``target_device``, the name before 0.3, is still read (and written back as ``device``)."""
+        if isinstance(data, dict) and "target_device" in data:
+            from ._names import deprecated
+
+            data = dict(data)
+            old = data.pop("target_device")
+            if old is not None:
+                deprecated("recipe [compress] target_device is deprecated: write device (a profile in targets/)")
+                data["device"] = data.get("device") or old
+        return data
 
 
 class Recipe(BaseModel):
@@ -120,15 +135,30 @@ def dump_recipe(recipe: Recipe, path: str | Path) -> Path:
 
 # flags named as the CLI and the API name them -> the [compress.train] field they set
 _TRAIN_FLAGS = {"train_steps": "steps", "lr": "lr", "batch_size": "batch_size", "train_minutes": "minutes",
-                "device": "device", "tracking_uri": "tracking_uri", "backend": "backend", "address": "address",
+                "train_device": "device", "tracking_uri": "tracking_uri", "backend": "backend", "address": "address",
                 "workers": "workers", "storage": "storage"}
 _MODEL_FLAGS = ("task", "inputs", "trust_remote_code")
+
+
+def _renamed(given: dict) -> dict:
+    """The names before 0.3: ``device`` as the training device (now ``train_device``; ``device`` is a
+    profile in targets/) and ``target_device`` (now ``device``), with a warning."""
+    from ._names import deprecated, is_torch_device
+
+    if isinstance(given.get("device"), str) and is_torch_device(given["device"]):
+        deprecated(f"device={given['device']!r} as the training device is deprecated: use train_device "
+                   "(device is a profile in targets/)")
+        given.setdefault("train_device", given.pop("device"))
+    if "target_device" in given:
+        deprecated("target_device is deprecated: use device (a profile in targets/)")
+        given.setdefault("device", given.pop("target_device"))
+    return given
 
 
 def resolve_compress(recipe: Recipe | None, source: str | None, flags: dict) -> Recipe:
     """The run ``edgekit compress`` does: the given ``flags`` (None: not given) over the recipe's
     [model] and [compress] sections, over the defaults. What --dump-recipe writes."""
-    given = {k: v for k, v in flags.items() if v is not None}
+    given = _renamed({k: v for k, v in flags.items() if v is not None})
     source = source or (recipe.model.source if recipe else None)
     if source is None:
         raise EdgekitError("no model given", "pass MODEL, or --recipe models/NAME.toml")

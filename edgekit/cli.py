@@ -157,7 +157,8 @@ def compress(
     int8_io: Annotated[bool, typer.Option(help="TFLite full-integer models with int8 inputs and outputs.")] = False,
     keep_names: Annotated[bool, typer.Option(help="LiteRT: keep intermediate tensor names (dropped by default to save space).")] = False,
     skip_unsupported: Annotated[bool, typer.Option(help="Run the target/mode pairs that exist; list the others as skipped.")] = False,
-    target: Annotated[str | None, typer.Option(help="A device profile in targets/: quantize for its CPU (default: this host's; EDGEKIT_CPU_FEATURES overrides).")] = None,
+    device: Annotated[str | None, typer.Option(help="A device profile in targets/: quantize for its CPU (default: this host's; EDGEKIT_CPU_FEATURES overrides).")] = None,
+    target: Annotated[str | None, typer.Option(hidden=True, help="Deprecated: --device.")] = None,
     prune: Annotated[str | None, typer.Option(help="structured:RATIO (channels/neurons removed) or unstructured:RATIO.")] = None,
     student: Annotated[str | None, typer.Option(help="Student: layers:N (every k-th teacher layer) or module:factory.")] = None,
     distill: Annotated[bool | None, typer.Option("--distill/--no-distill", help="Train the student against the teacher (default: on with --student or --prune).")] = None,
@@ -167,7 +168,7 @@ def compress(
     train_minutes: Annotated[float | None, typer.Option(help="Training time budget in minutes.")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate (default 1e-4).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Training batch size (default 32).")] = None,
-    device: Annotated[str | None, typer.Option(help="Training device: auto (CUDA when present), cpu or cuda.")] = None,
+    train_device: Annotated[str | None, typer.Option(help="Training device: auto (CUDA when present), cpu or cuda.")] = None,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (default: a local store in the run's cache folder).")] = None,
     backend: Annotated[str | None, typer.Option(help="Where training runs: local (default, in this process) or ray (Ray Train workers).")] = None,
     address: Annotated[str | None, typer.Option(help="--backend ray: the cluster (host:6379, ray://host:10001); default a local Ray.")] = None,
@@ -184,19 +185,21 @@ def compress(
     """Quantize a model with each target's own quantizer; judge quality, size and speed on held-out data."""
     with _errors(debug):
         from ._inputs import parse_dims
+        from ._progress import Progress
         from ._recipe import dump_recipe as write_recipe
         from ._recipe import load_recipe, resolve_compress
         from .present.tables import compress_table
         from .steps.compress import compress_recipe
 
+        device, train_device = _compress_devices(device, target, train_device)
         flags = dict(
             quantize=quantize.split(",") if quantize else None, data=data, prune=prune, student=student,
             distill=distill, distill_loss=distill_loss, train_data=train_data, targets=to.split(",") if to else None,
             max_drop=max_drop, calibration_samples=calibration_samples, eval_samples=eval_samples,
             keep_float=keep_float, calibration_method=calibration_method,
             threads=threads.split(",") if threads else None, runs=runs, int8_io=int8_io or None,
-            keep_names=keep_names or None, skip_unsupported=skip_unsupported or None, target_device=target,
-            train_steps=train_steps, lr=lr, batch_size=batch_size, train_minutes=train_minutes, device=device,
+            keep_names=keep_names or None, skip_unsupported=skip_unsupported or None, device=device,
+            train_steps=train_steps, lr=lr, batch_size=batch_size, train_minutes=train_minutes, train_device=train_device,
             tracking_uri=tracking_uri, backend=backend, address=address, workers=workers, storage=storage,
             task=task, inputs=input, dims=parse_dims(dim) if dim else None,
             trust_remote_code=trust_remote_code or None)
@@ -204,8 +207,8 @@ def compress(
         if dump_recipe:
             write_recipe(resolved, dump_recipe)
         console = _console()
-        result = compress_recipe(resolved, out=out, force=force, step=_step(console),
-                                 progress=_train_progress(console))
+        result = compress_recipe(resolved, out=out, force=force,
+                                 progress=Progress(stage=_step(console), training=_train_progress(console)))
         rc = resolved.compress
         doc = result.report
         (console if as_json else _console(stderr=False)).print(compress_table(doc))
@@ -229,15 +232,16 @@ def compress(
 @app.command()
 def bench(
     path: Annotated[Path | None, typer.Argument(help="An artifact (.onnx, .xml, .tflite, .mlpackage) or a convert/compress output folder.")] = None,
-    device: Annotated[str, typer.Option(help="local, ssh://user@host[:port], or adb://SERIAL.")] = "local",
-    target: Annotated[str | None, typer.Option(help="A device profile in targets/ (threads, runtimes, budgets).")] = None,
-    threads: Annotated[str | None, typer.Option(help="Thread counts, e.g. 1,2,4 (default: the target's, else 1).")] = None,
+    on: Annotated[str, typer.Option(help="Where it runs: local, ssh://user@host[:port], or adb://SERIAL.")] = "local",
+    device: Annotated[str | None, typer.Option(help="A device profile in targets/ (threads, runtimes, budgets).")] = None,
+    target: Annotated[str | None, typer.Option(hidden=True, help="Deprecated: --device.")] = None,
+    threads: Annotated[str | None, typer.Option(help="Thread counts, e.g. 1,2,4 (default: the device profile's, else 1).")] = None,
     runs: Annotated[int, typer.Option(help="Timed runs.")] = 100,
     warmup: Annotated[int, typer.Option(help="Warm-up runs before timing.")] = 10,
     batch: Annotated[int, typer.Option(help="Batch size (dynamic-batch artifacts).")] = 1,
     cores: Annotated[str | None, typer.Option(help="local: pin to these cores (taskset list, e.g. 0 or 0-1).")] = None,
     memory_mb: Annotated[int | None, typer.Option(help="local: cap the runner's resident memory in MB; past it the runner is stopped, as a small device's OOM killer would.")] = None,
-    python: Annotated[str | None, typer.Option(help="The device's Python (ssh default: the target's, else python3).")] = None,
+    python: Annotated[str | None, typer.Option(help="The device's Python (ssh default: the device profile's, else python3).")] = None,
     benchmark_binary: Annotated[Path | None, typer.Option(help="adb: LiteRT's benchmark_model binary for the device.")] = None,
     no_profile: Annotated[bool, typer.Option("--no-profile", help="Skip the per-op profile.")] = False,
     top: Annotated[int, typer.Option(help="Slowest ops shown per artifact.")] = 5,
@@ -265,14 +269,17 @@ def bench(
             return
         if path is None:
             raise EdgekitError("no artifact given", "pass PATH, or --compare OLD.json NEW.json")
+        from .bench import BenchOptions
         from .bench import bench as api_bench
         from .present.tables import bench_table
 
         console = _console()
+        on, device = _bench_place(on, device, target)
         counts = [int(t) for t in threads.split(",")] if threads else None
-        result = api_bench(path, device=device, target=target, threads=counts, runs=runs, warmup=warmup,
-                           batch=batch, profile=not no_profile, cores=cores, memory_mb=memory_mb, python=python,
-                           benchmark_binary=benchmark_binary, step=_step(console))
+        options = BenchOptions(on=on, device=device, threads=counts, runs=runs, warmup=warmup, batch=batch,
+                               profile=not no_profile, cores=cores, memory_mb=memory_mb, python=python,
+                               benchmark_binary=benchmark_binary)
+        result = api_bench(path, options, stage=_step(console))
         result_doc = result.to_dict()
         _console(stderr=False).print(bench_table(result_doc, top))
         if json_out:
@@ -330,6 +337,40 @@ def _recipe_and_source(recipe: Path | None, model: str | None):
     if source is None:
         raise EdgekitError("no model given", "pass MODEL, or --recipe models/NAME.toml")
     return r, source
+
+
+def _warn(text: str) -> None:
+    _console().print(f"edgekit: warning: {text}", style="yellow", markup=False, highlight=False)
+
+
+def _compress_devices(device: str | None, target: str | None, train_device: str | None):
+    """The device profile and the training device, from the flags of 0.3 and those before it
+    (``--target PROFILE``; ``--device auto|cpu|cuda`` for training), which warn."""
+    from ._names import is_torch_device
+
+    if device and is_torch_device(device):
+        _warn(f"--device {device} as the training device is deprecated: use --train-device {device} "
+              "(--device names a profile in targets/)")
+        device, train_device = None, train_device or device
+    if target:
+        _warn(f"--target {target} is deprecated: use --device {target} (a profile in targets/)")
+        device = device or target
+    return device, train_device
+
+
+def _bench_place(on: str, device: str | None, target: str | None):
+    """Where the benchmark runs and the device profile, from the flags of 0.3 and those before it
+    (``--device local|ssh://...|adb://...`` for where; ``--target PROFILE``), which warn."""
+    from ._names import is_place
+
+    if device and is_place(device):
+        _warn(f"--device {device} for where it runs is deprecated: use --on {device} "
+              "(--device names a profile in targets/)")
+        on, device = device if on == "local" else on, None
+    if target:
+        _warn(f"--target {target} is deprecated: use --device {target} (a profile in targets/)")
+        device = device or target
+    return on, device
 
 
 def _train_progress(console):

@@ -63,7 +63,7 @@ def test_local_folder_all_artifacts(converted, tmp_path):
 
 
 def test_target_budgets_and_pinned_core(converted):
-    result = bench(converted / "onnx" / "model.onnx", target="raspberry-pi-5", runs=10, warmup=1, cores="0")
+    result = bench(converted / "onnx" / "model.onnx", device="raspberry-pi-5", runs=10, warmup=1, cores="0")
     assert result.settings["threads"] == [4]  # the profile's threads
     assert result.target["name"] == "raspberry-pi-5"
     assert result.target["cpu"]["features"] == ["asimddp"] and result.target["cpu"]["int8_dot"] == "dotprod"
@@ -71,13 +71,28 @@ def test_target_budgets_and_pinned_core(converted):
     assert fit["latency"] is True and fit["memory"] is True  # a 30 kB CNN fits a Pi's budgets
 
 
+def test_the_names_before_0_3_still_work_and_warn(converted):
+    """target= was the profile and device= where it ran: both still work for one release, with a warning."""
+    with pytest.warns(FutureWarning, match="target= is deprecated"):
+        old = bench(converted / "onnx" / "model.onnx", target="raspberry-pi-5", device="local", runs=2, warmup=0,
+                    profile=False)
+    assert old.target["name"] == "raspberry-pi-5" and old.device["spec"] == "local"
+    rc, _, err = run_cli("bench", str(converted / "onnx" / "model.onnx"), "--target", "raspberry-pi-5",
+                         "--device", "local", "--runs", "2", "--warmup", "0", "--no-profile")
+    assert rc == 0, err
+    assert "--target raspberry-pi-5 is deprecated: use --device raspberry-pi-5" in err
+    assert "--device local for where it runs is deprecated: use --on local" in err
+
+
 def test_bad_input(converted):
     with pytest.raises(EdgekitError, match="does not exist"):
         bench("nope.onnx")
-    with pytest.raises(EdgekitError, match="unknown device"):
-        bench(converted / "onnx" / "model.onnx", device="bluetooth://x")
-    with pytest.raises(EdgekitError, match="unknown target"):
-        bench(converted / "onnx" / "model.onnx", target="toaster")
+    with pytest.raises(EdgekitError, match="unknown place to run 'bluetooth://x'"):
+        bench(converted / "onnx" / "model.onnx", on="bluetooth://x")
+    with pytest.raises(EdgekitError, match="unknown device profile 'toaster'"):
+        bench(converted / "onnx" / "model.onnx", device="toaster")
+    with pytest.raises(EdgekitError, match="unknown bench option colour"):
+        bench(converted / "onnx" / "model.onnx", colour="red")
     with pytest.raises(EdgekitError, match="not an artifact"):
         bench(sys.executable)
 
@@ -85,7 +100,7 @@ def test_bad_input(converted):
 @needs_sshd
 def test_ssh_device_same_table(converted, server, tmp_path):
     env = server.env()
-    rc, out, err = run_cli("bench", str(converted), "--device", server.url, "--python", sys.executable,
+    rc, out, err = run_cli("bench", str(converted), "--on", server.url, "--python", sys.executable,
                            "--runs", "10", "--warmup", "1", "--json", str(tmp_path / "r.json"), env=env)
     assert rc == 0, err
     doc = json.loads((tmp_path / "r.json").read_text())
@@ -100,10 +115,10 @@ def test_ssh_device_same_table(converted, server, tmp_path):
 def test_ssh_faults_name_the_device(converted, server, tmp_path):
     # a refusing device: nothing listens on that port
     url = server.url.rsplit(":", 1)[0] + ":1"
-    rc, _, err = run_cli("bench", str(converted / "onnx" / "model.onnx"), "--device", url, env=server.env())
+    rc, _, err = run_cli("bench", str(converted / "onnx" / "model.onnx"), "--on", url, env=server.env())
     assert rc == 2 and url in err and "cannot connect" in err
     # a device without the runtime: a Python that has no onnxruntime
-    rc, _, err = run_cli("bench", str(converted / "onnx" / "model.onnx"), "--device", server.url,
+    rc, _, err = run_cli("bench", str(converted / "onnx" / "model.onnx"), "--on", server.url,
                          "--python", "/usr/bin/python3", env=server.env())
     assert rc == 2 and "onnxruntime" in err and "is missing" in err
 
@@ -158,7 +173,7 @@ def test_runner_killed_mid_run_locally(converted):
 def test_runner_killed_mid_run_over_ssh(converted, server, monkeypatch):
     for k, v in server.env().items():
         monkeypatch.setenv(k, v)
-    result = _bench_killed_mid_run(converted / "onnx" / "model.onnx", device=server.url, python=sys.executable)
+    result = _bench_killed_mid_run(converted / "onnx" / "model.onnx", on=server.url, python=sys.executable)
     assert not result.ok
     error = result.results[0]["error"]
     assert server.url in error and "killed" in error
@@ -179,7 +194,7 @@ def test_artifact_the_runtime_cannot_load(converted, tmp_path, server, monkeypat
     (folder / "onnx" / "model.onnx").write_bytes(broken.read_bytes())
     for k, v in server.env().items():
         monkeypatch.setenv(k, v)
-    remote = bench(folder, device=server.url, python=sys.executable, runs=2, warmup=0, profile=False)
+    remote = bench(folder, on=server.url, python=sys.executable, runs=2, warmup=0, profile=False)
     error = next(r["error"] for r in remote.results if r["format"] == "onnx")
     assert f"onnx/model.onnx failed on {server.url}" in error and "Protobuf" in error, error
     assert [r for r in remote.results if r["format"] == "openvino" and not r.get("error")]  # the others still ran

@@ -19,7 +19,13 @@ from pathlib import Path
 import pytest
 
 from edgekit._errors import EdgekitError
-from edgekit.bench.adb import adb_commands, parse_benchmark_model, parse_op_profile, run_adb
+from edgekit.bench.adb import (
+    AdbBench,
+    adb_commands,
+    parse_benchmark_model,
+    parse_op_profile,
+    run_adb,
+)
 
 DATA = Path(__file__).parent / "data" / "benchmark_model"
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,8 +46,8 @@ def _check_latency(lat: dict) -> None:
 
 
 def test_adb_commands_exact_argv():
-    cmds = adb_commands("emulator-5554", Path("/tmp/w/cnn/tflite/model.tflite"),
-                        Path("/opt/litert/android_aarch64_benchmark_model"), threads=2, runs=50, warmup=5,
+    cmds = adb_commands(AdbBench("emulator-5554", Path("/tmp/w/cnn/tflite/model.tflite"),
+                                 Path("/opt/litert/android_aarch64_benchmark_model"), threads=2, runs=50, warmup=5),
                         workdir="/data/local/tmp/edgekit-test")
     dev = ["adb", "-s", "emulator-5554"]
     assert cmds == [
@@ -58,18 +64,18 @@ def test_adb_commands_exact_argv():
 
 
 def test_adb_commands_local_names_never_reach_the_device_shell():
-    cmds = adb_commands("R5CT", Path("/tmp/my models/a;rm -rf x.tflite"), Path("/tmp/bm"), 1, 10, 0,
+    cmds = adb_commands(AdbBench("R5CT", Path("/tmp/my models/a;rm -rf x.tflite"), Path("/tmp/bm"), 1, 10, 0),
                         workdir="/data/local/tmp/e")
     assert cmds[1][-2:] == ["/tmp/my models/a;rm -rf x.tflite", "/data/local/tmp/e/model.tflite"]
     assert all("my models" not in a for c in cmds[3:] for a in c)
-    no_peak = adb_commands("R5CT", Path("m.tflite"), Path("bm"), 1, 10, 0, workdir="/data/local/tmp/e",
-                           peak_memory=False)
+    no_peak = adb_commands(AdbBench("R5CT", Path("m.tflite"), Path("bm"), 1, 10, 0, peak_memory=False),
+                           workdir="/data/local/tmp/e")
     assert "--report_peak_memory_footprint=true" not in no_peak[4]
 
 
 def test_adb_commands_default_workdir_is_random_and_cleaned_up():
-    a = adb_commands("s", Path("m.tflite"), Path("bm"), 1, 10, 1)
-    b = adb_commands("s", Path("m.tflite"), Path("bm"), 1, 10, 1)
+    a = adb_commands(AdbBench("s", Path("m.tflite"), Path("bm"), 1, 10, 1))
+    b = adb_commands(AdbBench("s", Path("m.tflite"), Path("bm"), 1, 10, 1))
     workdir = a[0][-1]
     assert workdir.startswith("/data/local/tmp/edgekit-") and len(workdir) == len("/data/local/tmp/edgekit-") + 8
     assert a[-1] == ["adb", "-s", "s", "shell", "rm", "-rf", workdir]
@@ -81,13 +87,13 @@ def test_adb_commands_default_workdir_is_random_and_cleaned_up():
                                      "/data/local/tmp/x;reboot"])
 def test_adb_commands_refuses_unsafe_workdir(workdir):
     with pytest.raises(ValueError, match="workdir"):
-        adb_commands("s", Path("m.tflite"), Path("bm"), 1, 10, 1, workdir=workdir)
+        adb_commands(AdbBench("s", Path("m.tflite"), Path("bm"), 1, 10, 1), workdir=workdir)
 
 
 @pytest.mark.parametrize("threads,runs,warmup", [(0, 10, 1), (1, 0, 1), (1, 10, -1)])
 def test_adb_commands_refuses_bad_counts(threads, runs, warmup):
     with pytest.raises(ValueError, match="threads and runs"):
-        adb_commands("s", Path("m.tflite"), Path("bm"), threads, runs, warmup)
+        adb_commands(AdbBench("s", Path("m.tflite"), Path("bm"), threads, runs, warmup))
 
 
 # --------------------------------------------------------------------------- recorded logs
@@ -250,8 +256,8 @@ def test_run_adb_without_adb_on_path_real_subprocess(tmp_path):
     model, binary = _files(tmp_path)
     empty = tmp_path / "bin"
     empty.mkdir()
-    code = ("from pathlib import Path\nfrom edgekit.bench.adb import run_adb\n"
-            f"run_adb('R5CT10ABCD', Path({str(model)!r}), Path({str(binary)!r}), threads=1, runs=5, warmup=1)\n")
+    code = ("from pathlib import Path\nfrom edgekit.bench.adb import AdbBench, run_adb\n"
+            f"run_adb(AdbBench('R5CT10ABCD', Path({str(model)!r}), Path({str(binary)!r}), threads=1, runs=5, warmup=1))\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PATH": str(empty), "PYTHONPATH": str(ROOT)})
     assert proc.returncode != 0
@@ -290,7 +296,7 @@ def test_run_adb_unreachable_device_still_cleans_up(tmp_path, fake_env):
         """)
     model, binary = _files(tmp_path)
     with pytest.raises(EdgekitError) as err:
-        run_adb("emulator-5554", model, binary, threads=1, runs=5, warmup=1, workdir="/data/local/tmp/edgekit-t")
+        run_adb(AdbBench("emulator-5554", model, binary, threads=1, runs=5, warmup=1), "/data/local/tmp/edgekit-t")
     msg = str(err.value)
     assert "device adb://emulator-5554 is unreachable" in msg and "not found" in msg and "adb devices" in msg
     calls = _calls(fake_env)
@@ -309,7 +315,7 @@ def test_run_adb_binary_failure_names_device_and_cause(tmp_path, fake_env):
         """)
     model, binary = _files(tmp_path)
     with pytest.raises(EdgekitError) as err:
-        run_adb("R5CT", model, binary, workdir="/data/local/tmp/edgekit-t")
+        run_adb(AdbBench("R5CT", model, binary), "/data/local/tmp/edgekit-t")
     msg = str(err.value)
     assert "benchmark_model failed on adb://R5CT (exit status 1)" in msg
     assert "STABLEHLO_COMPOSITE" in msg and "ABI" in msg
@@ -329,8 +335,9 @@ def _fake_adb_playing_the_log(tmp_path, monkeypatch):
 def test_run_adb_runs_exactly_adb_commands_and_parses(tmp_path, fake_env, monkeypatch):
     _fake_adb_playing_the_log(tmp_path, monkeypatch)
     model, binary = _files(tmp_path)
-    r = run_adb("R5CT", model, binary, threads=2, runs=50, warmup=10, workdir="/data/local/tmp/edgekit-t")
-    want = adb_commands("R5CT", model, binary, 2, 50, 10, workdir="/data/local/tmp/edgekit-t")
+    job = AdbBench("R5CT", model, binary, threads=2, runs=50, warmup=10)
+    r = run_adb(job, "/data/local/tmp/edgekit-t")
+    want = adb_commands(job, workdir="/data/local/tmp/edgekit-t")
     assert _calls(fake_env) == [c[1:] for c in want]
     assert r["device"] == "adb://R5CT" and r["threads"] == 2 and r["cleanup_error"] is None
     assert r["latency_ms"]["p50"] == pytest.approx(0.056) and r["delegate_ops"]
@@ -344,25 +351,25 @@ def test_run_adb_garbage_output_is_an_error(tmp_path, fake_env):
         """)
     model, binary = _files(tmp_path)
     with pytest.raises(EdgekitError, match="printed no usable results: not a benchmark_model log"):
-        run_adb("R5CT", model, binary, workdir="/data/local/tmp/edgekit-t")
+        run_adb(AdbBench("R5CT", model, binary), "/data/local/tmp/edgekit-t")
     assert _calls(fake_env)[-1][-3:] == ["rm", "-rf", "/data/local/tmp/edgekit-t"]
 
 
 def test_run_adb_missing_local_files(tmp_path, fake_env):
     _fake_adb(tmp_path / "bin", "")
     with pytest.raises(EdgekitError, match=r"adb://R5CT: the benchmark_model binary .* does not exist"):
-        run_adb("R5CT", _files(tmp_path)[0], tmp_path / "nope")
+        run_adb(AdbBench("R5CT", _files(tmp_path)[0], tmp_path / "nope"))
     assert _calls(fake_env) == []
 
 
 def test_cli_bench_adb_device_table_json_and_cleanup(tmp_path, fake_env, monkeypatch):
-    """`edgekit bench --device adb://SERIAL`: the real CLI, a stand-in adb that plays a recorded log."""
+    """`edgekit bench --on adb://SERIAL`: the real CLI, a stand-in adb that plays a recorded log."""
     from tests.conftest import run_cli
 
     _fake_adb_playing_the_log(tmp_path, monkeypatch)
     model, binary = _files(tmp_path)
     out = tmp_path / "r.json"
-    rc, stdout, err = run_cli("bench", str(model), "--device", "adb://R5CT", "--benchmark-binary", str(binary),
+    rc, stdout, err = run_cli("bench", str(model), "--on", "adb://R5CT", "--benchmark-binary", str(binary),
                               "--threads", "1,2", "--runs", "50", "--json", str(out), "--html", str(tmp_path / "r.html"))
     assert rc == 0, err
     doc = json.loads(out.read_text())
@@ -377,5 +384,5 @@ def test_cli_bench_adb_device_table_json_and_cleanup(tmp_path, fake_env, monkeyp
     removes = [c for c in _calls(fake_env) if c[3:5] == ["rm", "-rf"]]
     assert len(removes) == 2  # the work folder is removed after each run
     # no binary given: refused up front, naming the fix
-    rc, _, err = run_cli("bench", str(model), "--device", "adb://R5CT")
+    rc, _, err = run_cli("bench", str(model), "--on", "adb://R5CT")
     assert rc == 2 and "--benchmark-binary" in err

@@ -193,11 +193,11 @@ def test_tflite_full_integer_repair_keeps_float_what_breaks(tmp_path, tiny_bert)
     ("avx2,fma,model=AVX2 box", "raspberry-pi-5", "full-range s8 weights"),  # the device's CPU decides
     ("avx2,fma,avx512f,avx512_vnni,model=VNNI box", None, "full-range s8 weights")])
 def test_quantizer_settings_follow_the_target_cpu(tmp_path, tiny_bert, env_cpu, device, weights):
-    """The CLI end to end: ORT int8 chosen for the CPU of --target, else this host (here overridden)."""
+    """The CLI end to end: ORT int8 chosen for the CPU of --device, else this host (here overridden)."""
     args = ["compress", str(tiny_bert), "--data", str(SENTENCES), "--to", "onnx", "--quantize", "dynamic-int8",
             "--dim", "sequence=16", "--calibration-samples", "16", "--eval-samples", "8", "--runs", "5",
             "--threads", "1", "--max-drop", "100", "--out", str(tmp_path / "o"), "--json"]
-    rc, out, err = run_cli(*args, *(["--target", device] if device else []), env={"EDGEKIT_CPU_FEATURES": env_cpu})
+    rc, out, err = run_cli(*args, *(["--device", device] if device else []), env={"EDGEKIT_CPU_FEATURES": env_cpu})
     assert rc == 0, err
     doc = json.loads(out[out.index("{"):])
     (v,) = doc["variants"]
@@ -207,7 +207,7 @@ def test_quantizer_settings_follow_the_target_cpu(tmp_path, tiny_bert, env_cpu, 
     assert doc["target_cpu"]["source"] == (f"targets/{device}.toml" if device else "EDGEKIT_CPU_FEATURES")
     if device:
         assert f"quantized for {device}" in err + out
-    rc, _, err = run_cli(*args, "--target", "toaster", "--force")
+    rc, _, err = run_cli(*args, "--device", "toaster", "--force")
     assert rc == 2 and "unknown device profile 'toaster'" in err and "fix:" in err
 
 
@@ -227,3 +227,24 @@ def test_api_runs_a_recipe_with_overrides(tmp_path):
     assert resolved.model.dims["batch"] == 2 and resolved.compress.quantize
     with pytest.raises(EdgekitError, match="bad compress options"):
         resolve_compress(load_recipe("models/digits-cnn.toml"), None, {"workers": 0})
+
+
+def test_the_names_before_0_3_still_work_and_warn(tmp_path):
+    """[compress] target_device and device= for training (now device= and train_device=) still
+    resolve, with a warning; an unknown option is refused, naming the valid ones."""
+    from edgekit._recipe import load_recipe, resolve_compress
+
+    recipe = tmp_path / "r.toml"
+    recipe.write_text((ROOT / "models" / "digits-cnn.toml").read_text().replace("[compress]\n",
+                                                                        "[compress]\ntarget_device = \"pixel-8\"\n"))
+    with pytest.warns(FutureWarning, match="target_device is deprecated"):
+        loaded = load_recipe(recipe)
+    assert loaded.compress.device == "pixel-8"
+    with pytest.warns(FutureWarning, match="use train_device"):
+        resolved = resolve_compress(loaded, None, {"device": "cpu"})
+    assert resolved.compress.device == "pixel-8" and resolved.compress.train.device == "cpu"
+    new = resolve_compress(loaded, None, {"device": "raspberry-pi-5", "train_device": "cuda"})
+    assert new.compress.device == "raspberry-pi-5" and new.compress.train.device == "cuda"
+    with pytest.raises(EdgekitError, match="unknown compress option colour") as err:
+        edgekit.compress("edgekit.zoo.digits:cnn", data="edgekit.zoo.digits:data", out=tmp_path / "q", colour="red")
+    assert "max_drop" in err.value.fix and "device" in err.value.fix

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,21 @@ class QuantResult:
     path: Path
     notes: list[str] = field(default_factory=list)
     kept_float: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RepairJob:
+    """One variant to quantize and, when it loses more than ``max_drop`` on the tuning split,
+    repair: what a search needs to requantize it and judge each try."""
+
+    src: Path  # the fp32 artifact
+    dest_dir: Path  # the variant's folder (emptied before each retry)
+    mode: str
+    calib: list[dict]  # calibration samples, keyed and typed for the artifact's runtime
+    tune: list[dict]  # tuning samples (held back from calibration), likewise
+    value_of: Callable[[Path], float]  # the quality of a quantized artifact on the tuning split
+    baseline: float  # the source's quality on the tuning split
+    max_drop: float  # points
 
 
 def clear(folder: Path) -> None:

@@ -8,6 +8,7 @@ performance counters; LiteRT's through its benchmark_model over ADB).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import tempfile
@@ -46,10 +47,51 @@ class BenchResult:
         return all(r.get("error") is None for r in self.results)
 
 
+@dataclass
+class BenchOptions:
+    """What `edgekit bench` measures, where, and how."""
+
+    on: str = "local"  # where it runs: local, ssh://user@host[:port] or adb://SERIAL
+    device: str | None = None  # a device profile in targets/ (threads, runtimes, budgets, CPU)
+    threads: list[int] | None = None  # default: the profile's, else 1
+    runs: int = 100  # timed runs
+    warmup: int = 10  # runs before timing
+    batch: int = 1  # batch size (dynamic-batch artifacts)
+    profile: bool = True  # the per-op profile
+    cores: str | None = None  # local: pin to these cores (a taskset list)
+    memory_mb: int | None = None  # local: cap the runner's resident memory
+    python: str | None = None  # the device's Python (ssh)
+    benchmark_binary: str | Path | None = None  # adb: LiteRT's benchmark_model for the device
+    timeout: float = 900  # seconds per run
+
+    @classmethod
+    def from_kwargs(cls, settings: dict) -> BenchOptions:
+        """The settings named as keywords; the names before 0.3 (``target=`` for the profile,
+        ``device=`` for where it runs) still work, with a warning; an unknown name is an error."""
+        from .._names import deprecated, is_place
+
+        settings = dict(settings)
+        if settings.get("device") is not None and is_place(str(settings["device"])):
+            deprecated(f"bench: device={settings['device']!r} names where it runs: use on=; device= is a profile "
+                       "in targets/")
+            settings.setdefault("on", settings.pop("device"))
+        if "target" in settings:
+            deprecated("bench: target= is deprecated, use device= (a profile in targets/)")
+            target = settings.pop("target")
+            settings["device"] = settings.get("device") or target
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(settings) - set(names))
+        if unknown:
+            raise EdgekitError(f"unknown bench option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}",
+                               f"use some of: {', '.join(names)}")
+        return cls(**settings)
+
+
 def load_target(name: str) -> dict:
+    """The device profile ``targets/NAME.toml``."""
     from .._data import load_device_profile
 
-    return load_device_profile(name, "target")
+    return load_device_profile(name)
 
 
 def _fits(results: list[dict], target: dict) -> list[dict]:
@@ -82,111 +124,143 @@ def _target_doc(results: list[dict], prof: dict | None) -> dict | None:
             "fits": _fits(results, prof)}
 
 
-def bench(path: str | Path, *, device: str = "local", target: str | None = None, threads: list[int] | None = None,
-          runs: int = 100, warmup: int = 10, batch: int = 1, profile: bool = True, cores: str | None = None,
-          memory_mb: int | None = None, python: str | None = None, benchmark_binary: str | Path | None = None,
-          timeout: float = 900, step=None) -> BenchResult:
-    """Benchmark an artifact, or every artifact of a convert/compress folder, on ``device``."""
-    import contextlib
+def bench(path: str | Path, options: BenchOptions | None = None, *, stage=None, **settings) -> BenchResult:
+    """Benchmark an artifact, or every artifact of a convert/compress folder, where ``options.on`` says.
 
-    import numpy as np
+    ``settings`` are BenchOptions fields by name (``bench(path, device="raspberry-pi-5", runs=10)``),
+    for when no ``options`` is given. ``stage(text)`` is a context manager around each run (a spinner)."""
+    from .._progress import no_stage
+    from .host import find_artifacts
 
-    from .._registry import TARGETS
-    from .host import LocalDevice, SSHDevice, find_artifacts, make_inputs
-
-    step = step or (lambda _t: contextlib.nullcontext())
-    prof = load_target(target) if target else None
-    threads = threads or ([prof["threads"]] if prof and prof.get("threads") else [1])
-    if runs < 1 or warmup < 0 or batch < 1 or any(t < 1 for t in threads):
+    if options is not None and settings:
+        raise EdgekitError(f"bench got options and settings {sorted(settings)}", "pass one or the other")
+    opts = options or BenchOptions.from_kwargs(settings)
+    stage = stage or no_stage
+    prof = load_target(opts.device) if opts.device else None
+    opts = dataclasses.replace(opts, threads=opts.threads or ([prof["threads"]] if prof and prof.get("threads")
+                                                               else [1]))
+    if opts.runs < 1 or opts.warmup < 0 or opts.batch < 1 or any(t < 1 for t in opts.threads):
         raise EdgekitError("--runs, --batch and --threads must be positive, --warmup not negative", "fix the numbers")
     items = find_artifacts(Path(path))
     if prof:
         allowed = set(prof.get("runtimes", []))
         items = [i for i in items if i.format in allowed] or items
-    if device == "local":
-        dev = LocalDevice(cores, memory_mb, python)
-    elif device.startswith("ssh://"):
-        dev = SSHDevice(device, python=python or (prof or {}).get("reach", {}).get("python", "python3"))
-    elif device.startswith("adb://"):
-        return _bench_adb(device, items, prof, threads, runs, warmup, benchmark_binary, timeout, step)
-    else:
-        raise EdgekitError(f"unknown device {device!r}", "use local, ssh://user@host[:port] or adb://SERIAL")
-    args = ["--threads", "{t}", "--runs", str(runs), "--warmup", str(warmup)] + (["--profile"] if profile else [])
-    results = []
-    workdir = dev.open() if isinstance(dev, SSHDevice) else None
-    try:
-        with tempfile.TemporaryDirectory(prefix="edgekit-bench-inputs-") as tmp:
-            for item in items:
-                base = _base(item)
-                cannot = TARGETS[item.format].cannot_run() if device == "local" else None
-                if cannot:  # e.g. Core ML off macOS
-                    results.append({**base, "threads": None, "error": cannot})
-                    continue
-                try:
-                    inputs = make_inputs(item, batch, Path(tmp))
-                except EdgekitError:
-                    raise
-                except Exception as exc:  # the host reads a bare artifact's signature with its runtime
-                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:300]
-                    results.append({**base, "threads": None, "error": f"{item.label} cannot be loaded on this host "
-                                                                     f"to read its inputs: {first}"})
-                    continue
-                with np.load(inputs) as arrays:  # what was fed: dynamic axes resolved from the manifest's dims
-                    base["input_shapes"] = {k: list(v.shape) for k, v in arrays.items()}
-                if workdir:
-                    dev.check_runtime(workdir, item.format)
-                for t in threads:
-                    a = [x.format(t=t) for x in args]
-                    with step(f"{item.label}, {t} thread{'s' if t > 1 else ''}"):
-                        r = dev.run(item, inputs, a, timeout, workdir) if workdir else dev.run(item, inputs, a, timeout)
-                    results.append({**base, "threads": t, "error": None, **r})
-                    if str(r.get("error") or "").startswith("not run"):
-                        break  # e.g. Core ML on a Linux device: the same answer at every thread count
-    finally:
-        if workdir:
-            dev.close(workdir)
+    if opts.on.startswith("adb://"):
+        return _bench_adb(opts, items, prof, stage)
+    dev = _host_device(opts, prof)
+    results = _bench_host(opts, dev, items, stage)
     device_info = {"spec": dev.spec}
     first = next((r for r in results if r.get("device")), None)
     if first:
         device_info.update(first.pop("device"))
     for r in results:
         r.pop("device", None)
-    return BenchResult(device=device_info, target=_target_doc(results, prof), results=results,
-                       settings={"runs": runs, "warmup": warmup, "batch": batch, "threads": threads, "profile": profile})
+    return BenchResult(device=device_info, target=_target_doc(results, prof), results=results, settings=_settings(opts))
 
 
-def _bench_adb(device: str, items, prof: dict | None, threads: list[int], runs: int, warmup: int,
-               benchmark_binary, timeout: float, step) -> BenchResult:
+def _settings(opts: BenchOptions, batch: int | None = None, profile: bool | None = None) -> dict:
+    return {"runs": opts.runs, "warmup": opts.warmup, "batch": opts.batch if batch is None else batch,
+            "threads": opts.threads, "profile": opts.profile if profile is None else profile}
+
+
+def _host_device(opts: BenchOptions, prof: dict | None):
+    """This machine, or one over SSH, as ``opts.on`` names it."""
+    from .host import LocalDevice, SSHDevice
+
+    if opts.on == "local":
+        return LocalDevice(opts.cores, opts.memory_mb, opts.python)
+    if opts.on.startswith("ssh://"):
+        return SSHDevice(opts.on, python=opts.python or (prof or {}).get("reach", {}).get("python", "python3"))
+    raise EdgekitError(f"unknown place to run {opts.on!r}", "use local, ssh://user@host[:port] or adb://SERIAL")
+
+
+def _bench_host(opts: BenchOptions, dev, items, stage) -> list[dict]:
+    """Each artifact at each thread count, run by the device runner (bench/runner.py) on ``dev``."""
+    from .host import SSHDevice
+
+    args = ["--threads", "{t}", "--runs", str(opts.runs), "--warmup", str(opts.warmup)]
+    args += ["--profile"] if opts.profile else []
+    results: list[dict] = []
+    workdir = dev.open() if isinstance(dev, SSHDevice) else None
+    try:
+        with tempfile.TemporaryDirectory(prefix="edgekit-bench-inputs-") as tmp:
+            for item in items:
+                base, inputs = _inputs_for(opts, item, Path(tmp))
+                if inputs is None:
+                    results.append(base)
+                    continue
+                if workdir:
+                    dev.check_runtime(workdir, item.format)
+                for t in opts.threads:
+                    a = [x.format(t=t) for x in args]
+                    with stage(f"{item.label}, {t} thread{'s' if t > 1 else ''}"):
+                        r = dev.run(item, inputs, a, opts.timeout, workdir) if workdir else dev.run(item, inputs, a,
+                                                                                                   opts.timeout)
+                    results.append({**base, "threads": t, "error": None, **r})
+                    if str(r.get("error") or "").startswith("not run"):
+                        break  # e.g. Core ML on a Linux device: the same answer at every thread count
+    finally:
+        if workdir:
+            dev.close(workdir)
+    return results
+
+
+def _inputs_for(opts: BenchOptions, item, tmp: Path) -> tuple[dict, Path | None]:
+    """The result ``item``'s runs start from, and its inputs (.npz); None and an error result
+    where it cannot run (here) or its inputs cannot be read."""
+    import numpy as np
+
+    from .._registry import TARGETS
+    from .host import make_inputs
+
+    base = _base(item)
+    cannot = TARGETS[item.format].cannot_run() if opts.on == "local" else None
+    if cannot:  # e.g. Core ML off macOS
+        return {**base, "threads": None, "error": cannot}, None
+    try:
+        inputs = make_inputs(item, opts.batch, tmp)
+    except EdgekitError:
+        raise
+    except Exception as exc:  # the host reads a bare artifact's signature with its runtime
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:300]
+        return {**base, "threads": None, "error": f"{item.label} cannot be loaded on this host "
+                                                  f"to read its inputs: {first}"}, None
+    with np.load(inputs) as arrays:  # what was fed: dynamic axes resolved from the manifest's dims
+        base["input_shapes"] = {k: list(v.shape) for k, v in arrays.items()}
+    return base, inputs
+
+
+def _bench_adb(opts: BenchOptions, items, prof: dict | None, stage) -> BenchResult:
     """Android: LiteRT's own benchmark_model runs each .tflite; its log is parsed into the same schema."""
-    from .adb import run_adb
+    from .adb import AdbBench, run_adb
 
-    serial = device.removeprefix("adb://")
+    serial = opts.on.removeprefix("adb://")
     if not serial:
-        raise EdgekitError(f"bad device {device!r}", "write adb://SERIAL (the serial `adb devices` lists)")
-    if benchmark_binary is None:
-        raise EdgekitError(f"{device}: Android artifacts are timed with LiteRT's benchmark_model, and none was given",
+        raise EdgekitError(f"bad device {opts.on!r}", "write adb://SERIAL (the serial `adb devices` lists)")
+    if opts.benchmark_binary is None:
+        raise EdgekitError(f"{opts.on}: Android artifacts are timed with LiteRT's benchmark_model, and none was given",
                            "pass --benchmark-binary PATH (an Android build of benchmark_model, e.g. "
                            "android_aarch64_benchmark_model from LiteRT's releases)")
     results = []
     for item in items:
         base = _base(item)
         if item.format != "tflite":
-            results.append({**base, "threads": None, "error": f"not run: {device} runs .tflite artifacts "
+            results.append({**base, "threads": None, "error": f"not run: {opts.on} runs .tflite artifacts "
                                                              "(LiteRT's benchmark_model)"})
             continue
-        for t in threads:
-            with step(f"{item.label}, {t} thread{'s' if t > 1 else ''} on {device}"):
-                parsed = run_adb(serial, item.path, Path(benchmark_binary), t, runs, warmup, timeout=timeout)
+        for t in opts.threads:
+            job = AdbBench(serial, item.path, Path(opts.benchmark_binary), t, opts.runs, opts.warmup)
+            with stage(f"{item.label}, {t} thread{'s' if t > 1 else ''} on {opts.on}"):
+                parsed = run_adb(job, timeout=opts.timeout)
             results.append({**base, "threads": t, "error": None, **from_benchmark_model(parsed)})
     from .._cpu import from_profile
 
     cpu = from_profile(prof, prof["name"]) if prof else None  # benchmark_model does not say; the profile may
-    return BenchResult(device={"spec": device, "system": "Android", "tool": "benchmark_model",
+    return BenchResult(device={"spec": opts.on, "system": "Android", "tool": "benchmark_model",
                                "cpu": {**cpu.to_dict(), "source": f"{cpu.source} (not read from the device)"}
                                if cpu else None},
-                       target=_target_doc(results, prof),
-                       results=results, settings={"runs": runs, "warmup": warmup, "batch": 1, "threads": threads,
-                                                  "profile": True})
+                       target=_target_doc(results, prof), results=results,
+                       settings=_settings(opts, batch=1, profile=True))
 
 
 def from_benchmark_model(parsed: dict) -> dict:

@@ -18,6 +18,7 @@ import re
 import secrets
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from .._errors import EdgekitError
@@ -54,8 +55,21 @@ def default_workdir() -> str:
     return f"{REMOTE_ROOT}/edgekit-{secrets.token_hex(4)}"
 
 
-def adb_commands(serial: str, tflite: Path, benchmark_binary: Path, threads: int, runs: int, warmup: int,
-                 workdir: str | None = None, *, adb: str = "adb", peak_memory: bool = True) -> list[list[str]]:
+@dataclass(frozen=True)
+class AdbBench:
+    """One benchmark_model run on an Android device: the device, what runs there, and how."""
+
+    serial: str  # as `adb devices` lists it
+    tflite: Path
+    benchmark_binary: Path  # LiteRT's benchmark_model built for the device
+    threads: int = 1
+    runs: int = 50
+    warmup: int = 5
+    peak_memory: bool = True  # --report_peak_memory_footprint (a periodic monitor: costs a little)
+    adb: str = "adb"  # the adb client
+
+
+def adb_commands(job: AdbBench, workdir: str | None = None) -> list[list[str]]:
     """The argv lists :func:`run_adb` runs, in order; the last one removes ``workdir``.
 
     ``workdir`` (default ``/data/local/tmp/edgekit-<8 hex>``) must lie under /data/local/tmp:
@@ -64,6 +78,7 @@ def adb_commands(serial: str, tflite: Path, benchmark_binary: Path, threads: int
     ``--warmup_min_secs=0`` make benchmark_model do exactly ``runs`` and ``warmup`` runs
     (by default it repeats until 1 s / 0.5 s have passed).
     """
+    serial, threads, runs, warmup = job.serial, job.threads, job.runs, job.warmup
     if not serial or any(c.isspace() for c in serial):
         raise ValueError(f"bad adb serial {serial!r}")
     if threads < 1 or runs < 1 or warmup < 0:
@@ -71,33 +86,31 @@ def adb_commands(serial: str, tflite: Path, benchmark_binary: Path, threads: int
     workdir = workdir or default_workdir()
     if not _SAFE_WORKDIR.fullmatch(workdir) or ".." in workdir.split("/"):
         raise ValueError(f"workdir {workdir!r} must be a folder under {REMOTE_ROOT}/ named with [A-Za-z0-9._-]")
-    dev = [adb, "-s", serial]
+    dev = [job.adb, "-s", serial]
     model, binary = f"{workdir}/{REMOTE_MODEL}", f"{workdir}/{REMOTE_BINARY}"
     bench = [binary, f"--graph={model}", f"--num_threads={threads}", f"--num_runs={runs}",
              f"--warmup_runs={warmup}", "--min_secs=0", "--warmup_min_secs=0", "--enable_op_profiling=true"]
-    if peak_memory:
+    if job.peak_memory:
         bench.append("--report_peak_memory_footprint=true")
     return [
         [*dev, "shell", "mkdir", "-p", workdir],
-        [*dev, "push", str(tflite), model],
-        [*dev, "push", str(benchmark_binary), binary],
+        [*dev, "push", str(job.tflite), model],
+        [*dev, "push", str(job.benchmark_binary), binary],
         [*dev, "shell", "chmod", "+x", binary],
         [*dev, "shell", *bench],
         [*dev, "shell", "rm", "-rf", workdir],
     ]
 
 
-def run_adb(serial: str, tflite: Path, benchmark_binary: Path, threads: int = 1, runs: int = 50, warmup: int = 5,
-            workdir: str | None = None, *, adb: str = "adb", timeout: float = 900,
-            peak_memory: bool = True) -> dict:
-    """Push, run and parse benchmark_model on device ``serial``; the work folder is always removed.
+def run_adb(job: AdbBench, workdir: str | None = None, *, timeout: float = 900) -> dict:
+    """Push, run and parse benchmark_model on device ``job.serial``; the work folder is always removed.
 
     Returns :func:`parse_benchmark_model`'s dict plus ``device``, ``threads`` and ``log`` (the
     tool's full output). Raises :class:`EdgekitError` naming the device and the cause when adb
     is missing, the device is unreachable, a push fails, or benchmark_model fails.
     """
-    spec = f"adb://{serial}"
-    tflite, benchmark_binary = Path(tflite), Path(benchmark_binary)
+    spec = f"adb://{job.serial}"
+    tflite, benchmark_binary, adb = Path(job.tflite), Path(job.benchmark_binary), job.adb
     if shutil.which(adb) is None:
         raise EdgekitError(f"cannot benchmark on {spec}: the adb client ({adb!r}) is not on PATH",
                            "install Android platform-tools (apt install adb, or the SDK's platform-tools) "
@@ -108,8 +121,7 @@ def run_adb(serial: str, tflite: Path, benchmark_binary: Path, threads: int = 1,
                                "pass an existing file" + (" (an Android build of LiteRT's benchmark_model, "
                                                           "e.g. android_aarch64_benchmark_model)"
                                                           if what != "model" else ""))
-    commands = adb_commands(serial, tflite, benchmark_binary, threads, runs, warmup, workdir, adb=adb,
-                            peak_memory=peak_memory)
+    commands = adb_commands(job, workdir)
     *steps, cleanup = commands
     whats = ["creating the work folder", f"pushing {tflite}", f"pushing {benchmark_binary}",
              "making benchmark_model executable"]
@@ -141,7 +153,7 @@ def run_adb(serial: str, tflite: Path, benchmark_binary: Path, threads: int = 1,
             cleanup_error = None if done.returncode == 0 else _tail(done.stderr or done.stdout)
         except EdgekitError as exc:
             cleanup_error = str(exc)
-    return {**result, "device": spec, "threads": threads, "cleanup_error": cleanup_error, "log": log}
+    return {**result, "device": spec, "threads": job.threads, "cleanup_error": cleanup_error, "log": log}
 
 
 def _run(spec: str, what: str, argv: list[str], *, timeout: float, merge: bool = False):
@@ -261,13 +273,8 @@ def parse_benchmark_model(text: str) -> dict:
     if "BENCHMARK RESULTS" in text and "Inference (avg):" in text and "Inference timings in us" not in text:
         return _parse_litert_python(text)
     lines = [_strip(ln) for ln in text.splitlines()]
-    stats = []
-    for ln in lines:
-        if "Timings (microseconds):" in ln:  # the op profile's own summary line, not a run
-            continue
-        m = _STAT.search(ln)
-        if m:
-            stats.append(m)
+    stats = [m for ln in lines if "Timings (microseconds):" not in ln  # the op profile's own summary line
+             for m in [_STAT.search(ln)] if m]
     timings = next((m for ln in lines if (m := _TIMINGS.search(ln))), None)
     if not stats and timings is None:
         missing = ("no steady-state timing line (neither 'count=N first=.. min=.. max=.. avg=.. std=..' after "
@@ -276,16 +283,7 @@ def parse_benchmark_model(text: str) -> dict:
         raise ValueError(f"not a benchmark_model log: {missing}" + (f"; its first error: {err}" if err else ""))
     regular = stats[1] if len(stats) >= 2 else (stats[0] if stats else None)
     warm = stats[0] if len(stats) >= 2 else None
-
-    latency: dict = {}
-    if regular is not None:
-        latency = {"mean": _us(regular["avg"]), "std": _us(regular["std"]), "min": _us(regular["min"]),
-                   "max": _us(regular["max"]), "count": int(regular["count"])}
-        if regular["median"] is not None:
-            latency.update(p5=_us(regular["p5"]), p50=_us(regular["median"]), p95=_us(regular["p95"]))
-    elif timings is not None:
-        latency = {"mean": _us(timings["avg"])}
-
+    latency = _latency(regular, timings)
     load_ms = _us(timings["init"]) if timings else _find_float(lines, rf"Initialized session in ({_NUM})\s*ms")
     if load_ms is None:
         raise ValueError("benchmark_model log has run timings but no initialization time "
@@ -296,15 +294,6 @@ def parse_benchmark_model(text: str) -> dict:
         warmup = {"mean": _us(warm["avg"]), "count": int(warm["count"])}
     elif timings is not None:
         warmup = {"mean": _us(timings["warmup"]), "count": None}
-
-    memory = {"init_delta": None, "overall_delta": None, "peak": None, "rss_end": None}
-    for ln in lines:
-        m = re.search(rf"(?:Memory footprint delta from the start of the tool|Peak memory footprint) \(MB\):\s*"
-                      rf"init=({_NUM})\s+overall=({_NUM})", ln)
-        if m:
-            memory["init_delta"], memory["overall_delta"] = float(m[1]), float(m[2])
-    memory["peak"] = _find_float(lines, rf"Overall peak memory footprint \(MB\) via periodic monitoring:\s*({_NUM})")
-    memory["rss_end"] = _find_float(lines, rf"-\s*VmRSS\s*:\s*({_NUM})\s*MB")
     threads = _find_float(lines, r"Num threads:\s*\[(\d+)\]")
     mean = latency.get("mean")
     return {
@@ -314,11 +303,37 @@ def parse_benchmark_model(text: str) -> dict:
         "warmup_ms": warmup,
         "latency_ms": latency,
         "throughput_ips": 1000.0 / mean if mean else None,
-        "memory_mb": memory,
+        "memory_mb": _memory(lines),
         "model_size_mb": _find_float(lines, rf"The input model file size \(MB\):\s*({_NUM})"),
         "num_threads": int(threads) if threads is not None else None,
         **parse_op_profile(text),
     }
+
+
+def _latency(regular: re.Match | None, timings: re.Match | None) -> dict:
+    """Steady-state latency (ms) from the regular runs' stat line, else the timings line's mean."""
+    if regular is not None:
+        latency = {"mean": _us(regular["avg"]), "std": _us(regular["std"]), "min": _us(regular["min"]),
+                   "max": _us(regular["max"]), "count": int(regular["count"])}
+        if regular["median"] is not None:
+            latency.update(p5=_us(regular["p5"]), p50=_us(regular["median"]), p95=_us(regular["p95"]))
+        return latency
+    if timings is not None:
+        return {"mean": _us(timings["avg"])}
+    return {}
+
+
+def _memory(lines: list[str]) -> dict:
+    """benchmark_model's memory figures (MB); None where not printed."""
+    memory = {"init_delta": None, "overall_delta": None, "peak": None, "rss_end": None}
+    for ln in lines:
+        m = re.search(rf"(?:Memory footprint delta from the start of the tool|Peak memory footprint) \(MB\):\s*"
+                      rf"init=({_NUM})\s+overall=({_NUM})", ln)
+        if m:
+            memory["init_delta"], memory["overall_delta"] = float(m[1]), float(m[2])
+    memory["peak"] = _find_float(lines, rf"Overall peak memory footprint \(MB\) via periodic monitoring:\s*({_NUM})")
+    memory["rss_end"] = _find_float(lines, rf"-\s*VmRSS\s*:\s*({_NUM})\s*MB")
+    return memory
 
 
 def _find_float(lines: list[str], pattern: str) -> float | None:

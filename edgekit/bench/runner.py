@@ -141,87 +141,120 @@ def litert_profile_summary(path, threads=None, feeds=None, runs=10, warmup=2):
     2.3; raises RuntimeError naming the failing call. Inputs are ``feeds``' arrays copied by
     signature position (zero-filled where absent or of another size); None: all zeros.
     """
-    import ctypes as C
+    api = _LiteRtProfiler()
+    api.compile(path, threads)
+    return api.profile(list((feeds or {}).values()), runs, warmup)
 
-    import ai_edge_litert
-    import numpy as np
 
-    lib = C.CDLL(os.path.join(os.path.dirname(ai_edge_litert.__file__), "libLiteRt.so"))
-    libc = C.CDLL(None)
-    libc.strdup.restype, libc.strdup.argtypes = C.c_void_p, [C.c_char_p]
-    libc.free.argtypes = [C.c_void_p]
-    H, size = C.c_void_p, C.c_size_t
+class _LiteRtProfiler:
+    """The few calls of LiteRT's C API (libLiteRt.so, through ctypes) a profiled run needs."""
 
-    class Layout(C.Structure):  # litert/c/litert_layout.h: rank:7 + has_strides:1 share one unsigned int
+    def __init__(self):
+        import ctypes as C
+
+        import ai_edge_litert
+
+        self.C = C
+        self.lib = C.CDLL(os.path.join(os.path.dirname(ai_edge_litert.__file__), "libLiteRt.so"))
+        self.libc = C.CDLL(None)
+        self.libc.strdup.restype, self.libc.strdup.argtypes = C.c_void_p, [C.c_char_p]
+        self.libc.free.argtypes = [C.c_void_p]
+        self.env, self.model, self.cm, self.sig = C.c_void_p(), C.c_void_p(), C.c_void_p(), C.c_void_p()
+        self.tensor_type = _ranked_tensor_type(C)
+
+    @staticmethod
+    def ok(status, what):
+        if status != 0:
+            raise RuntimeError(f"{what}: LiteRtStatus {status}")
+
+    def compile(self, path, threads):
+        C, lib, ok = self.C, self.lib, self.ok
+        opts, opaque = C.c_void_p(), C.c_void_p()
+        ok(lib.LiteRtCreateEnvironment(0, None, C.byref(self.env)), "environment")
+        with open(path, "rb") as f:
+            data = f.read()
+        self.buf = C.create_string_buffer(data, len(data))  # must outlive the model
+        ok(lib.LiteRtCreateModelFromBuffer(self.env, self.buf, C.c_size_t(len(data)), C.byref(self.model)), "model")
+        ok(lib.LiteRtCreateOptions(C.byref(opts)), "options")
+        ok(lib.LiteRtSetOptionsHardwareAccelerators(opts, 1), "CPU accelerator")
+        text = "enable_profiling = true\n" + (f"num_threads = {threads}\n" if threads else "")
+        payload = self.libc.strdup(text.encode())
+        ok(lib.LiteRtCreateOpaqueOptions(b"runtime_options_string", C.c_void_p(payload),
+                                         C.cast(self.libc.free, C.c_void_p), C.byref(opaque)), "runtime options")
+        ok(lib.LiteRtAddOpaqueOptions(opts, opaque), "add options")
+        ok(lib.LiteRtCreateCompiledModel(self.env, self.model, opts, C.byref(self.cm)), "compiled model")
+        ok(lib.LiteRtGetModelSignature(self.model, C.c_size_t(0), C.byref(self.sig)), "signature")
+
+    def buffers(self, n, values=None):
+        """``n`` managed tensor buffers for the signature's inputs (``values``: a list, zero-filled and
+        copied in) or outputs (``values`` None)."""
+        C, lib, ok = self.C, self.lib, self.ok
+        inputs = values is not None
+        arr = (C.c_void_p * n)()
+        for i in range(n):
+            tensor, ttype, req, b = C.c_void_p(), self.tensor_type(), C.c_void_p(), C.c_void_p()
+            get = lib.LiteRtGetSignatureInputTensorByIndex if inputs else lib.LiteRtGetSignatureOutputTensorByIndex
+            ok(get(self.sig, C.c_size_t(i), C.byref(tensor)), "signature tensor")
+            ok(lib.LiteRtGetRankedTensorType(tensor, C.byref(ttype)), "tensor type")
+            need = (lib.LiteRtGetCompiledModelInputBufferRequirements if inputs
+                    else lib.LiteRtGetCompiledModelOutputBufferRequirements)
+            ok(need(self.cm, C.c_size_t(0), C.c_size_t(i), C.byref(req)), "buffer requirements")
+            ok(lib.LiteRtCreateManagedTensorBufferFromRequirements(self.env, C.byref(ttype), req, C.byref(b)), "buffer")
+            if inputs:
+                self._fill(b, values[i] if i < len(values) else None)
+            arr[i] = b
+        return arr
+
+    def _fill(self, b, value):
+        """Zero the buffer, then copy ``value`` in, as its own dtype, int32 or float32: the first that fits."""
+        import numpy as np
+
+        C, lib, ok = self.C, self.lib, self.ok
+        addr, nbytes = C.c_void_p(), C.c_size_t()
+        ok(lib.LiteRtGetTensorBufferSize(b, C.byref(nbytes)), "buffer size")
+        ok(lib.LiteRtLockTensorBuffer(b, C.byref(addr), 1), "lock")
+        C.memset(addr, 0, nbytes.value)
+        src = np.ascontiguousarray(value) if value is not None else None
+        for dtype in ((src.dtype, np.int32, np.float32) if src is not None else ()):
+            raw = src.astype(dtype).tobytes()
+            if len(raw) == nbytes.value:
+                C.memmove(addr, raw, len(raw))
+                break
+        ok(lib.LiteRtUnlockTensorBuffer(b), "unlock")
+
+    def profile(self, values, runs, warmup):
+        """Run ``warmup`` + ``runs`` times, profiling the last ``runs``; the summary text."""
+        C, lib, ok = self.C, self.lib, self.ok
+        n_in, n_out, prof = C.c_size_t(), C.c_size_t(), C.c_void_p()
+        ok(lib.LiteRtGetNumSignatureInputs(self.sig, C.byref(n_in)), "inputs")
+        ok(lib.LiteRtGetNumSignatureOutputs(self.sig, C.byref(n_out)), "outputs")
+        ins, outs = self.buffers(n_in.value, values), self.buffers(n_out.value)
+        ok(lib.LiteRtCompiledModelGetProfiler(self.cm, C.byref(prof)), "profiler")
+        if not prof:
+            raise RuntimeError("the compiled model has no profiler")
+        for i in range(warmup + runs):
+            if i == warmup:
+                ok(lib.LiteRtResetProfiler(prof), "reset profiler")
+                ok(lib.LiteRtStartProfiler(prof), "start profiler")
+            ok(lib.LiteRtRunCompiledModel(self.cm, C.c_size_t(0), n_in, ins, n_out, outs), "run")
+        ok(lib.LiteRtStopProfiler(prof), "stop profiler")
+        summary = C.c_void_p()
+        ok(lib.LiteRtGetProfileSummary(prof, self.cm, C.byref(summary)), "profile summary")
+        text = C.string_at(summary).decode()
+        self.libc.free(summary)
+        return text
+
+
+def _ranked_tensor_type(C):
+    """litert/c/litert_layout.h's LiteRtRankedTensorType as a ctypes structure."""
+
+    class Layout(C.Structure):  # rank:7 + has_strides:1 share one unsigned int
         _fields_ = [("packed", C.c_uint32), ("dimensions", C.c_int32 * 8), ("strides", C.c_uint32 * 8)]
 
     class RankedTensorType(C.Structure):
         _fields_ = [("element_type", C.c_int32), ("layout", Layout)]
 
-    def ok(status, what):
-        if status != 0:
-            raise RuntimeError(f"{what}: LiteRtStatus {status}")
-
-    env, model, opts, opaque, cm, sig, prof = H(), H(), H(), H(), H(), H(), H()
-    ok(lib.LiteRtCreateEnvironment(0, None, C.byref(env)), "environment")
-    with open(path, "rb") as f:
-        data = f.read()
-    buf = C.create_string_buffer(data, len(data))  # must outlive the model
-    ok(lib.LiteRtCreateModelFromBuffer(env, buf, size(len(data)), C.byref(model)), "model")
-    ok(lib.LiteRtCreateOptions(C.byref(opts)), "options")
-    ok(lib.LiteRtSetOptionsHardwareAccelerators(opts, 1), "CPU accelerator")
-    payload = libc.strdup(("enable_profiling = true\n" + (f"num_threads = {threads}\n" if threads else "")).encode())
-    ok(lib.LiteRtCreateOpaqueOptions(b"runtime_options_string", C.c_void_p(payload),
-                                     C.cast(libc.free, C.c_void_p), C.byref(opaque)), "runtime options")
-    ok(lib.LiteRtAddOpaqueOptions(opts, opaque), "add options")
-    ok(lib.LiteRtCreateCompiledModel(env, model, opts, C.byref(cm)), "compiled model")
-    ok(lib.LiteRtGetModelSignature(model, size(0), C.byref(sig)), "signature")
-    n_in, n_out = size(), size()
-    ok(lib.LiteRtGetNumSignatureInputs(sig, C.byref(n_in)), "inputs")
-    ok(lib.LiteRtGetNumSignatureOutputs(sig, C.byref(n_out)), "outputs")
-    values = list((feeds or {}).values())
-
-    def buffers(n, inputs):
-        arr = (H * n)()
-        for i in range(n):
-            tensor, ttype, req, b = H(), RankedTensorType(), H(), H()
-            get = lib.LiteRtGetSignatureInputTensorByIndex if inputs else lib.LiteRtGetSignatureOutputTensorByIndex
-            ok(get(sig, size(i), C.byref(tensor)), "signature tensor")
-            ok(lib.LiteRtGetRankedTensorType(tensor, C.byref(ttype)), "tensor type")
-            need = (lib.LiteRtGetCompiledModelInputBufferRequirements if inputs
-                    else lib.LiteRtGetCompiledModelOutputBufferRequirements)
-            ok(need(cm, size(0), size(i), C.byref(req)), "buffer requirements")
-            ok(lib.LiteRtCreateManagedTensorBufferFromRequirements(env, C.byref(ttype), req, C.byref(b)), "buffer")
-            if inputs:
-                addr, nbytes = C.c_void_p(), size()
-                ok(lib.LiteRtGetTensorBufferSize(b, C.byref(nbytes)), "buffer size")
-                ok(lib.LiteRtLockTensorBuffer(b, C.byref(addr), 1), "lock")
-                C.memset(addr, 0, nbytes.value)
-                src = np.ascontiguousarray(values[i]) if i < len(values) else None
-                for dtype in ((src.dtype, np.int32, np.float32) if src is not None else ()):
-                    raw = src.astype(dtype).tobytes()
-                    if len(raw) == nbytes.value:
-                        C.memmove(addr, raw, len(raw))
-                        break
-                ok(lib.LiteRtUnlockTensorBuffer(b), "unlock")
-            arr[i] = b
-        return arr
-
-    ins, outs = buffers(n_in.value, True), buffers(n_out.value, False)
-    ok(lib.LiteRtCompiledModelGetProfiler(cm, C.byref(prof)), "profiler")
-    if not prof:
-        raise RuntimeError("the compiled model has no profiler")
-    for i in range(warmup + runs):
-        if i == warmup:
-            ok(lib.LiteRtResetProfiler(prof), "reset profiler")
-            ok(lib.LiteRtStartProfiler(prof), "start profiler")
-        ok(lib.LiteRtRunCompiledModel(cm, size(0), n_in, ins, n_out, outs), "run")
-    ok(lib.LiteRtStopProfiler(prof), "stop profiler")
-    summary = C.c_void_p()
-    ok(lib.LiteRtGetProfileSummary(prof, cm, C.byref(summary)), "profile summary")
-    text = C.string_at(summary).decode()
-    libc.free(summary)
-    return text
+    return RankedTensorType
 
 
 def _summary_by_node_type(text):
@@ -266,7 +299,7 @@ def _loader(fmt: str, path: str | None):
     return module.load
 
 
-def main(argv=None) -> int:
+def _args(argv):
     ap = argparse.ArgumentParser()
     ap.add_argument("--artifact", required=True)
     ap.add_argument("--format", required=True)
@@ -278,7 +311,11 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--profile-runs", type=int, default=10)
     ap.add_argument("--out", required=True)
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = _args(argv)
     import numpy as np
 
     result = {"threads": args.threads, "device": {"system": platform.system(), "machine": platform.machine(),
@@ -286,10 +323,19 @@ def main(argv=None) -> int:
                                                   "cpu": _cpu()}}
     if args.format == "coreml" and platform.system() != "Darwin":  # a result, not a failure: nothing to fix
         result["error"] = f"not run: the Core ML runtime needs macOS (this device runs {platform.system()})"
-        with open(args.out, "w") as f:
-            json.dump(result, f)
-        return 0
-    feeds = dict(np.load(args.inputs, allow_pickle=False))
+    else:
+        feeds = dict(np.load(args.inputs, allow_pickle=False))
+        result.update(_timed(args, feeds))
+        _op_profile(args, feeds, result)
+    with open(args.out, "w") as fh:
+        json.dump(result, fh)
+    return 0
+
+
+def _timed(args, feeds) -> dict:
+    """Load, first inference, then ``args.runs`` timed runs after ``args.warmup``; memory around them."""
+    import numpy as np
+
     before, _ = _rss_mb()
     t0 = time.perf_counter()
     run, _, runtime = _loader(args.format, args.loader)(args.artifact, args.threads)
@@ -307,7 +353,7 @@ def main(argv=None) -> int:
         samples[i] = (time.perf_counter() - t0) * 1000
     idle, peak = _rss_mb()
     p50, p90, p99 = (float(x) for x in np.percentile(samples, [50, 90, 99]))
-    result.update({
+    return {
         "runtime": runtime, "load_ms": round(load_ms, 3), "first_inference_ms": round(first_ms, 3),
         "latency_ms": {"p50": p50, "p90": p90, "p99": p99, "min": float(samples.min()), "max": float(samples.max()),
                        "mean": float(samples.mean()), "std": float(samples.std())},
@@ -316,14 +362,18 @@ def main(argv=None) -> int:
         "rss_mb": {"before_load": round(before, 1), "after_load": round(after_load, 1), "peak": round(peak, 1),
                    "growth_idle": round(max(0.0, idle - after_load), 1)},
         "ops": None,
-    })
+    }
+
+
+def _op_profile(args, feeds, result) -> None:
+    """The per-op profile (``--profile``), into ``result["ops"]``; a separate instance: profiling costs time."""
     agg = None
     if args.profile and args.format == "tflite":
         try:
             agg = _tflite_ops(args.artifact, args.threads, feeds, args.profile_runs)
-        except Exception as exc:  # the op profile is optional; the timings above stand
+        except Exception as exc:  # the op profile is optional; the timings stand
             result["ops_error"] = f"LiteRT op profile unavailable: {exc}"
-    if args.profile and args.format in ("onnx", "openvino"):  # a separate instance: profiling costs time
+    if args.profile and args.format in ("onnx", "openvino"):
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -340,9 +390,6 @@ def main(argv=None) -> int:
         total = sum(ms for ms, _ in agg.values()) or 1.0
         result["ops"] = sorted(({"name": k, "ms": round(ms, 4), "share": round(ms / total, 4), "count": n}
                                 for k, (ms, n) in agg.items()), key=lambda o: -o["ms"])
-    with open(args.out, "w") as fh:
-        json.dump(result, fh)
-    return 0
 
 
 if __name__ == "__main__":

@@ -77,58 +77,95 @@ def _check_outputs(teacher: Model, student: Model) -> None:
             f"{[tuple(o.shape) for o in t_out]}", "give a student with the same outputs (names, count and last dimension)")
 
 
-def distill(teacher: Model, student: Model, samples: list[dict], labels, cfg: DistillConfig, run_dir: Path,
-            progress=None) -> TrainResult:
-    """Train ``student.module`` to match ``teacher.module`` on ``samples`` (batch-1 dicts of arrays)."""
-    torch = require("torch")
-    _check_outputs(teacher, student)
-    if len(samples) < 2 * cfg.batch_size:
-        raise EdgekitError(f"{len(samples)} training samples are too few to train on (batch size {cfg.batch_size})",
-                           "give more training data (hundreds of samples at least)")
-    names = [s.name for s in teacher.signature.inputs]
+@dataclass
+class _Outputs:
+    """Which of the teacher's outputs are distilled, and by which loss."""
+
+    names: list[str]  # input names
+    loss: str  # logits | embedding
+    qi: int  # the output compared (the sentence embedding, else the first)
+    pooled: bool  # that output is pooled (no token axis)
+    hid: int | None  # with a pooled embedding and the hidden states both out, the tokens are distilled too
+
+
+def _outputs(teacher: Model, cfg: DistillConfig) -> _Outputs:
     out_names = [s.name for s in teacher.signature.outputs]
     loss_kind = cfg.loss
     if loss_kind == "auto":
         loss_kind = "embedding" if "sentence_embedding" in out_names or teacher.task == "feature-extraction" else "logits"
     qi = out_names.index("sentence_embedding") if "sentence_embedding" in out_names else 0
     pooled = len(teacher.signature.outputs[qi].shape) == 2
-    # with a pooled embedding and the hidden states both out, the tokens are distilled too
     hid = out_names.index("last_hidden_state") if (loss_kind == "embedding" and pooled
                                                    and "last_hidden_state" in out_names) else None
-    # teacher targets once, not at every step
+    return _Outputs([s.name for s in teacher.signature.inputs], loss_kind, qi, pooled, hid)
+
+
+def distill(teacher: Model, student: Model, samples: list[dict], labels, cfg: DistillConfig, run_dir: Path,
+            progress=None) -> TrainResult:
+    """Train ``student.module`` to match ``teacher.module`` on ``samples`` (batch-1 dicts of arrays)."""
+    _check_outputs(teacher, student)
+    if len(samples) < 2 * cfg.batch_size:
+        raise EdgekitError(f"{len(samples)} training samples are too few to train on (batch size {cfg.batch_size})",
+                           "give more training data (hundreds of samples at least)")
+    outs = _outputs(teacher, cfg)
+    targets, hidden = _teacher_targets(teacher, samples, outs)
+    batches = _batches(samples, labels, (targets, hidden), outs, cfg)
+    loss_fn = _loss(outs, cfg)
+    tcfg = cfg.train or TrainConfig()
+    if tcfg.backend == "ray":  # the same loop on Ray Train workers (steps/train_ray.py)
+        from .train_ray import train_on_ray
+
+        return train_on_ray(student.module, loss_fn, batches, tcfg, run_dir, progress)
+    return train(student.module, loss_fn, batches, tcfg, run_dir, progress)
+
+
+def _teacher_targets(teacher: Model, samples: list[dict], o: _Outputs) -> tuple[list, list]:
+    """The teacher's outputs once, not at every step: the compared one, and the hidden states."""
+    torch = require("torch")
+    names = o.names
     targets, hidden = [], []
     with torch.no_grad():
         for i in range(0, len(samples), 64):
             chunk = samples[i:i + 64]
             # pooled targets do not depend on padding: cut it; hidden-state targets keep full length
-            feeds = _stack(chunk, names, trim=pooled and "attention_mask" in names)
+            feeds = _stack(chunk, names, trim=o.pooled and "attention_mask" in names)
             outs = teacher.module(*[torch.from_numpy(feeds[n]) for n in names])
-            targets += list(outs[qi])
-            if hid is not None:
+            targets += list(outs[o.qi])
+            if o.hid is not None:
                 lens = feeds["attention_mask"].sum(1)
-                hidden += [h[: int(n)].clone() for h, n in zip(outs[hid], lens, strict=True)]
+                hidden += [h[: int(n)].clone() for h, n in zip(outs[o.hid], lens, strict=True)]
+    return targets, hidden
+
+
+def _batches(samples: list[dict], labels, teacher_outs: tuple[list, list], o: _Outputs, cfg: DistillConfig):
+    """``batches(epoch)``: the training batches of one epoch, shuffled by epoch; token inputs in
+    batches of similar length (less padding to compute)."""
+    torch = require("torch")
+    targets, hidden = teacher_outs
+    names = o.names
     label_arr = None if labels is None else torch.as_tensor(np.asarray(labels).reshape(-1))
     rng = np.random.default_rng(cfg.train.seed if cfg.train else 0)
-
     lengths = np.array([int(s["attention_mask"].sum()) for s in samples]) if "attention_mask" in names else None
+    size = cfg.batch_size
+
+    def groups_of(epoch: int):
+        order = np.random.default_rng(rng.integers(1 << 31) + epoch).permutation(len(samples))
+        if lengths is None:
+            return [order[i:i + size] for i in range(0, len(order) - size + 1, size)]
+        groups = []
+        for chunk in (order[i:i + 50 * size] for i in range(0, len(order), 50 * size)):
+            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+            groups += [chunk[i:i + size] for i in range(0, len(chunk) - size + 1, size)]
+        return [groups[i] for i in np.random.default_rng(epoch).permutation(len(groups))]
 
     def batches(epoch: int):
-        order = np.random.default_rng(rng.integers(1 << 31) + epoch).permutation(len(samples))
-        groups = [order[i:i + cfg.batch_size] for i in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size)]
-        if lengths is not None:  # batches of similar length: less padding to compute
-            chunks = [order[i:i + 50 * cfg.batch_size] for i in range(0, len(order), 50 * cfg.batch_size)]
-            groups = []
-            for chunk in chunks:
-                chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-                groups += [chunk[i:i + cfg.batch_size] for i in range(0, len(chunk) - cfg.batch_size + 1, cfg.batch_size)]
-            groups = [groups[i] for i in np.random.default_rng(epoch).permutation(len(groups))]
-        for idx in groups:
+        for idx in groups_of(epoch):
             feeds = _stack([samples[j] for j in idx], names, trim="attention_mask" in names)
             batch = {"inputs": [torch.from_numpy(feeds[n]) for n in names],
                      "target": torch.stack([targets[j] for j in idx])}
             if label_arr is not None:
                 batch["labels"] = label_arr[idx]
-            if hid is not None:
+            if o.hid is not None:
                 length = feeds["attention_mask"].shape[1]
                 th = torch.zeros(len(idx), length, hidden[idx[0]].shape[-1])
                 for row, j in enumerate(idx):
@@ -137,36 +174,39 @@ def distill(teacher: Model, student: Model, samples: list[dict], labels, cfg: Di
                 batch["mask"] = torch.from_numpy(feeds["attention_mask"]).float()
             yield batch
 
+    return batches
+
+
+def _loss(o: _Outputs, cfg: DistillConfig):
+    """``loss_fn(module, batch) -> (loss, metrics)``: cosine + MSE on embeddings (and on each real
+    token's hidden state), else temperature KD on the logits (with cross-entropy on labels)."""
+    torch = require("torch")
+    F = torch.nn.functional
+
     def loss_fn(module, batch):
         outs = module(*batch["inputs"])
-        out = outs[qi]
+        out = outs[o.qi]
         target = batch["target"]
-        if loss_kind == "embedding":
+        if o.loss == "embedding":
             if target.dim() == 3:  # hidden states: compare the positions the batch kept
                 target = target[:, : out.shape[1]]
-            cos = torch.nn.functional.cosine_similarity(out.flatten(1), target.flatten(1), dim=-1)
-            loss = (1 - cos).mean() + torch.nn.functional.mse_loss(out, target)
+            cos = F.cosine_similarity(out.flatten(1), target.flatten(1), dim=-1)
+            loss = (1 - cos).mean() + F.mse_loss(out, target)
             metrics = {"cosine": cos.mean().detach()}
             if "hidden" in batch:  # token-level: cosine of each real token's hidden state
-                tok = torch.nn.functional.cosine_similarity(outs[hid], batch["hidden"], dim=-1)
+                tok = F.cosine_similarity(outs[o.hid], batch["hidden"], dim=-1)
                 tok_loss = ((1 - tok) * batch["mask"]).sum() / batch["mask"].sum()
                 loss = loss + tok_loss
                 metrics["token_cosine"] = 1 - tok_loss.detach()
             return loss, metrics
         t = cfg.temperature
-        kd = torch.nn.functional.kl_div(torch.log_softmax(out / t, -1), torch.softmax(target / t, -1),
-                                        reduction="batchmean") * t * t
+        kd = F.kl_div(torch.log_softmax(out / t, -1), torch.softmax(target / t, -1), reduction="batchmean") * t * t
         if "labels" in batch:
-            ce = torch.nn.functional.cross_entropy(out, batch["labels"])
+            ce = F.cross_entropy(out, batch["labels"])
             return cfg.alpha * kd + (1 - cfg.alpha) * ce, {"kd": kd.detach(), "ce": ce.detach()}
         return kd, {"kd": kd.detach()}
 
-    tcfg = cfg.train or TrainConfig()
-    if tcfg.backend == "ray":  # the same loop on Ray Train workers (steps/train_ray.py)
-        from .train_ray import train_on_ray
-
-        return train_on_ray(student.module, loss_fn, batches, tcfg, run_dir, progress)
-    return train(student.module, loss_fn, batches, tcfg, run_dir, progress)
+    return loss_fn
 
 
 def _stack(chunk: list[dict], names: list[str], trim: bool) -> dict[str, np.ndarray]:

@@ -70,7 +70,7 @@ def pick_device(choice: str) -> str:
     if choice == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if choice == "cuda" and not torch.cuda.is_available():
-        raise EdgekitError("--device cuda was asked for but no CUDA device is available", "use --device auto or cpu")
+        raise EdgekitError("--train-device cuda was asked for but no CUDA device is available", "use --train-device auto or cpu")
     return choice
 
 

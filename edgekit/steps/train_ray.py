@@ -142,14 +142,14 @@ def _resources(ray, cfg: TrainConfig) -> tuple[int, bool, dict]:
     have = ray.cluster_resources()
     gpus, cpus = int(have.get("GPU", 0)), int(have.get("CPU", 0))
     if cfg.device == "cuda" and not gpus:
-        raise EdgekitError("--device cuda was asked for but the Ray cluster has no GPU", "use --device auto or cpu")
+        raise EdgekitError("--train-device cuda was asked for but the Ray cluster has no GPU", "use --train-device auto or cpu")
     use_gpu = gpus > 0 and cfg.device != "cpu"
     workers = cfg.workers or (gpus if use_gpu else 2)
     if workers < 1:
         raise EdgekitError(f"--workers {workers}: at least one worker is needed", "use --workers 1 or more")
     if use_gpu and workers > gpus:
         raise EdgekitError(f"{workers} GPU workers asked for, the Ray cluster has {gpus} GPUs",
-                           f"use --workers {gpus} or fewer, or --device cpu")
+                           f"use --workers {gpus} or fewer, or --train-device cpu")
     per_cpu = 1 if use_gpu or cfg.address else max(1, cpus // workers)  # a local Ray: its cores shared out
     if not use_gpu and workers * per_cpu > cpus:
         raise EdgekitError(f"{workers} workers of {per_cpu} CPU asked for, the Ray cluster has {cpus} CPUs",
@@ -251,78 +251,112 @@ def _worker(config: dict) -> None:
     import ray
     import ray.train
     import ray.train.torch
-    import torch
 
-    from .train import optimizer, seed_everything, to_device, train_step
+    from .train import seed_everything
 
     module, loss_fn, batches = ray.get(config["payload"])
-    cfg: TrainConfig = config["cfg"]
-    queue = config["queue"]
     ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    cfg: TrainConfig = config["cfg"]
     seed_everything(cfg.seed)
-    device = ray.train.torch.get_device()
-    step = resumed = None
-    loss_value = float("nan")
-    ckpt = ray.train.get_checkpoint()
-    if ckpt:
-        with ckpt.as_directory() as folder:
-            state = torch.load(Path(folder) / _STATE, map_location="cpu", weights_only=True)
-        if state["digest"] != cfg.digest():
-            raise EdgekitError(f"the Ray checkpoint {ckpt.path} is of a run with another config (digest "
-                               f"{state['digest']} != {cfg.digest()}); resuming it would mix two runs",
-                               "use another --storage, or delete that checkpoint to start over")
-        module.load_state_dict(state["model"])
-        step = resumed = int(state["step"])
-        loss_value = float(state.get("loss", loss_value))
-    model = ray.train.torch.prepare_model(module, parallel_strategy_kwargs={"find_unused_parameters": True})
-    raw = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-    raw.train()
-    opt, sched = optimizer(raw, cfg)
-    if ckpt:
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-    use_amp = cfg.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if use_amp else None
-    step = step or 0
-    every = max(1, cfg.steps // 100)  # progress lines for the driver: every 1%
-    t0, epoch, stopped, reported = time.perf_counter(), step, False, False
+    run = _WorkerRun(cfg, ctx.get_world_rank(), ctx.get_world_size(), ray.train.torch.get_device())
+    run.prepare(module)
+    run.loop(loss_fn, batches, config["queue"])
+    if not run.reported:  # a finished run found in storage: its checkpoint is the result
+        run.report()
 
-    def report():
-        nonlocal reported
-        reported = True
-        metrics = {"step": step, "loss": loss_value, "seconds": time.perf_counter() - t0, "stopped": stopped,
-                   "device": device.type, "resumed_from": resumed}
-        if rank != 0:  # every worker reports (a barrier); rank 0's checkpoint is the model
+
+class _WorkerRun:
+    """One worker's training: its model, optimizer and step, and its reports to Ray Train."""
+
+    def __init__(self, cfg: TrainConfig, rank: int, world: int, device):
+        self.cfg, self.rank, self.world, self.device = cfg, rank, world, device
+        self.step, self.resumed, self.loss_value = 0, None, float("nan")
+        self.stopped = self.reported = False
+        self.t0 = time.perf_counter()
+
+    def prepare(self, module) -> None:
+        """Resume from Ray's checkpoint where there is one (of this run only), then wrap for DDP."""
+        import ray.train
+        import ray.train.torch
+        import torch
+
+        from .train import optimizer
+
+        cfg, state = self.cfg, None
+        ckpt = ray.train.get_checkpoint()
+        if ckpt:
+            with ckpt.as_directory() as folder:
+                state = torch.load(Path(folder) / _STATE, map_location="cpu", weights_only=True)
+            if state["digest"] != cfg.digest():
+                raise EdgekitError(f"the Ray checkpoint {ckpt.path} is of a run with another config (digest "
+                                   f"{state['digest']} != {cfg.digest()}); resuming it would mix two runs",
+                                   "use another --storage, or delete that checkpoint to start over")
+            module.load_state_dict(state["model"])
+            self.step = self.resumed = int(state["step"])
+            self.loss_value = float(state.get("loss", self.loss_value))
+        self.model = ray.train.torch.prepare_model(module, parallel_strategy_kwargs={"find_unused_parameters": True})
+        ddp = isinstance(self.model, torch.nn.parallel.DistributedDataParallel)
+        self.raw = self.model.module if ddp else self.model
+        self.raw.train()
+        self.opt, self.sched = optimizer(self.raw, cfg)
+        if state is not None:
+            self.opt.load_state_dict(state["opt"])
+            self.sched.load_state_dict(state["sched"])
+        self.use_amp = cfg.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda") if self.use_amp else None
+
+    def loop(self, loss_fn, batches, queue) -> None:
+        cfg = self.cfg
+        every = max(1, cfg.steps // 100)  # progress lines for the driver: every 1%
+        self.t0, epoch = time.perf_counter(), self.step
+        while self.step < cfg.steps:
+            did = self.step
+            for batch in batches(epoch):
+                self.train_one(loss_fn, batch)
+                if self.rank == 0 and (self.step % every == 0 or self.step % cfg.log_every == 0
+                                       or self.step == cfg.steps):
+                    logged = ({k: float(v) for k, v in self.metrics.items()} if self.step % cfg.log_every == 0
+                              else None)
+                    queue.put((self.step, self.loss_value, time.perf_counter() - self.t0, logged))
+                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or self.stopped:
+                    self.report()
+                if self.stopped or self.step >= cfg.steps:
+                    break
+            if self.step == did:
+                raise EdgekitError("a pass over the training data gave no batch", "give more training data")
+            epoch += 1
+            if self.stopped:
+                break
+
+    def train_one(self, loss_fn, batch) -> None:
+        """One step on this worker's slice of ``batch``; past the time budget, ``stopped`` (rank 0 decides)."""
+        import torch
+
+        from .train import to_device, train_step
+
+        batch = to_device(_shard(batch, self.rank, self.world, _rows(batch)), self.device)
+        self.loss_value, self.metrics = train_step(self.model, loss_fn, batch, self.opt, self.sched, self.scaler,
+                                                   self.use_amp)
+        self.step += 1
+        if self.cfg.time_budget_s:  # rank 0's clock decides for all: every worker must stop at the same step
+            flag = torch.tensor([float(time.perf_counter() - self.t0 > self.cfg.time_budget_s)], device=self.device)
+            if self.world > 1:
+                torch.distributed.broadcast(flag, 0)
+            self.stopped = bool(flag.item())
+
+    def report(self) -> None:
+        """Metrics to Ray Train from every worker (a barrier); rank 0's checkpoint is the model."""
+        import ray.train
+        import torch
+
+        self.reported = True
+        metrics = {"step": self.step, "loss": self.loss_value, "seconds": time.perf_counter() - self.t0,
+                   "stopped": self.stopped, "device": self.device.type, "resumed_from": self.resumed}
+        if self.rank != 0:
             ray.train.report(metrics)
             return
         with tempfile.TemporaryDirectory() as folder:
-            torch.save({"model": raw.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                        "step": step, "loss": loss_value, "digest": cfg.digest()}, Path(folder) / _STATE)
+            torch.save({"model": self.raw.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
+                        "step": self.step, "loss": self.loss_value, "digest": self.cfg.digest()},
+                       Path(folder) / _STATE)
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
-
-    while step < cfg.steps:
-        did = step
-        for batch in batches(epoch):
-            batch = to_device(_shard(batch, rank, world, _rows(batch)), device)
-            loss_value, metrics = train_step(model, loss_fn, batch, opt, sched, scaler, use_amp)
-            step += 1
-            if cfg.time_budget_s:  # rank 0's clock decides for all: every worker must stop at the same step
-                flag = torch.tensor([float(time.perf_counter() - t0 > cfg.time_budget_s)], device=device)
-                if world > 1:
-                    torch.distributed.broadcast(flag, 0)
-                stopped = bool(flag.item())
-            if rank == 0 and (step % every == 0 or step % cfg.log_every == 0 or step == cfg.steps):
-                logged = {k: float(v) for k, v in metrics.items()} if step % cfg.log_every == 0 else None
-                queue.put((step, loss_value, time.perf_counter() - t0, logged))
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps or stopped:
-                report()
-            if stopped or step >= cfg.steps:
-                break
-        if step == did:
-            raise EdgekitError("a pass over the training data gave no batch", "give more training data")
-        epoch += 1
-        if stopped:
-            break
-    if not reported:  # a finished run found in storage: its checkpoint is the result
-        report()

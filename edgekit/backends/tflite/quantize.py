@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..._lazy import require
-from .._quant import QuantOptions, QuantResult, clear
+from .._quant import QuantOptions, QuantResult, RepairJob, clear
 
 GPTQ_SAMPLES = 64  # more gave nothing on MiniLM (256: same cosine within 0.0001) and cost time
 
@@ -92,9 +92,8 @@ def _build(src: Path, mode: str, calib: list[dict] | None, opts: QuantOptions, c
 WEIGHT_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
 
 
-def repair_with(src: Path, dest_dir: Path, mode: str, calib: list[dict], tune: list[dict], opts: QuantOptions, *,
-                value_of, baseline: float, max_drop: float, first_drop: float) -> tuple[QuantResult, float]:
-    """Full-integer int8 lost more than ``max_drop``: find what to keep in float, in two steps.
+def repair_with(job: RepairJob, opts: QuantOptions, *, first_drop: float) -> tuple[QuantResult, float]:
+    """Full-integer int8 lost more than ``job.max_drop``: find what to keep in float, in two steps.
 
     1. Only the weight layers (fully connected, convolutions) int8, every other op float. In a
        transformer the ops that break under per-tensor int8 are not weight layers: the attention
@@ -106,22 +105,24 @@ def repair_with(src: Path, dest_dir: Path, mode: str, calib: list[dict], tune: l
        (dynamic range: int8 weights still), doubling their number until the drop is within
        ``max_drop``, up to half of them; past that the variant is reported as failing.
     """
+    src, dest_dir, mode, calib, baseline, max_drop = (job.src, job.dest_dir, job.mode, job.calib, job.baseline,
+                                                      job.max_drop)
     narrowed = replace(opts, integer_ops=WEIGHT_OPS)
     qt, calibration, notes = _build(src, mode, calib, narrowed)  # calibrated once; the search below reuses it
     result = _export(qt, calibration, notes, dest_dir, narrowed)
-    value = value_of(result.path)
+    value = job.value_of(result.path)
     note = (f"repair: drop {first_drop:.2f} > {max_drop} points on the tuning split with every op int8; "
             f"weight layers only int8, other ops float: drop {baseline - value:.2f}")
     kept: list[str] = []
     if baseline - value > max_drop:
-        ranked = _rank_fully_connected(src, qt, tune)
+        ranked = _rank_fully_connected(src, qt, job.tune)
         limit = max(1, len(ranked) // 2)
         k = max(1, len(ranked) // 16)
         while True:
             kept = ranked[:k]
             clear(dest_dir)
             result = quantize(src, dest_dir, mode, calib, replace(narrowed, dynamic_layers=kept), calibration)
-            value = value_of(result.path)
+            value = job.value_of(result.path)
             if baseline - value <= max_drop or k >= limit:
                 break
             k = min(limit, 2 * k)

@@ -10,13 +10,11 @@ own accuracy control).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 
 from ..._errors import EdgekitError
 from ..._registry import TARGETS, backend_module
-from ...backends._quant import QuantOptions, QuantResult, clear
+from ...backends._quant import QuantOptions, QuantResult, RepairJob, clear
 
 MODES = ("fp16", "dynamic-int8", "static-int8", "int8-weights", "int4-weights", "mixed")
 
@@ -63,56 +61,41 @@ def backend(target: str):
     return backend_module(TARGETS[target], "quantize")
 
 
-def quantize_with_repair(target: str, src: Path, dest_dir: Path, mode: str, calib: list[dict], tune: list[dict],
-                         opts: QuantOptions, *, value_of: Callable[[Path], float], baseline: float,
-                         max_drop: float, ov_validate=None) -> tuple[QuantResult, float | None]:
-    """Quantize; for static and dynamic int8, if the drop on the tuning split exceeds ``max_drop``,
+def quantize_with_repair(target: str, job: RepairJob, opts: QuantOptions,
+                         ov_validate=None) -> tuple[QuantResult, float | None]:
+    """Quantize; for static and dynamic int8, if the drop on the tuning split exceeds ``job.max_drop``,
     keep the most sensitive layers in float and try again. Returns the result and its tuning value."""
     mod = backend(target)
-    job = _Job(src, dest_dir, mode, calib, tune, value_of, baseline, max_drop)
-    result = mod.quantize(src, dest_dir, mode, calib, opts)
-    if mode not in REPAIRABLE:
+    result = mod.quantize(job.src, job.dest_dir, job.mode, job.calib, opts)
+    if job.mode not in REPAIRABLE:
         return result, None
-    value = value_of(result.path)
-    if baseline - value <= max_drop:
+    value = job.value_of(result.path)
+    drop = job.baseline - value
+    if drop <= job.max_drop:
         return result, value
-    if mode == "dynamic-int8":
+    if job.mode == "dynamic-int8":
         if not getattr(mod, "RANKS_DYNAMIC", False):  # rank_layers reads dynamic-int8 artifacts too
-            result.notes.append(f"drop {baseline - value:.2f} points over --max-drop {max_drop} on the tuning split; "
+            result.notes.append(f"drop {drop:.2f} points over --max-drop {job.max_drop} on the tuning split; "
                                 f"no dynamic-int8 repair for {target}: try static-int8 or int8-weights")
             return result, value
         return _greedy(mod, job, opts, result, value)
     if hasattr(mod, "repair_with"):  # the backend's own search, judged on the tuning split
-        clear(dest_dir)
-        return mod.repair_with(src, dest_dir, mode, calib, tune, opts, value_of=value_of, baseline=baseline,
-                               max_drop=max_drop, first_drop=baseline - value)
+        clear(job.dest_dir)
+        return mod.repair_with(job, opts, first_drop=drop)
     if hasattr(mod, "repair") and ov_validate is not None:
-        clear(dest_dir)
-        result = mod.repair(src, dest_dir, calib, tune, ov_validate, max_drop, opts)
-        value = value_of(result.path)
+        clear(job.dest_dir)
+        result = mod.repair(job.src, job.dest_dir, job.calib, job.tune, ov_validate, job.max_drop, opts)
+        value = job.value_of(result.path)
         result.notes.append(f"repair: {len(result.kept_float)} layers reverted to float; tuning drop "
-                            f"{baseline - value:.2f} points")
+                            f"{job.baseline - value:.2f} points")
         return result, value
     if not hasattr(mod, "rank_layers"):
-        result.notes.append(f"drop {baseline - value:.2f} points over --max-drop {max_drop}; no repair for {target}")
+        result.notes.append(f"drop {drop:.2f} points over --max-drop {job.max_drop}; no repair for {target}")
         return result, value
     return _greedy(mod, job, opts, result, value)
 
 
-@dataclass
-class _Job:
-    """One variant being repaired: what the greedy search needs to requantize and judge it."""
-    src: Path
-    dest_dir: Path
-    mode: str
-    calib: list[dict]
-    tune: list[dict]
-    value_of: Callable[[Path], float]
-    baseline: float
-    max_drop: float
-
-
-def _greedy(mod, job: _Job, opts: QuantOptions, result: QuantResult, value: float) -> tuple[QuantResult, float]:
+def _greedy(mod, job: RepairJob, opts: QuantOptions, result: QuantResult, value: float) -> tuple[QuantResult, float]:
     """Keep the layers the backend ranks most sensitive in float, doubling their number until the
     drop on the tuning split is within ``max_drop`` (or every ranked layer is float)."""
     ranked = mod.rank_layers(job.src, result.path, job.tune[:8], opts)
@@ -133,4 +116,4 @@ def _greedy(mod, job: _Job, opts: QuantOptions, result: QuantResult, value: floa
     return result, value
 
 
-__all__ = ["MODES", "QuantOptions", "QuantResult", "check_support", "parse_modes", "quantize_with_repair"]
+__all__ = ["MODES", "QuantOptions", "QuantResult", "RepairJob", "check_support", "parse_modes", "quantize_with_repair"]
