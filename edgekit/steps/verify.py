@@ -55,14 +55,8 @@ def source_runner(model: Model):
             return [t.detach().numpy() for t in out]
 
         return run
-    if model.format == "onnx":
-        from ..backends.onnxruntime.runtime import OrtRunner
-
-        return OrtRunner(model.onnx_path).run
-    if model.format == "tflite":
-        from ..backends.tflite.runtime import LiteRTRunner
-
-        return LiteRTRunner(model.path).run
+    if model.format in ("onnx", "tflite"):
+        return _file_runner(model)
     if model.format == "keras":
         def run(feeds):
             out = model.keras([feeds[n] for n in names] if len(names) > 1 else feeds[names[0]], training=False)
@@ -76,6 +70,25 @@ def contiguous(arr: np.ndarray) -> np.ndarray:
     """C-contiguous, with its shape kept: np.ascontiguousarray turns a scalar ``[]`` into ``[1]``,
     which a runtime whose input is declared ``[]`` refuses."""
     return np.asarray(arr, order="C")
+
+
+def _file_runner(model: Model):
+    """The source file in its own runtime; a custom op it has no kernel for is named as one."""
+    try:
+        if model.format == "onnx":
+            from ..backends.onnxruntime.runtime import OrtRunner
+
+            return OrtRunner(model.onnx_path).run
+        from ..backends.tflite.runtime import LiteRTRunner
+
+        return LiteRTRunner(model.path).run
+    except Exception as exc:
+        from .ingest._custom import source_error
+
+        err = source_error(model.format, exc, model.meta.get("custom_ops") or [])
+        if err is None:
+            raise
+        raise err from exc
 
 
 def adapt_feeds(feeds: dict[str, np.ndarray], source: Signature, runtime: Signature) -> dict[str, np.ndarray]:

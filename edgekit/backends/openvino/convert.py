@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..._errors import ConversionError
+from ..._known import known
 from ..._lazy import require
 from ..._types import Model
 from .._common import ConvertContext
@@ -29,14 +30,30 @@ def from_onnx(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext)
     from ..onnxruntime.convert import ensure_onnx
 
     ov = require("openvino", "OpenVINO IR")
-    return _save(ov, str(ensure_onnx(model, ctx)), dest_dir, precision)
+    source = ensure_onnx(model, ctx)
+    onnx = require("onnx", "ONNX models")
+    if not onnx.load(str(source), load_external_data=False).functions:
+        return _save(ov, str(source), dest_dir, precision)
+    # OpenVINO's ONNX frontend does not expand a model's local functions (a custom-domain op the
+    # model defines itself reads as an op with no conversion): inline them first
+    import tempfile
+
+    from onnx.inliner import inline_local_functions
+
+    with tempfile.TemporaryDirectory(prefix="edgekit-inlined-") as tmp:
+        inlined = Path(tmp) / "model.onnx"
+        onnx.save(inline_local_functions(onnx.load(str(source))), str(inlined), save_as_external_data=True,
+                  location="model.onnx.data")
+        path, notes = _save(ov, str(inlined), dest_dir, precision)
+    return path, [*notes, "the model's local ONNX functions inlined for OpenVINO's frontend"]
 
 
 def _save(ov, source: str, dest_dir: Path, precision: str) -> tuple[Path, list[str]]:
     try:
         ov_model = ov.convert_model(source)
     except Exception as exc:
-        raise ConversionError("openvino", f"OpenVINO cannot read the model: {exc}") from exc
+        # a known failure (a custom op, an op without a conversion) names the op and the fix
+        raise known("openvino", exc) or ConversionError("openvino", f"OpenVINO cannot read the model: {exc}") from exc
     dest = dest_dir / "model.xml"
     ov.save_model(ov_model, str(dest), compress_to_fp16=precision == "fp16")
     return dest, ["weights compressed to fp16"] if precision == "fp16" else []

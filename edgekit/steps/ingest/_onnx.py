@@ -103,8 +103,8 @@ def load_onnx(path: Path) -> Model:
     outputs = _specs(graph.output, tensor_dtype_to_np_dtype)
     vocab = _vocab_sizes(graph)
     meta = {"vocab_size": next((vocab[i.name] for i in inputs if i.name in vocab), None)}
-    from ._quantized import onnx_quantization
+    from ._custom import onnx_traits
 
-    meta["quantized"] = onnx_quantization(proto)  # None for a float model; else verified at int8 tolerances
+    meta.update(onnx_traits(proto))  # quantized (verified at int8 tolerances), custom_ops (vendor ops)
     return Model(spec=str(path), format="onnx", signature=Signature(inputs, outputs), path=path,
                  onnx_path=path, meta=meta)

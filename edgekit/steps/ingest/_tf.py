@@ -40,8 +40,14 @@ def load_keras(path: Path) -> Model:
 
 def load_tflite(path: Path) -> Model:
     from ...backends.tflite.runtime import LiteRTRunner
-    from ._quantized import tflite_quantization
+    from ._custom import source_error, tflite_custom_ops, tflite_traits
 
-    runner = LiteRTRunner(path)
+    try:
+        runner = LiteRTRunner(path)
+    except Exception as exc:  # noqa: BLE001 - an unresolved custom op, among others
+        err = source_error("tflite", exc, tflite_custom_ops(path))
+        if err is None:
+            raise
+        raise err from exc
     return Model(spec=str(path), format="tflite", signature=runner.signature, path=path,
-                 meta={"quantized": tflite_quantization(runner.interpreter)})
+                 meta=tflite_traits(runner.interpreter))
