@@ -18,6 +18,7 @@ from ..._errors import ConversionError
 from ..._lazy import require
 from ..._types import Model
 from .._common import ConvertContext, fixed_axes_note, static_example
+from ._prepare import prepare_for_onnx2tf
 
 
 def _fixed_note(model: Model) -> list[str]:
@@ -41,6 +42,10 @@ def _from_torch(model: Model, dest: Path) -> None:
         edge.export(str(dest))
 
 
+# written by onnx2tf as elementary ops: LiteRT has no builtin for them (Erf: GELU without Flex ops)
+_PSEUDO = ("erf", "asin", "acos", "atan")  # lower case: onnx2tf.convert() compares them so (its CLI lowers them)
+
+
 def _onnx2tf_kwargs(model: Model, layout: str) -> dict:
     """onnx2tf's flags. ``layout="onnx"`` keeps every input's shape exactly as in ONNX (-kat), so
     no tensor is turned channels-last and outputs keep ONNX's layout too; ``"tf"`` is onnx2tf's
@@ -56,38 +61,16 @@ def _onnx2tf_kwargs(model: Model, layout: str) -> dict:
     return kwargs
 
 
-def _static_onnx(model: Model, onnx_path: Path, folder: Path) -> Path:
-    """A copy of the ONNX file with every input at the run's size: onnx2tf cannot read a -1 or
-    an unnamed axis, and LiteRT wants static shapes anyway."""
-    onnx = require("onnx", "ONNX to TFLite")
-    proto = onnx.load(str(onnx_path))
-    sizes = {s.name: s.concrete(model.dims) for s in model.signature.inputs}
-    for value in proto.graph.input:
-        if value.name not in sizes:
-            continue
-        for dim, size in zip(value.type.tensor_type.shape.dim, sizes[value.name], strict=True):
-            dim.Clear()
-            dim.dim_value = size
-    for value in proto.graph.output:  # a negative size some exporters write: let onnx2tf infer it
-        for i, dim in enumerate(value.type.tensor_type.shape.dim):
-            if not dim.dim_param and (not dim.HasField("dim_value") or dim.dim_value < 0):
-                dim.Clear()
-                dim.dim_param = f"{value.name}.{i}"
-    path = folder / "model.onnx"
-    big = proto.ByteSize() > 1_800_000_000
-    onnx.save(proto, str(path), save_as_external_data=big, location="model.onnx.data" if big else None)
-    return path
-
-
-def _from_onnx(model: Model, onnx_path: Path, dest: Path, precision: str, layout: str) -> None:
+def _from_onnx(model: Model, onnx_path: Path, dest: Path, precision: str, layout: str) -> list[str]:
     onnx2tf = require("onnx2tf", "ONNX to TFLite")
     with tempfile.TemporaryDirectory(prefix="edgekit-onnx2tf-") as tmp, _quiet():
+        prepared, done = prepare_for_onnx2tf(model, onnx_path, Path(tmp))
         onnx2tf.convert(
-            input_onnx_file_path=str(_static_onnx(model, onnx_path, Path(tmp))),
+            input_onnx_file_path=str(prepared),
             output_folder_path=str(Path(tmp) / "out"),
             copy_onnx_input_output_names_to_tflite=True,
             disable_strict_mode=True,             # -dsm
-            replace_to_pseudo_operators=["Erf"],  # -rtpo Erf: no Flex ops for GELU
+            replace_to_pseudo_operators=list(_PSEUDO),  # -rtpo: ops LiteRT lacks, as elementary ops
             non_verbose=True,
             **_onnx2tf_kwargs(model, layout),
         )
@@ -99,6 +82,7 @@ def _from_onnx(model: Model, onnx_path: Path, dest: Path, precision: str, layout
             raise ConversionError("tflite", f"onnx2tf produced no single *_{kind}.tflite (found {every})")
         shutil.move(str(found[0]), dest)
         _refuse_flex(dest)
+    return done
 
 
 def _refuse_flex(path: Path) -> None:
@@ -148,6 +132,7 @@ def from_onnx(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext,
     from ..onnxruntime.convert import ensure_onnx
 
     dest = dest_dir / "model.tflite"
-    _from_onnx(model, ensure_onnx(model, ctx), dest, precision, layout)
+    done = _from_onnx(model, ensure_onnx(model, ctx), dest, precision, layout)
     how = "every input's shape kept (-kat)" if layout == "onnx" else "NHWC"
-    return dest, _fixed_note(model) + [f"onnx2tf from ONNX ({how}; -dsm -rtpo Erf: no Flex ops)"]
+    prep = f"; before it: {', '.join(done)}" if done else ""
+    return dest, _fixed_note(model) + [f"onnx2tf from ONNX ({how}; -dsm -rtpo {','.join(_PSEUDO)}: no Flex ops{prep})"]

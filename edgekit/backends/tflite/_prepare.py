@@ -1,0 +1,98 @@
+"""The ONNX graph onnx2tf is given: static inputs, folded shape arithmetic, and the ops it lacks
+written as ops it has. Each step keeps the graph's meaning; parity checks the result anyway."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..._lazy import require
+from ..._types import Model
+
+
+def prepare_for_onnx2tf(model: Model, onnx_path: Path, folder: Path) -> tuple[Path, list[str]]:
+    """Write the graph onnx2tf converts to ``folder/model.onnx``; return it and what was done."""
+    onnx = require("onnx", "ONNX to TFLite")
+    proto = onnx.load(str(onnx_path))
+    _static_inputs(proto, {s.name: s.concrete(model.dims) for s in model.signature.inputs})
+    done = []
+    proto, folded = _simplify(proto)
+    if folded:
+        done.append("shape arithmetic folded (onnxsim)")
+    moved = _constants_to_initializers(proto.graph)
+    casts = _castlike_to_cast(onnx, proto)
+    if casts:
+        done.append(f"{casts} CastLike written as Cast (onnx2tf has no CastLike)")
+    if moved and not folded:
+        done.append(f"{moved} Constant nodes stored as initializers")
+    path = folder / "model.onnx"
+    big = proto.ByteSize() > 1_800_000_000
+    onnx.save(proto, str(path), save_as_external_data=big, location="model.onnx.data" if big else None)
+    return path, done
+
+
+def _static_inputs(proto, sizes: dict[str, tuple[int, ...]]) -> None:
+    """Every input at the run's size (onnx2tf cannot read a -1 or an unnamed axis, and LiteRT wants
+    static shapes); an output's negative or missing size becomes a name for onnx2tf to infer."""
+    for value in proto.graph.input:
+        for dim, size in zip(value.type.tensor_type.shape.dim, sizes.get(value.name, ()), strict=False):
+            dim.Clear()
+            dim.dim_value = size
+    for value in proto.graph.output:
+        for i, dim in enumerate(value.type.tensor_type.shape.dim):
+            if not dim.dim_param and (not dim.HasField("dim_value") or dim.dim_value < 0):
+                dim.Clear()
+                dim.dim_param = f"{value.name}.{i}"
+
+
+def _simplify(proto):
+    """onnxsim at the static shapes: Shape/Gather/Concat chains become constants, so axes and
+    shapes reach onnx2tf as constants (a computed axis otherwise becomes a Select-TF op)."""
+    import importlib.util
+
+    if importlib.util.find_spec("onnxsim") is None or proto.ByteSize() > 1_800_000_000:
+        return proto, False
+    import onnxsim
+
+    try:
+        simplified, ok = onnxsim.simplify(proto)
+    except Exception:  # noqa: BLE001 - onnxsim fails on graphs it cannot run; keep the original then
+        return proto, False
+    return (simplified, True) if ok else (proto, False)
+
+
+def _constants_to_initializers(graph) -> int:
+    """``Constant`` nodes holding a tensor become initializers, which onnx2tf reads as constants."""
+    keep, moved = [], 0
+    for node in graph.node:
+        attr = node.attribute[0] if len(node.attribute) == 1 else None
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and attr is not None and attr.name == "value":
+            tensor = graph.initializer.add()
+            tensor.CopyFrom(attr.t)
+            tensor.name = node.output[0]
+            moved += 1
+        else:
+            keep.append(node)
+    del graph.node[:]
+    graph.node.extend(keep)
+    return moved
+
+
+def _castlike_to_cast(onnx, proto) -> int:
+    """``CastLike(x, like)`` is ``Cast(x, to=<like's type>)`` once that type is known."""
+    inferred = onnx.shape_inference.infer_shapes(proto)
+    graph = inferred.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.input, *graph.output]}
+    types.update({i.name: i.data_type for i in proto.graph.initializer})
+    count = 0
+    for node in proto.graph.node:
+        if node.op_type != "CastLike" or not types.get(node.input[1]):
+            continue
+        to = types[node.input[1]]
+        keep = [a for a in node.attribute if a.name == "saturate"]
+        node.op_type = "Cast"
+        del node.input[1:]
+        del node.attribute[:]
+        node.attribute.append(onnx.helper.make_attribute("to", to))
+        node.attribute.extend(keep)
+        count += 1
+    return count
