@@ -22,6 +22,9 @@ def prepare_for_onnx2tf(model: Model, onnx_path: Path, folder: Path) -> tuple[Pa
     casts = _castlike_to_cast(onnx, proto)
     if casts:
         done.append(f"{casts} CastLike written as Cast (onnx2tf has no CastLike)")
+    widened = _widen_types(onnx, proto)
+    if widened:
+        done.append(f"{len(widened)} ops computed in a type LiteRT has ({', '.join(sorted(set(widened)))})")
     if moved and not folded:
         done.append(f"{moved} Constant nodes stored as initializers")
     path = folder / "model.onnx"
@@ -96,3 +99,41 @@ def _castlike_to_cast(onnx, proto) -> int:
         node.attribute.extend(keep)
         count += 1
     return count
+
+
+# element types LiteRT's builtins lack for arithmetic and comparisons -> the type they are computed in
+_WIDER = {"INT8": "INT32", "UINT8": "INT32", "INT16": "INT32", "UINT16": "INT32", "UINT32": "INT64",
+          "UINT64": "INT64", "DOUBLE": "FLOAT"}
+_ARITH = {"Add", "Sub", "Mul", "Div", "Mod", "Max", "Min", "Neg", "Abs", "Sum"}
+_COMPARE = {"Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Equal"}
+
+
+def _widen_types(onnx, proto) -> list[str]:
+    """Arithmetic and comparisons on int8/16, unsigned or float64 tensors (a Select-TF op in LiteRT)
+    are computed in int32/int64/float32: inputs cast up, the result cast back (not a comparison's
+    bool). Returns the ops rewritten, as "Op:TYPE"."""
+    inferred = onnx.shape_inference.infer_shapes(proto)
+    g = inferred.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*g.value_info, *g.input, *g.output]}
+    types.update({i.name: i.data_type for i in proto.graph.initializer})
+    name_of = onnx.TensorProto.DataType.Name
+    nodes, done = [], []
+    for node in proto.graph.node:
+        kind = name_of(types.get(node.input[0], 0)) if node.input else "UNDEFINED"
+        if node.domain not in ("", "ai.onnx") or node.op_type not in _ARITH | _COMPARE or kind not in _WIDER:
+            nodes.append(node)
+            continue
+        wide = getattr(onnx.TensorProto, _WIDER[kind])
+        for i, name in enumerate(node.input):
+            nodes.append(onnx.helper.make_node("Cast", [name], [f"{name}__wide{len(done)}_{i}"], to=wide))
+            node.input[i] = f"{name}__wide{len(done)}_{i}"
+        if node.op_type in _ARITH:
+            out = node.output[0]
+            node.output[0] = f"{out}__wide{len(done)}"
+            nodes.extend([node, onnx.helper.make_node("Cast", [node.output[0]], [out], to=getattr(onnx.TensorProto, kind))])
+        else:
+            nodes.append(node)
+        done.append(f"{node.op_type}:{kind.lower()}")
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
+    return done
