@@ -50,8 +50,8 @@ def environment() -> dict:
 
 
 _PATH = re.compile(r"(/[\w.+-]+){2,}/?")
-_NUM = re.compile(r"\d+(\.\d+)?(e-?\d+)?")
-_QUOTED = re.compile(r"'[^']{1,60}'")
+_NUM = re.compile(r"(?<![A-Za-z])\d+(\.\d+)?(e-?\d+)?")
+_QUOTED = re.compile(r"(?<!named )'[^']{1,60}'")  # keeps module names
 
 
 def error_key(answer: dict) -> str:
