@@ -95,7 +95,10 @@ def _refuse_flex(path: Path) -> None:
     ops = sorted({m.decode() for m in re.findall(rb"Flex[A-Z][A-Za-z0-9]+", data)})
     if ops:
         raise ConversionError("tflite", f"onnx2tf wrote Select-TF ops {ops}, which LiteRT runs only with the "
-                                        "Flex delegate (not on a device)")
+                                        "Flex delegate (not on a device)",
+                              "rewrite those ops in the ONNX model with ones LiteRT has (a Flex op usually means an "
+                              "unsupported element type or a non-constant axis), or convert from the torch model "
+                              "with litert-torch")
 
 
 def copy_tflite(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
