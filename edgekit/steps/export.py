@@ -105,9 +105,16 @@ def _verify(model: Model, target: Target, path: Path, samples, refs, tol: dict) 
         return Parity(status="fail", tolerance=tol, reason=f"the artifact has {len(runner.signature.outputs)} "
                       f"outputs, the source {len(names_src)}"), runner.signature
     gots = []
-    for s in samples:
-        out = runner.run(verify.adapt_feeds(s, model.signature, runner.signature))
-        gots.append([out[i] for i in order])
+    try:
+        for s in samples:
+            out = runner.run(verify.adapt_feeds(s, model.signature, runner.signature))
+            gots.append([out[i] for i in order])
+    except Exception as exc:  # the artifact cannot take these inputs, or its runtime fails on them
+        if os.environ.get("EDGEKIT_DEBUG"):
+            raise
+        first = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        return Parity(status="fail", tolerance=tol, validation=validation,
+                      reason=f"the artifact does not run on the samples: {first[:300]}"), runner.signature
     parity = verify.compare(model, refs, gots, names_src, tol, verify.classifier_outputs(model))
     parity.validation = validation
     return parity, runner.signature

@@ -91,6 +91,15 @@ def _file_runner(model: Model):
         raise err from exc
 
 
+def _as_rank(arr: np.ndarray, want: tuple) -> np.ndarray:
+    """A scalar the source declares ``[]`` fed to an artifact that made it ``[1]`` (or the reverse):
+    the same one value, at the artifact's rank. Any other shape is left for the check to refuse."""
+    if arr.size == 1 and arr.ndim != len(want) and len(want) <= 1 and all(d in (1,) or isinstance(d, str)
+                                                                            for d in want):
+        return arr.reshape((1,) * len(want))
+    return arr
+
+
 def adapt_feeds(feeds: dict[str, np.ndarray], source: Signature, runtime: Signature) -> dict[str, np.ndarray]:
     """The sample keyed and typed for the artifact's runtime: names (else position), dtype, shape."""
     out = {}
@@ -99,7 +108,7 @@ def adapt_feeds(feeds: dict[str, np.ndarray], source: Signature, runtime: Signat
         if key is None or key not in feeds:
             raise EdgekitError(f"the artifact has an input {spec.name!r} the source does not have",
                                "check that the conversion kept the model's inputs")
-        arr = feeds[key]
+        arr = _as_rank(feeds[key], tuple(spec.shape))
         want = tuple(d for d in spec.shape)
         if len(want) != arr.ndim or any(isinstance(d, int) and d != s for d, s in zip(want, arr.shape, strict=False)):
             raise EdgekitError(

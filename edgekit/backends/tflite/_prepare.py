@@ -105,6 +105,7 @@ def _castlike_to_cast(onnx, proto) -> int:
 _WIDER = {"INT8": "INT32", "UINT8": "INT32", "INT16": "INT32", "UINT16": "INT32", "UINT32": "INT64",
           "UINT64": "INT64", "DOUBLE": "FLOAT"}
 _ARITH = {"Add", "Sub", "Mul", "Div", "Mod", "Max", "Min", "Neg", "Abs", "Sum"}
+_FLOAT_MATH = {"MatMul", "Gemm", "Einsum"}  # float64 only: integer matmuls stay as they are
 _COMPARE = {"Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Equal"}
 
 
@@ -120,14 +121,16 @@ def _widen_types(onnx, proto) -> list[str]:
     nodes, done = [], []
     for node in proto.graph.node:
         kind = name_of(types.get(node.input[0], 0)) if node.input else "UNDEFINED"
-        if node.domain not in ("", "ai.onnx") or node.op_type not in _ARITH | _COMPARE or kind not in _WIDER:
+        float64_only = node.op_type in _FLOAT_MATH and kind == "DOUBLE"
+        if node.domain not in ("", "ai.onnx") or kind not in _WIDER or not (
+                node.op_type in _ARITH | _COMPARE or float64_only):
             nodes.append(node)
             continue
         wide = getattr(onnx.TensorProto, _WIDER[kind])
         for i, name in enumerate(node.input):
             nodes.append(onnx.helper.make_node("Cast", [name], [f"{name}__wide{len(done)}_{i}"], to=wide))
             node.input[i] = f"{name}__wide{len(done)}_{i}"
-        if node.op_type in _ARITH:
+        if node.op_type in _ARITH | _FLOAT_MATH:
             out = node.output[0]
             node.output[0] = f"{out}__wide{len(done)}"
             nodes.extend([node, onnx.helper.make_node("Cast", [node.output[0]], [out], to=getattr(onnx.TensorProto, kind))])
