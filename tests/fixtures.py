@@ -74,3 +74,13 @@ def tiny_bert_folder(folder: Path, classify: bool = False) -> Path:
     model = (BertForSequenceClassification if classify else BertModel)(config).eval()
     model.save_pretrained(str(folder))
     return folder
+
+
+class _Diff(nn.Module):
+    def forward(self, x):
+        return torch.diff(x, dim=-1) * 2, torch.diff(x, n=2, dim=1)
+
+
+def diff_module():
+    """torch.diff, which coremltools 9 has no converter for (edgekit's shim gives it one)."""
+    return _Diff(), (torch.randn(2, 5, 7),)
