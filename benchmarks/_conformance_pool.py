@@ -29,7 +29,9 @@ class Worker:
         self.proc: subprocess.Popen | None = None
 
     def _start(self) -> subprocess.Popen:
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "HF_HUB_OFFLINE": "1",
+        # OPENBLAS_NUM_THREADS=1: with LiteRT/TF threads in the same process, OpenBLAS's threaded
+        # dot product was seen to deadlock in edgekit's parity check (exec_blas_async_wait).
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "HF_HUB_OFFLINE": "1", "OPENBLAS_NUM_THREADS": "1",
                "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])}
         self.log.parent.mkdir(parents=True, exist_ok=True)
         logf = open(self.log, "ab")  # noqa: SIM115 - handed to the child, closed with it

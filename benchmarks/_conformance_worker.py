@@ -5,8 +5,9 @@ Jobs:
 - ``{"kind": "raw", "model", "inputs", "expected", "rtol", "atol"}``: the model run by raw ONNX
   Runtime and raw OpenVINO (CPU, INFERENCE_PRECISION_HINT f32), each compared to the expected
   outputs -> ``{"ort": {"status", "error"}, "ov": {...}}``.
-- ``{"kind": "edgekit", "model", "inputs", "target", "out", "keep"}``: ``edgekit.load`` then
-  ``edgekit.convert(targets=[target], inputs=...)`` -> ``{"status": pass|fail|error|known-failure|no-route,
+- ``{"kind": "edgekit", "model", "inputs", "target", "out", "keep", "dims_from_inputs"}``:
+  ``edgekit.load`` (with ``dims=`` sized from the .npz when dims_from_inputs, as ``--dim`` would)
+  then ``edgekit.convert(targets=[target], inputs=...)`` -> ``{"status": pass|fail|error|known-failure|no-route,
   "error", "route", "attempts", "parity"}``.
 """
 
@@ -110,12 +111,33 @@ def _route(attempts: list[dict]) -> str | None:
     return ok[-1] if ok else None
 
 
+def dims_from_inputs(model, npz: str) -> dict[str, int]:
+    """Each named dynamic axis of the model's inputs sized from the .npz's arrays (the first
+    array to name an axis wins), as `--dim NAME=N` would give them."""
+    import numpy as np
+
+    dims: dict[str, int] = {}
+    with np.load(npz, allow_pickle=True) as z:
+        for spec in model.signature.inputs:
+            if spec.name not in z.files:
+                continue
+            arr = z[spec.name]
+            for i, d in enumerate(spec.shape):
+                if isinstance(d, str) and i < arr.ndim:
+                    dims.setdefault(d, int(arr.shape[i]))
+    return dims
+
+
 def edgekit_job(job: dict) -> dict:
     import edgekit
 
     out = Path(job["out"])
+    dims = None
     try:
-        model = edgekit.load(job["model"], **job.get("load", {}))
+        model = edgekit.load(job["model"])
+        if job.get("dims_from_inputs") and job.get("inputs"):
+            dims = dims_from_inputs(model, job["inputs"])
+            model = edgekit.load(job["model"], dims=dims)
         result = edgekit.convert(model, targets=[job["target"]], out=out, force=True,
                                  inputs=Path(job["inputs"]) if job.get("inputs") else None)
         art = result.artifacts[0]
@@ -135,6 +157,8 @@ def edgekit_job(job: dict) -> dict:
     except Exception as exc:
         answer = {"status": "error", "error": f"{type(exc).__name__}: {_first_line(exc)}",
                   "detail": traceback.format_exc()[-2000:]}
+    if dims is not None:
+        answer["dims"] = dims
     if not job.get("keep"):
         shutil.rmtree(out, ignore_errors=True)
     return answer

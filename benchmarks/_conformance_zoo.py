@@ -159,14 +159,7 @@ def run_zoo(args) -> dict:
                 if "fetch_error" in row:
                     row["targets"][target] = {"status": "error", "error": row["fetch_error"]}
                     continue
-                t0 = time.monotonic()
-                answer = worker.run({"kind": "edgekit", "model": row["spec"], "inputs": row.get("inputs"),
-                                     "target": target, "out": str(work / row["name"] / "out" / target),
-                                     "keep": args.keep}, timeout=args.timeout)
-                answer["seconds"] = round(time.monotonic() - t0, 1)
-                row["targets"][target] = answer
-                print(f"{row['name']} -> {target}: {answer['status']} route={answer.get('route')} "
-                      f"{(answer.get('error') or '')[:120]} ({answer['seconds']} s)", flush=True)
+                row["targets"][target] = _convert(worker, row, target, work, args)
             doc["models"].append(row)
             if args.json:
                 write_json(Path(args.json), {**doc, "summary": summarize_zoo(doc["models"], targets)})
@@ -178,6 +171,29 @@ def run_zoo(args) -> dict:
     return doc
 
 
+def _convert(worker: Worker, row: dict, target: str, work: Path, args) -> dict:
+    """edgekit with --inputs alone; where that stops at an unsized dynamic axis, once more with
+    each named axis sized from the inputs (as --dim would), kept under "with_dims"."""
+    job = {"kind": "edgekit", "model": row["spec"], "inputs": row.get("inputs"), "target": target,
+           "out": str(work / row["name"] / "out" / target), "keep": args.keep}
+    answer = _timed(worker, job, args.timeout)
+    if answer["status"] == "error" and "dynamic axis" in (answer.get("error") or "") and row.get("inputs"):
+        answer["with_dims"] = _timed(worker, {**job, "dims_from_inputs": True}, args.timeout)
+    again = answer.get("with_dims")
+    print(f"{row['name']} -> {target}: {answer['status']} route={answer.get('route')} "
+          f"{(answer.get('error') or '')[:100]} ({answer['seconds']} s)"
+          + (f"; with --dim {again.get('dims')}: {again['status']} route={again.get('route')} "
+             f"{(again.get('error') or '')[:100]}" if again else ""), flush=True)
+    return answer
+
+
+def _timed(worker: Worker, job: dict, timeout: float) -> dict:
+    t0 = time.monotonic()
+    answer = worker.run(job, timeout=timeout)
+    answer["seconds"] = round(time.monotonic() - t0, 1)
+    return answer
+
+
 def summarize_zoo(models: list[dict], targets: list[str]) -> dict:
     """Per target: counts by status and the commonest errors (no-route pairs are left out of the rate)."""
     out = {}
@@ -185,10 +201,14 @@ def summarize_zoo(models: list[dict], targets: list[str]) -> dict:
         answers = [m["targets"][t] for m in models if t in m.get("targets", {})]
         counts = Counter(a["status"] for a in answers)
         applicable = len(answers) - counts.get("no-route", 0)
+        dimmed = Counter((a.get("with_dims") or a)["status"] for a in answers)
         out[t] = {"models": len(answers), "applicable": applicable, **dict(counts),
                   "pass_rate": round(counts.get("pass", 0) / applicable, 3) if applicable else None,
+                  "with_dims": dict(dimmed),
                   "errors": Counter(error_key(a) for a in answers
-                                    if a["status"] not in ("pass", "no-route")).most_common(8)}
+                                    if a["status"] not in ("pass", "no-route")).most_common(8),
+                  "errors_with_dims": Counter(error_key(a["with_dims"]) for a in answers if "with_dims" in a
+                                              and a["with_dims"]["status"] != "pass").most_common(8)}
     return out
 
 
