@@ -105,3 +105,14 @@ def test_route_flag_forces_one_route_and_unknown_is_refused(tmp_path):
     with pytest.raises(EdgekitError, match="no target here has a route 'tvm'"):
         edgekit.convert(str(src), targets=["tflite"], out=tmp_path / "o2", inputs=x, routes=("tvm",))
     assert not (tmp_path / "o2").exists()
+
+
+@pytest.mark.integration
+def test_openvino_torch_frontend_route(tmp_path):
+    """OpenVINO's second route, its PyTorch frontend, converts and passes parity when forced."""
+    pytest.importorskip("openvino")
+    res = edgekit.convert("tests.fixtures:tiny_cnn", targets=["openvino"], out=tmp_path / "o",
+                          routes=("openvino.convert_model (PyTorch frontend)",))
+    (art,) = res.artifacts
+    assert [a["route"] for a in art.attempts] == ["torch -> openvino.convert_model (PyTorch frontend)"]
+    assert art.parity.status == "pass" and art.parity.max_abs_err < 1e-4

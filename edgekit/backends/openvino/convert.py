@@ -48,6 +48,29 @@ def from_onnx(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext)
     return path, [*notes, "the model's local ONNX functions inlined for OpenVINO's frontend"]
 
 
+def from_torch(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
+    """Route: OpenVINO's PyTorch frontend on the torch module, traced at the run's example inputs
+    (where the model cannot go through ONNX)."""
+    from .._common import static_example
+
+    ov = require("openvino", "OpenVINO IR")
+    require("torch", "PyTorch models")
+    try:
+        ov_model = ov.convert_model(model.module, example_input=static_example(model))
+    except Exception as exc:
+        raise known("openvino", exc) or ConversionError(
+            "openvino", f"OpenVINO's PyTorch frontend cannot convert the model: {str(exc)[:500]}",
+            "convert through ONNX instead (see the onnx route's error in the manifest's attempts)") from exc
+    for port, spec in zip(ov_model.inputs, model.signature.inputs, strict=False):  # the frontend names none
+        port.get_tensor().set_names({spec.name})
+    for port, spec in zip(ov_model.outputs, model.signature.outputs, strict=False):
+        port.get_tensor().set_names({spec.name})
+    dest = dest_dir / "model.xml"
+    ov.save_model(ov_model, str(dest), compress_to_fp16=precision == "fp16")
+    return dest, ["OpenVINO's PyTorch frontend (the ONNX route did not pass)"] + (
+        ["weights compressed to fp16"] if precision == "fp16" else [])
+
+
 def _save(ov, source: str, dest_dir: Path, precision: str) -> tuple[Path, list[str]]:
     try:
         ov_model = ov.convert_model(source)
