@@ -33,7 +33,7 @@ def _one_cell(answer: dict, limit: int = 160) -> str:
     status = answer["status"]
     route = f" [{answer['route']}]" if answer.get("route") else ""
     if status == "pass":
-        extra = " (validated, not run)" if answer.get("validation") else ""
+        extra = " (validated, not run)" if answer.get("validated_only") else ""
         return f"pass{route}{extra}"
     if status == "no-route":
         return LABEL[status]

@@ -111,18 +111,40 @@ def _route(attempts: list[dict]) -> str | None:
     return ok[-1] if ok else None
 
 
-def dims_from_inputs(model, npz: str) -> dict[str, int]:
-    """Each named dynamic axis of the model's inputs sized from the .npz's arrays (the first
-    array to name an axis wins), as `--dim NAME=N` would give them."""
+def _onnx_axes(path: str) -> dict[str, list]:
+    """Each graph input's axes as the ONNX file declares them: a dim_param name, an int, or '?'
+    for an unnamed or non-positive axis (as edgekit names it)."""
+    import onnx
+
+    graph = onnx.load(path, load_external_data=False).graph
+    inits = {i.name for i in graph.initializer}
+    axes = {}
+    for vi in graph.input:
+        if vi.name in inits or not vi.type.HasField("tensor_type"):
+            continue
+        axes[vi.name] = [d.dim_param or (d.dim_value if d.dim_value > 0 else "?")
+                         for d in vi.type.tensor_type.shape.dim]
+    return axes
+
+
+def dims_from_inputs(model_path: str, npz: str) -> dict[str, int]:
+    """Each dynamic axis of the model's inputs sized from the .npz's arrays (the first array to
+    name an axis wins), as `--dim NAME=N` would give them."""
     import numpy as np
 
+    if model_path.endswith(".onnx"):
+        axes = _onnx_axes(model_path)
+    else:
+        import edgekit
+
+        axes = {s.name: list(s.shape) for s in edgekit.load(model_path).signature.inputs}
     dims: dict[str, int] = {}
     with np.load(npz, allow_pickle=True) as z:
-        for spec in model.signature.inputs:
-            if spec.name not in z.files:
+        for name, shape in axes.items():
+            if name not in z.files:
                 continue
-            arr = z[spec.name]
-            for i, d in enumerate(spec.shape):
+            arr = z[name]
+            for i, d in enumerate(shape):
                 if isinstance(d, str) and i < arr.ndim:
                     dims.setdefault(d, int(arr.shape[i]))
     return dims
@@ -134,16 +156,17 @@ def edgekit_job(job: dict) -> dict:
     out = Path(job["out"])
     dims = None
     try:
-        model = edgekit.load(job["model"])
         if job.get("dims_from_inputs") and job.get("inputs"):
-            dims = dims_from_inputs(model, job["inputs"])
-            model = edgekit.load(job["model"], dims=dims)
+            dims = dims_from_inputs(job["model"], job["inputs"])
+        model = edgekit.load(job["model"], **({"dims": dims} if dims else {}))
         result = edgekit.convert(model, targets=[job["target"]], out=out, force=True,
                                  inputs=Path(job["inputs"]) if job.get("inputs") else None)
         art = result.artifacts[0]
         parity = art.parity
         status = parity.status if parity else "not_run"
-        answer = {"status": status if status in ("pass", "fail") else status,
+        validated = bool(parity and status == "not_run" and parity.validation
+                         and parity.validation.get("loads") and not parity.validation.get("problems"))
+        answer = {"status": "pass" if validated else status, "validated_only": validated,
                   "route": _route(art.attempts), "attempts": art.attempts, "notes": art.notes,
                   "parity": {k: getattr(parity, k, None) for k in
                              ("max_abs_err", "cosine", "worst_output", "reason", "top1_agreement")}
@@ -164,7 +187,19 @@ def edgekit_job(job: dict) -> dict:
     return answer
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this worker when the harness dies (no orphan left holding a model)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def main() -> None:
+    _die_with_parent()
     for line in sys.stdin:
         if not line.strip():
             continue

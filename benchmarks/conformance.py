@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 import time
 from collections import Counter
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default=str(DEFAULT_WORK))
     _add_zoo_parsers(sub)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `finally` closes the worker
     args.command_line = "python benchmarks/conformance.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     if args.cmd == "nodes":
         args.limit = args.limit or None
