@@ -60,7 +60,7 @@ def compress(model=None, targets=None, quantize=None, data=None, out="edgekit-ou
     Options (``steps.compress.CompressOptions``): ``max_drop`` (points), ``calibration``,
     ``evaluation`` (sample counts), ``keep_float``, ``calibration_method``, ``threads``, ``runs``,
     ``int8_io``, ``keep_names``, ``skip_unsupported``, ``device`` (a profile in targets/: quantize
-    for its CPU; ``target_device`` before 0.3), ``force``; and ``progress`` (an
+    for its CPU; ``target_device`` in 0.1), ``force``; and ``progress`` (an
     ``edgekit._progress.Progress``). An unknown name is an error that lists them.
 
     ``recipe`` (a models/*.toml path, or a loaded ``Recipe``) runs a recipe as `edgekit compress

@@ -1,4 +1,4 @@
-"""One meaning per word, and the names used before it, accepted for one more release (0.3).
+"""One meaning per word, and the names 0.1 used, still accepted (with a warning) for one release.
 
 - a **target** is an output format: ``--to onnx,tflite`` (``backends/<target>/``);
 - a **device** is a profile in ``targets/*.toml`` (CPU, threads, runtimes, budgets): ``--device

@@ -76,7 +76,7 @@ class CompressSection(_Section):
     @model_validator(mode="before")
     @classmethod
     def _old_names(cls, data: Any) -> Any:
-        """``target_device``, the name before 0.3, is still read (and written back as ``device``)."""
+        """``target_device``, its name in 0.1, is still read (and written back as ``device``)."""
         if isinstance(data, dict) and "target_device" in data:
             from ._names import deprecated
 
@@ -141,7 +141,7 @@ _MODEL_FLAGS = ("task", "inputs", "trust_remote_code")
 
 
 def _renamed(given: dict) -> dict:
-    """The names before 0.3: ``device`` as the training device (now ``train_device``; ``device`` is a
+    """The names of 0.1: ``device`` as the training device (now ``train_device``; ``device`` is a
     profile in targets/) and ``target_device`` (now ``device``), with a warning."""
     from ._names import deprecated, is_torch_device
 

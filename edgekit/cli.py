@@ -344,7 +344,7 @@ def _warn(text: str) -> None:
 
 
 def _compress_devices(device: str | None, target: str | None, train_device: str | None):
-    """The device profile and the training device, from the flags of 0.3 and those before it
+    """The device profile and the training device, from today's flags and those of 0.1
     (``--target PROFILE``; ``--device auto|cpu|cuda`` for training), which warn."""
     from ._names import is_torch_device
 
@@ -359,7 +359,7 @@ def _compress_devices(device: str | None, target: str | None, train_device: str 
 
 
 def _bench_place(on: str, device: str | None, target: str | None):
-    """Where the benchmark runs and the device profile, from the flags of 0.3 and those before it
+    """Where the benchmark runs and the device profile, from today's flags and those of 0.1
     (``--device local|ssh://...|adb://...`` for where; ``--target PROFILE``), which warn."""
     from ._names import is_place
 

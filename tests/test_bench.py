@@ -71,7 +71,7 @@ def test_target_budgets_and_pinned_core(converted):
     assert fit["latency"] is True and fit["memory"] is True  # a 30 kB CNN fits a Pi's budgets
 
 
-def test_the_names_before_0_3_still_work_and_warn(converted):
+def test_the_names_of_0_1_still_work_and_warn(converted):
     """target= was the profile and device= where it ran: both still work for one release, with a warning."""
     with pytest.warns(FutureWarning, match="target= is deprecated"):
         old = bench(converted / "onnx" / "model.onnx", target="raspberry-pi-5", device="local", runs=2, warmup=0,

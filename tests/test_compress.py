@@ -209,6 +209,11 @@ def test_quantizer_settings_follow_the_target_cpu(tmp_path, tiny_bert, env_cpu, 
         assert f"quantized for {device}" in err + out
     rc, _, err = run_cli(*args, "--device", "toaster", "--force")
     assert rc == 2 and "unknown device profile 'toaster'" in err and "fix:" in err
+    if device is None and weights == "u8 weights":  # the flags of 0.1: --target for the profile, --device for training (warned)
+        rc, _, err = run_cli(*args, "--target", "toaster", "--device", "cpu", "--force")
+        assert rc == 2 and "unknown device profile 'toaster'" in err, err
+        assert "--target toaster is deprecated: use --device toaster" in err
+        assert "--device cpu as the training device is deprecated: use --train-device cpu" in err
 
 
 def test_api_runs_a_recipe_with_overrides(tmp_path):
@@ -229,7 +234,7 @@ def test_api_runs_a_recipe_with_overrides(tmp_path):
         resolve_compress(load_recipe("models/digits-cnn.toml"), None, {"workers": 0})
 
 
-def test_the_names_before_0_3_still_work_and_warn(tmp_path):
+def test_the_names_of_0_1_still_work_and_warn(tmp_path):
     """[compress] target_device and device= for training (now device= and train_device=) still
     resolve, with a warning; an unknown option is refused, naming the valid ones."""
     from edgekit._recipe import load_recipe, resolve_compress

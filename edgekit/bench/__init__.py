@@ -66,7 +66,7 @@ class BenchOptions:
 
     @classmethod
     def from_kwargs(cls, settings: dict) -> BenchOptions:
-        """The settings named as keywords; the names before 0.3 (``target=`` for the profile,
+        """The settings named as keywords; the names of 0.1 (``target=`` for the profile,
         ``device=`` for where it runs) still work, with a warning; an unknown name is an error."""
         from .._names import deprecated, is_place
 
