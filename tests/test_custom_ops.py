@@ -100,6 +100,12 @@ def test_known_failure_entries_name_route_and_versions():
     assert "custom (vendor) op from MediaPipe" in str(err) and "TRANSPOSE_CONV" in err.fix
     builtin = explain("openvino", RuntimeError("No translator found for CUMSUM node."))
     assert "builtin CUMSUM" in str(builtin) and "custom" not in str(builtin)
+    # a standard op the inference runtime lacks is not a vendor op
+    training = explain("onnx", RuntimeError("Fatal error: ai.onnx.preview.training:Adagrad(-1) is not a registered "
+                                            "function/op"))
+    assert "Adagrad is a training op" in str(training) and "custom" not in str(training)
+    ml = explain("onnx", RuntimeError("Fatal error: ai.onnx.ml:Foo(-1) is not a registered function/op"))
+    assert "custom" not in str(ml)
 
 
 def test_tflite_with_a_custom_op_is_named_as_custom(tmp_path):
