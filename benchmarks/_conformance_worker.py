@@ -150,6 +150,32 @@ def dims_from_inputs(model_path: str, npz: str) -> dict[str, int]:
     return dims
 
 
+_UNSIZED = re.compile(r"input '(?P<input>[^']+)' has a dynamic axis '(?P<axis>[^']+)' \((?P<shape>\[[^\]]*\])\)")
+
+
+def _load_sized(model_path: str, npz: str):
+    """edgekit.load with dims= from the .npz: the axes the file names first, then each axis
+    edgekit reports unsized (its own name for it, found in the error's shape), up to 8 times."""
+    import numpy as np
+
+    import edgekit
+
+    dims = dims_from_inputs(model_path, npz)
+    for _ in range(8):
+        try:
+            return edgekit.load(model_path, **({"dims": dims} if dims else {})), dims
+        except edgekit.EdgekitError as exc:
+            m = _UNSIZED.search(str(exc))
+            if not m or m["axis"] in dims:
+                raise
+            shape = [d.strip() for d in m["shape"].strip("[]").split(",")]
+            with np.load(npz, allow_pickle=True) as z:
+                if m["input"] not in z.files or m["axis"] not in shape:
+                    raise
+                dims[m["axis"]] = int(z[m["input"]].shape[shape.index(m["axis"])])
+    return edgekit.load(model_path, dims=dims), dims
+
+
 def edgekit_job(job: dict) -> dict:
     import edgekit
 
@@ -157,8 +183,9 @@ def edgekit_job(job: dict) -> dict:
     dims = None
     try:
         if job.get("dims_from_inputs") and job.get("inputs"):
-            dims = dims_from_inputs(job["model"], job["inputs"])
-        model = edgekit.load(job["model"], **({"dims": dims} if dims else {}))
+            model, dims = _load_sized(job["model"], job["inputs"])
+        else:
+            model = edgekit.load(job["model"])
         result = edgekit.convert(model, targets=[job["target"]], out=out, force=True,
                                  inputs=Path(job["inputs"]) if job.get("inputs") else None)
         art = result.artifacts[0]
