@@ -99,9 +99,13 @@ def test_route_flag_forces_one_route_and_unknown_is_refused(tmp_path):
     src = _conv_model(tmp_path)
     x = _npz(tmp_path / "x.npz", images=np.random.rand(1, 3, 16, 16).astype(np.float32),
              scale=np.ones(2, np.float32))
-    res = edgekit.convert(str(src), targets=["tflite"], out=tmp_path / "o", inputs=x, routes=("onnx2tf",))
+    res = edgekit.convert(str(src), targets=["tflite"], out=tmp_path / "o", inputs=x,
+                          routes=("onnx2tf (ONNX layout)",))
     (art,) = res.artifacts
-    assert [a["route"] for a in art.attempts] == ["onnx -> onnx2tf"] and art.parity.status == "pass"
+    assert [a["route"] for a in art.attempts] == ["onnx -> onnx2tf (ONNX layout)"] and art.parity.status == "pass"
+    # onnx2tf hands this conv's output back channels-last: parity compares it transposed, a note says so
+    assert art.signature.outputs[0].shape == (1, 16, 16, 4)
+    assert any("another layout than the source's: y [1, 16, 16, 4] (ONNX: [1, 4, 16, 16])" in n for n in art.notes)
     with pytest.raises(EdgekitError, match="no target here has a route 'tvm'"):
         edgekit.convert(str(src), targets=["tflite"], out=tmp_path / "o2", inputs=x, routes=("tvm",))
     assert not (tmp_path / "o2").exists()

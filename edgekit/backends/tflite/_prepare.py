@@ -9,6 +9,18 @@ from ..._lazy import require
 from ..._types import Model
 
 
+def output_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The outputs of a prepared graph whose shapes are fully known (name -> shape)."""
+    onnx = require("onnx", "ONNX to TFLite")
+    graph = onnx.load(str(path), load_external_data=False).graph
+    shapes = {}
+    for value in graph.output:
+        dims = value.type.tensor_type.shape.dim
+        if value.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in dims):
+            shapes[value.name] = tuple(int(d.dim_value) for d in dims)
+    return shapes
+
+
 def prepare_for_onnx2tf(model: Model, onnx_path: Path, folder: Path) -> tuple[Path, list[str]]:
     """Write the graph onnx2tf converts to ``folder/model.onnx``; return it and what was done."""
     onnx = require("onnx", "ONNX to TFLite")

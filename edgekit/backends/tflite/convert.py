@@ -18,7 +18,7 @@ from ..._errors import ConversionError
 from ..._lazy import require
 from ..._types import Model
 from .._common import ConvertContext, fixed_axes_note, static_example
-from ._prepare import prepare_for_onnx2tf
+from ._prepare import output_shapes, prepare_for_onnx2tf
 
 
 def _fixed_note(model: Model) -> list[str]:
@@ -82,7 +82,22 @@ def _from_onnx(model: Model, onnx_path: Path, dest: Path, precision: str, layout
             raise ConversionError("tflite", f"onnx2tf produced no single *_{kind}.tflite (found {every})")
         shutil.move(str(found[0]), dest)
         _refuse_flex(dest)
+        done += _moved_outputs(dest, output_shapes(prepared))
     return done
+
+
+def _moved_outputs(path: Path, want: dict[str, tuple[int, ...]]) -> list[str]:
+    """A note for each output onnx2tf handed back in another layout than ONNX's (a 4D output
+    channels-last, which parity compares transposed back; any other change fails parity, and the
+    next route is tried)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_path=str(path)).get_signature_runner()
+    moved = [f"{name} {[int(x) for x in d['shape']]} (ONNX: {list(want[name])})"
+             for name, d in runner.get_output_details().items()
+             if name in want and tuple(int(x) for x in d["shape"]) != want[name]]
+    return [f"output(s) in another layout than the source's: {', '.join(moved)}; transpose them on the "
+            "device (0, 3, 1, 2 for NHWC)"] if moved else []
 
 
 def _refuse_flex(path: Path) -> None:
@@ -137,5 +152,5 @@ def from_onnx(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext,
     dest = dest_dir / "model.tflite"
     done = _from_onnx(model, ensure_onnx(model, ctx), dest, precision, layout)
     how = "every input's shape kept (-kat)" if layout == "onnx" else "NHWC"
-    prep = f"; before it: {', '.join(done)}" if done else ""
+    prep = f"; {'; '.join(done)}" if done else ""
     return dest, _fixed_note(model) + [f"onnx2tf from ONNX ({how}; -dsm -rtpo {','.join(_PSEUDO)}: no Flex ops{prep})"]
