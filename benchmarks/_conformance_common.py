@@ -42,6 +42,10 @@ def environment() -> dict:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                 text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "edgekit", "converters"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.splitlines()
+        if dirty:
+            commit += f" + {len(dirty)} uncommitted files in edgekit/ and converters/"
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return {"date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "cpu": _cpu_name(),
