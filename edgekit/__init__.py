@@ -27,27 +27,36 @@ __all__ = [
 ]
 
 
-def load(spec, *, inputs=None, dims=None, task=None, trust_pickle=False, trust_remote_code=False) -> Model:
+def load(spec, *, inputs=None, dims=None, task=None, trust_pickle=False, trust_remote_code=False, shapes=None,
+         sample=None) -> Model:
     """Load a model: an ONNX file, a .pt2, TorchScript, ``package.module:factory``,
-    a Hugging Face folder, a .keras or a .tflite file. See ``edgekit.steps.ingest.load``."""
+    a Hugging Face folder, a .keras or a .tflite file. Dynamic axes are sized by ``dims``
+    ({"sequence": 64}), ``shapes`` ({"images": (1, 3, 640, 640)}) or the arrays of ``sample``
+    (an .npz keyed by input name). See ``edgekit.steps.ingest.load``."""
     from .steps.ingest import load as _load
 
     return _load(spec, inputs=inputs, dims=dims, task=task, trust_pickle=trust_pickle,
-                 trust_remote_code=trust_remote_code)
+                 trust_remote_code=trust_remote_code, shapes=shapes, sample=sample)
 
 
 def convert(model, targets=("onnx", "openvino", "tflite", "coreml"), out="edgekit-out", **options) -> ConvertResult:
     """Convert ``model`` (a Model or anything ``load`` takes) to each target under ``out``,
     verify every artifact against the source, and write ``out/manifest.json``.
 
-    Options: ``precision`` ("fp32"|"fp16"), ``inputs`` (an .npz keyed by input name),
-    ``samples``, ``tolerance`` ({"atol", "rtol", "min_cosine"}), ``simplify``, ``force``.
+    Options: ``precision`` ("fp32"|"fp16"), ``inputs`` (an .npz keyed by input name: it also
+    sizes dynamic axes when ``model`` is loaded here), ``shapes`` ({"images": (1, 3, 640, 640)},
+    when ``model`` is loaded here), ``samples``, ``tolerance`` ({"atol", "rtol", "min_cosine"}),
+    ``simplify``, ``force``, ``routes`` (route names, tools or functions to use where they apply).
     """
     from ._types import Model as _Model
     from .steps.export import convert as _convert
 
+    shapes = options.pop("shapes", None)
     if not isinstance(model, _Model):
-        model = load(model)
+        model = load(model, shapes=shapes, sample=options.get("inputs"))
+    elif shapes:
+        raise EdgekitError("shapes= applies when edgekit.convert loads the model",
+                           "pass shapes= to edgekit.load instead")
     return _convert(model, list(targets) if not isinstance(targets, str) else targets, out, **options)
 
 

@@ -20,6 +20,7 @@ class ModelSection(_Section):
     task: str | None = None
     inputs: list[str] = Field(default_factory=list)  # name:shape:dtype
     dims: dict[str, int] = Field(default_factory=dict)
+    shapes: dict[str, list[int]] = Field(default_factory=dict)  # input -> its shape (sizes its dynamic axes)
     trust_pickle: bool = False
     trust_remote_code: bool = False  # a Hugging Face folder's own Python code (auto_map) may run
 

@@ -71,11 +71,13 @@ def convert(
     to: Annotated[str | None, typer.Option("--to", help="Targets, comma-separated: onnx,openvino,tflite,coreml.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (replaced atomically on success).")] = None,
     recipe: Annotated[Path | None, typer.Option(help="A models/*.toml recipe holding every choice of the run.")] = None,
-    input: Annotated[list[str] | None, typer.Option("--input", "-i", help="Input spec name:shape:dtype, for models without a signature (repeat per input).")] = None,
+    input: Annotated[list[str] | None, typer.Option("--input", "-i", help="Input spec name:shape:dtype: the signature of a model without one (TorchScript, nn.Module); for others, the size of that input (repeat per input).")] = None,
     dim: Annotated[list[str] | None, typer.Option(help="Size of a dynamic axis for verification and static targets, e.g. sequence=128.")] = None,
+    shape: Annotated[list[str] | None, typer.Option("--shape", help="Shape of one input, sizing its dynamic axes (named, ?, -1), e.g. images=1x3x640x640 (repeat per input).")] = None,
+    route: Annotated[list[str] | None, typer.Option("--route", help="Use this conversion route where it applies (a route's name or tool, e.g. onnx2tf); see the manifest's attempts[].")] = None,
     task: Annotated[str | None, typer.Option(help="Hugging Face task (inferred when not given).")] = None,
     precision: Annotated[str | None, typer.Option(help="fp32 (default) or fp16.")] = None,
-    inputs: Annotated[Path | None, typer.Option("--inputs", help=".npz of verification inputs, keyed by input name.")] = None,
+    inputs: Annotated[Path | None, typer.Option("--inputs", help=".npz of verification inputs, keyed by input name; its arrays size the dynamic axes.")] = None,
     samples: Annotated[int | None, typer.Option(help="Generated verification samples (default 3).")] = None,
     atol: Annotated[float | None, typer.Option(help="Parity: absolute tolerance.")] = None,
     rtol: Annotated[float | None, typer.Option(help="Parity: tolerance relative to the largest source value.")] = None,
@@ -100,11 +102,14 @@ def convert(
         dims.update(parse_dims(dim))
         console = _console()
         step = _step(console)
+        inputs = inputs or (Path(r.verify.inputs) if r and r.verify.inputs else None)
         with step("loading the model"):
             m = load(source, inputs=input or (r.model.inputs if r else None), dims=dims,
                      task=task or (r.model.task if r else None),
                      trust_pickle=trust_pickle or (r.model.trust_pickle if r else False),
-                     trust_remote_code=trust_remote_code or (r.model.trust_remote_code if r else False))
+                     trust_remote_code=trust_remote_code or (r.model.trust_remote_code if r else False),
+                     shapes=[*(f"{k}={'x'.join(map(str, v))}" for k, v in (r.model.shapes if r else {}).items()),
+                             *(shape or [])], sample=inputs)
         tol = dict(r.verify.tolerance) if r else {}
         tol.update({k: v for k, v in {"atol": atol, "rtol": rtol, "min_cosine": min_cosine}.items() if v is not None})
         result = api_convert(
@@ -112,8 +117,7 @@ def convert(
             targets=to or (",".join(r.convert.targets) if r else "onnx,openvino,tflite,coreml"),
             out=out or Path("edgekit-out") / m.name,
             precision=precision or (r.convert.precision if r else "fp32"),
-            inputs=inputs or (Path(r.verify.inputs) if r and r.verify.inputs else None),
-            samples=samples or (r.verify.samples if r else 3),
+            inputs=inputs, samples=samples or (r.verify.samples if r else 3), routes=tuple(route or ()),
             tolerance=tol, simplify=simplify or (r.convert.simplify if r else False), force=force, step=step,
         )
         manifest = result.manifest
