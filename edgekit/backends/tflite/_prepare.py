@@ -117,7 +117,10 @@ def _castlike_to_cast(onnx, proto) -> int:
 _WIDER = {"INT8": "INT32", "UINT8": "INT32", "INT16": "INT32", "UINT16": "INT32", "UINT32": "INT64",
           "UINT64": "INT64", "DOUBLE": "FLOAT"}
 _ARITH = {"Add", "Sub", "Mul", "Div", "Mod", "Max", "Min", "Neg", "Abs", "Sum"}
-_FLOAT_MATH = {"MatMul", "Gemm", "Einsum"}  # float64 only: integer matmuls stay as they are
+# float64 only (integer matmuls stay as they are): matmuls, elementwise math, reductions
+_FLOAT_MATH = {"MatMul", "Gemm", "Einsum", "Exp", "Log", "Sqrt", "Pow", "Tanh", "Sigmoid", "Reciprocal", "Softmax",
+               "LogSoftmax", "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceLogSumExp",
+               "ReduceLogSum", "ReduceSumSquare", "ReduceL1", "ReduceL2", "Floor", "Ceil", "Round", "Sin", "Cos"}
 _COMPARE = {"Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Equal"}
 
 
@@ -139,7 +142,10 @@ def _widen_types(onnx, proto) -> list[str]:
             nodes.append(node)
             continue
         wide = getattr(onnx.TensorProto, _WIDER[kind])
+        first = types.get(node.input[0])
         for i, name in enumerate(node.input):
+            if not name or types.get(name) != first:
+                continue  # an axes or other operand of its own type stays as it is
             nodes.append(onnx.helper.make_node("Cast", [name], [f"{name}__wide{len(done)}_{i}"], to=wide))
             node.input[i] = f"{name}__wide{len(done)}_{i}"
         if node.op_type in _ARITH | _FLOAT_MATH:
