@@ -120,3 +120,29 @@ def test_openvino_torch_frontend_route(tmp_path):
     (art,) = res.artifacts
     assert [a["route"] for a in art.attempts] == ["torch -> openvino.convert_model (PyTorch frontend)"]
     assert art.parity.status == "pass" and art.parity.max_abs_err < 1e-4
+
+
+@pytest.mark.integration
+def test_float16_source_is_judged_at_fp16_tolerances(tmp_path):
+    """An ONNX model computing in float16 (ONNX's own attention case) is verified at fp16 tolerances:
+    held to fp32's, OpenVINO's correct fp16 result fails (max abs 4.9e-4)."""
+    pytest.importorskip("openvino")
+    import warnings
+
+    from onnx.backend.test.case.node import collect_testcases
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        case = next(c for c in collect_testcases() if c.name == "test_attention_4d_gqa_causal_nonpad_decode_fp16")
+    onnx.save(case.model, tmp_path / "attn.onnx")
+    names = [i.name for i in case.model.graph.input]
+    x = _npz(tmp_path / "x.npz", **dict(zip(names, case.data_sets[0][0], strict=True)))
+    res = edgekit.convert(str(tmp_path / "attn.onnx"), targets=["openvino"], out=tmp_path / "o", inputs=x)
+    assert res.artifacts[0].parity.status == "pass"
+    assert any("computes in float16" in n for n in res.notes)
+    from edgekit.steps.verify import default_tolerance
+
+    fp32 = default_tolerance("fp32")  # the same artifact, held to fp32's tolerances, fails
+    strict = edgekit.convert(str(tmp_path / "attn.onnx"), targets=["openvino"], out=tmp_path / "o2", inputs=x,
+                             tolerance={k: fp32[k] for k in ("atol", "rtol")})
+    assert not strict.ok

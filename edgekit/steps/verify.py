@@ -20,9 +20,16 @@ def default_tolerance(precision: str, overrides: dict | None = None, model: Mode
     table = load_toml("converters", "tolerances.toml")
     quantized = model.meta.get("quantized") if model is not None else None
     basis = "int8-source" if quantized and precision in ("fp32", "fp16") else precision
+    half = model is not None and not quantized and precision == "fp32" and any(
+        s.dtype == "float16" for s in model.signature.outputs)
+    basis = "fp16" if half else basis
     tol = dict(table.get(basis, table["fp32"]))
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     tol.update(given)
+    if half and model is not None:
+        note = "the source computes in float16 (its outputs are float16): verified at fp16 tolerances"
+        if note not in model.notes:
+            model.notes.append(note)
     if quantized and model is not None:
         note = quantized_source_note(quantized, tol, given)
         if note not in model.notes:
