@@ -7,8 +7,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ("onnx", "openvino", "tflite", "coreml")
-LABEL = {"pass": "pass", "fail": "FAIL (parity)", "error": "ERROR", "known-failure": "known failure",
-         "no-route": "n/a (no route)", "not_run": "not run"}
 
 
 def _cell(text: str, limit: int = 160) -> str:
@@ -20,47 +18,69 @@ def _pct(n: int, d: int) -> str:
     return f"{n}/{d} ({100 * n / d:.1f}%)" if d else "0/0"
 
 
+SHORT = {"pass": "pass", "fail": "**FAIL**", "error": "**ERROR**", "known-failure": "known failure",
+         "no-route": "n/a", "not_run": "not run"}
+
+
+def _short(answer: dict) -> str:
+    status = answer["status"]
+    text = SHORT.get(status, status)
+    if status == "pass" and answer.get("validated_only"):
+        text += " (validated, not run)"
+    return text + (f" `{answer['route']}`" if answer.get("route") else "")
+
+
 def zoo_cell(answer: dict | None) -> str:
+    """Status and route; with what sizing the axes from the inputs (--dim) gave, where that ran."""
     if not answer:
         return ""
     if answer.get("with_dims"):
-        again = answer["with_dims"]
-        return _cell(f"{_one_cell(answer, 70)}; **with --dim**: {_one_cell(again, 110)}", 200)
-    return _one_cell(answer)
+        return f"{_short(answer)}; with --dim: {_short(answer['with_dims'])}"
+    return _short(answer)
 
 
-def _one_cell(answer: dict, limit: int = 160) -> str:
-    status = answer["status"]
-    route = f" [{answer['route']}]" if answer.get("route") else ""
-    if status == "pass":
-        extra = " (validated, not run)" if answer.get("validated_only") else ""
-        return f"pass{route}{extra}"
-    if status == "no-route":
-        return LABEL[status]
-    return _cell(f"{LABEL.get(status, status)}{route}: {answer.get('error') or ''}", limit)
+def _reasons(models: list[dict], targets: list[str]) -> list[str]:
+    """One line per model x target that did not pass: its message (the --dim run's where there was one)."""
+    lines = []
+    for m in models:
+        for t in targets:
+            a = m["targets"].get(t)
+            if not a:
+                continue
+            last = a.get("with_dims") or a
+            if last["status"] in ("pass",):
+                continue
+            why = _cell(last.get("error") or "", 300)
+            fix = f" — fix: {_cell(last['fix'], 200)}" if last.get("fix") else ""
+            lines.append(f"- **{m['name']} → {t}** ({SHORT.get(last['status'], last['status']).strip('*')}): {why}{fix}")
+    return lines
 
 
 def _zoo_section(zoo: dict) -> list[str]:
     targets = [t for t in TARGETS if t in zoo["meta"]["targets"]]
     lines = ["## Zoo: real models", "",
-             "Each model converted by edgekit with a real-shaped sample input (`--inputs`); the route in "
-             "brackets is the one that produced the kept artifact (manifest `attempts[]`).", "",
-             "| model | source | task | tags | " + " | ".join(targets) + " |",
-             "|---|---|---|---|" + "---|" * len(targets)]
+             "Each model converted by edgekit with a real-shaped sample input (`--inputs`, built from "
+             "`benchmarks/zoo.toml`'s recipe); the route in backquotes produced the kept artifact (the "
+             "manifest's `attempts[]`). Where `--inputs` alone stopped at an unsized dynamic axis, the model "
+             "ran once more with each axis sized from those inputs (`--dim NAME=N`): *with --dim*. "
+             "Core ML packages are validated (loaded, ops checked), not run, on Linux.", "",
+             "| model | task | tags | " + " | ".join(targets) + " |", "|---|---|---|" + "---|" * len(targets)]
     for m in zoo["models"]:
         cells = [zoo_cell(m["targets"].get(t)) for t in targets]
-        lines.append(f"| {m['name']} | `{_cell(m['source'], 90)}` | {_cell(m['task'], 70)} | "
-                     f"{', '.join(m.get('tags', []))} | " + " | ".join(cells) + " |")
-    lines += ["", "Where `--inputs` alone stopped at an unsized dynamic axis, the model was run once more "
-              "with each named axis sized from the inputs (`--dim NAME=N`); that result follows **with --dim**.",
-              "", "| target | pass | fail (parity) | known failure | error | n/a | pass rate | pass rate with --dim |",
-              "|---|---|---|---|---|---|---|---|"]
+        lines.append(f"| {m['name']} | {_cell(m['task'], 70)} | {', '.join(m.get('tags', []))} | "
+                     + " | ".join(cells) + " |")
+    lines += ["", "| target | pass | fail (parity) | known failure | error | n/a (no route) | pass rate | "
+              "pass rate with --dim |", "|---|---|---|---|---|---|---|---|"]
     for t in targets:
         s = zoo["summary"][t]
         d = s.get("with_dims", {})
+        d_app = sum(d.values()) - d.get("no-route", 0)
         lines.append(f"| {t} | {s.get('pass', 0)} | {s.get('fail', 0)} | {s.get('known-failure', 0)} | "
                      f"{s.get('error', 0)} | {s.get('no-route', 0)} | {_pct(s.get('pass', 0), s['applicable'])} | "
-                     f"{_pct(d.get('pass', 0), s['applicable'])} |")
+                     f"{_pct(d.get('pass', 0), d_app)} |")
+    lines += ["", "Sources (package==version:path inside the wheel, sha256 in zoo.toml): "
+              + "; ".join(f"{m['name']} `{m['source']}`" for m in zoo["models"]) + ".",
+              "", "### Why each non-pass", "", *_reasons(zoo["models"], targets)]
     return lines
 
 

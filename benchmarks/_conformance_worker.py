@@ -24,11 +24,12 @@ from pathlib import Path
 
 def _first_line(text) -> str:
     """The first line of a message; two when the first only says where (OpenVINO's "Exception
-    from src/...:84:", "Check '...' failed at ...")."""
+    from src/...:84:", "Check '...' failed at ..."), plus OpenVINO's list of failed ops."""
     lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    if len(lines) > 1 and (lines[0].startswith("Exception from ") or lines[0].endswith(":")):
-        return " ".join(lines[:2])[:400]
-    return (lines[0] if lines else "")[:400]
+    first = " ".join(lines[:2]) if len(lines) > 1 and (lines[0].startswith("Exception from ")
+                                                      or lines[0].endswith(":")) else (lines[0] if lines else "")
+    failed = [ln for ln in lines if ln.startswith("-- Conversion is failed for:")]  # OpenVINO's summary
+    return (first + (f" [{failed[0][3:]}]" if failed else ""))[:500]
 
 
 def _compare_all(names, outputs, expected, rtol, atol) -> dict:
