@@ -88,9 +88,6 @@ def _samples(model: Model, inputs: Path | None, count: int) -> tuple[list[dict],
     return samples, f"{count} generated samples (seeds 0-{count - 1}; {dims})"
 
 
-_prepare_out = check_out  # compress still calls it by this name
-
-
 def _verify(model: Model, target: Target, path: Path, samples, refs, tol: dict) -> tuple[Parity, list]:
     runner = runner_for(target, path, source=model.signature)
     validation = runner.validate(model.signature) if hasattr(runner, "validate") else None

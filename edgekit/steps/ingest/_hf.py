@@ -101,7 +101,6 @@ def load_hf_folder(folder: Path, task: str | None, dims: dict[str, int], trust_r
     except Exception as exc:
         raise EdgekitError(f"transformers cannot load {folder} as {task} ({exc})",
                            "check the folder holds config.json and weights, or give --task") from exc
-    tokenizer = None
     meta: dict = {"hf_config": config, "vocab_size": config.get("vocab_size")}
     if task == "image-classification":
         size = config.get("image_size", 224)
@@ -109,47 +108,10 @@ def load_hf_folder(folder: Path, task: str | None, dims: dict[str, int], trust_r
         example = [torch.rand(1, config.get("num_channels", 3), size, size)]
         axes = [{0: "batch"}]
     else:
-        try:
-            tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True,
-                                                                   trust_remote_code=trust_remote_code)
-        except Exception as exc:
-            raise EdgekitError(f"{folder} has no usable tokenizer ({exc})",
-                               "save the tokenizer into the model folder (tokenizer.save_pretrained)") from exc
-        names = list(tokenizer.model_input_names)
-        seq = dims.get("sequence") or min(128, config.get("max_position_embeddings") or 128)
-        batch = dims.get("batch", 1)
-        dims = {"batch": batch, "sequence": seq}
-        example = []
-        for n in names:
-            if "mask" in n:
-                example.append(torch.ones(batch, seq, dtype=torch.long))
-            elif "type" in n:
-                example.append(torch.zeros(batch, seq, dtype=torch.long))
-            else:
-                example.append(torch.randint(1000 % meta["vocab_size"], meta["vocab_size"], (batch, seq)))
+        names, example, dims = _text_inputs(transformers, torch, folder, config, dims, trust_remote_code, meta)
         axes = [{0: "batch", 1: "sequence"} for _ in names]
-        meta["tokenizer"] = tokenizer
     pooling = _sentence_transformers_pooling(folder) if task == "sentence-embedding" else None
-
-    class HFWrapper(torch.nn.Module):
-        """forward(*inputs) -> tuple of outputs, the sentence embedding included."""
-
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def call(self, *args):
-            kwargs = dict(zip(names, args, strict=True))
-            hidden = getattr(self.inner(**kwargs), output_name)
-            if pooling is None:
-                return (hidden,)
-            mask = kwargs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            if pooling["normalize"]:
-                emb = emb / emb.norm(dim=-1, keepdim=True).clamp(min=1e-12)
-            return hidden, emb
-
-    module = with_named_inputs(HFWrapper, names)(hf_model).eval()
+    module = with_named_inputs(_wrapper(torch, names, output_name, pooling), names)(hf_model).eval()
     sig = signature_from_run(module, names, example, axes)
     out_names = [output_name] + (["sentence_embedding"] if pooling else [])
     seq_axes = {0: "batch", 1: "sequence"} if task != "image-classification" else {0: "batch"}
@@ -166,3 +128,49 @@ def load_hf_folder(folder: Path, task: str | None, dims: dict[str, int], trust_r
         meta["pooling"] = pooling
     return Model(spec=str(folder), format="hf", signature=Signature(sig.inputs, outputs), dims=dims or {"batch": 1},
                  path=folder, task=task, module=module, meta=meta)
+
+
+def _text_inputs(transformers, torch, folder: Path, config: dict, dims: dict[str, int], trust_remote_code: bool,
+                 meta: dict) -> tuple[list[str], list, dict[str, int]]:
+    """A text model's input names (its tokenizer's), example inputs and dims; the tokenizer goes to meta."""
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True,
+                                                               trust_remote_code=trust_remote_code)
+    except Exception as exc:
+        raise EdgekitError(f"{folder} has no usable tokenizer ({exc})",
+                           "save the tokenizer into the model folder (tokenizer.save_pretrained)") from exc
+    names = list(tokenizer.model_input_names)
+    seq = dims.get("sequence") or min(128, config.get("max_position_embeddings") or 128)
+    batch = dims.get("batch", 1)
+    example = []
+    for n in names:
+        if "mask" in n:
+            example.append(torch.ones(batch, seq, dtype=torch.long))
+        elif "type" in n:
+            example.append(torch.zeros(batch, seq, dtype=torch.long))
+        else:
+            example.append(torch.randint(1000 % meta["vocab_size"], meta["vocab_size"], (batch, seq)))
+    meta["tokenizer"] = tokenizer
+    return names, example, {"batch": batch, "sequence": seq}
+
+
+def _wrapper(torch, names: list[str], output_name: str, pooling: dict | None):
+    """A module class whose forward(*inputs) returns a tuple of outputs, the sentence embedding included."""
+
+    class HFWrapper(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def call(self, *args):
+            kwargs = dict(zip(names, args, strict=True))
+            hidden = getattr(self.inner(**kwargs), output_name)
+            if pooling is None:
+                return (hidden,)
+            mask = kwargs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            if pooling["normalize"]:
+                emb = emb / emb.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+            return hidden, emb
+
+    return HFWrapper
