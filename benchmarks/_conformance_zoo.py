@@ -165,10 +165,25 @@ def run_zoo(args) -> dict:
                 write_json(Path(args.json), {**doc, "summary": summarize_zoo(doc["models"], targets)})
     finally:
         worker.close()
-    doc["summary"] = summarize_zoo(doc["models"], targets)
+    if args.merge:
+        doc = merge(Path(args.merge), doc)
+    doc["summary"] = summarize_zoo(doc["models"], doc["meta"]["targets"])
     if args.json:
         write_json(Path(args.json), doc)
     return doc
+
+
+def merge(path: Path, new: dict) -> dict:
+    """The results in ``path`` with this run's models replacing theirs (same name), in the old order;
+    the command of this run is added to the old one."""
+    import json
+
+    old = json.loads(path.read_text())
+    fresh = {m["name"]: m for m in new["models"]}
+    models = [fresh.pop(m["name"], m) for m in old["models"]] + list(fresh.values())
+    meta = {**old["meta"], "command": f"{old['meta']['command']}; then {new['meta']['command']}",
+            "date": new["meta"]["date"], "commit": new["meta"]["commit"]}
+    return {"meta": meta, "models": models}
 
 
 def _convert(worker: Worker, row: dict, target: str, work: Path, args) -> dict:
@@ -233,5 +248,6 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", help="write results here")
     p.add_argument("--timeout", type=float, default=900, help="seconds per conversion")
     p.add_argument("--keep", action="store_true", help="keep each conversion's output folder")
+    p.add_argument("--merge", help="a zoo JSON to update: this run's models replace theirs")
     p.add_argument("--work", default=str(ROOT / "build" / "conformance"))
     p.set_defaults(func=cmd_zoo)
