@@ -162,7 +162,8 @@ def run_zoo(args) -> dict:
                 row["targets"][target] = _convert(worker, row, target, work, args)
             doc["models"].append(row)
             if args.json:
-                write_json(Path(args.json), {**doc, "summary": summarize_zoo(doc["models"], targets)})
+                snap = merge(Path(args.merge), doc) if args.merge else doc
+                write_json(Path(args.json), {**snap, "summary": summarize_zoo(snap["models"], targets)})
     finally:
         worker.close()
     if args.merge:
