@@ -38,7 +38,7 @@ def _console(stderr: bool = True):
     return Console(file=_ERR_STREAM, width=None if _ERR_STREAM.isatty() else 160)
 
 
-def _step(console):
+def _stage(console):
     @contextlib.contextmanager
     def step(text: str):
         import time
@@ -101,7 +101,7 @@ def convert(
 
         dims.update(parse_dims(dim))
         console = _console()
-        step = _step(console)
+        step = _stage(console)
         inputs = inputs or (Path(r.verify.inputs) if r and r.verify.inputs else None)
         with step("loading the model"):
             m = load(source, inputs=input or (r.model.inputs if r else None), dims=dims,
@@ -118,7 +118,7 @@ def convert(
             out=out or Path("edgekit-out") / m.name,
             precision=precision or (r.convert.precision if r else "fp32"),
             inputs=inputs, samples=samples or (r.verify.samples if r else 3), routes=tuple(route or ()),
-            tolerance=tol, simplify=simplify or (r.convert.simplify if r else False), force=force, step=step,
+            tolerance=tol, simplify=simplify or (r.convert.simplify if r else False), force=force, stage=step,
         )
         manifest = result.manifest
         table, reasons = parity_table(manifest)
@@ -212,7 +212,7 @@ def compress(
             write_recipe(resolved, dump_recipe)
         console = _console()
         result = compress_recipe(resolved, out=out, force=force,
-                                 progress=Progress(stage=_step(console), training=_train_progress(console)))
+                                 progress=Progress(stage=_stage(console), training=_train_progress(console)))
         rc = resolved.compress
         doc = result.report
         (console if as_json else _console(stderr=False)).print(compress_table(doc))
@@ -283,7 +283,7 @@ def bench(
         options = BenchOptions(on=on, device=device, threads=counts, runs=runs, warmup=warmup, batch=batch,
                                profile=not no_profile, cores=cores, memory_mb=memory_mb, python=python,
                                benchmark_binary=benchmark_binary)
-        result = api_bench(path, options, stage=_step(console))
+        result = api_bench(path, options, stage=_stage(console))
         result_doc = result.to_dict()
         _console(stderr=False).print(bench_table(result_doc, top))
         if json_out:

@@ -195,7 +195,7 @@ def compress(model: Model, *, targets: str | list[str], modes: str | list[str] |
         (tmp / "logs").mkdir()
         run = _context(model, ds, tmp, opts, progress, cpu)
         with run.stage("converting the fp32 baselines"):
-            fp32 = export.convert(model, chosen, tmp / "fp32", step=run.stage)
+            fp32 = export.convert(model, chosen, tmp / "fp32", stage=run.stage)
         with capture_output(tmp / "logs" / "compress.log"):
             _references(run, model)
             _measure_baselines(run, model, fp32.artifacts)
@@ -342,7 +342,7 @@ def _student_variants(run: RunContext, student: Model, info: dict, chosen: list[
     """Convert the student and measure it; the student's artifacts and model are the sources of
     any quantization that follows, judged against the student, not the teacher."""
     with run.stage("converting the student"):
-        sfp32 = export.convert(student, chosen, run.tmp / "student", step=run.stage)
+        sfp32 = export.convert(student, chosen, run.tmp / "student", stage=run.stage)
     label = "+".join(k for k in ("prune", "student") if info.get(k)) or "distilled"
     variants = [_student_entry(run, student, info, art, label) for art in sfp32.artifacts]
     if quantize_too:

@@ -6,7 +6,6 @@ only when every conversion succeeded, so a failed run leaves nothing half-writte
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import shutil
@@ -21,14 +20,13 @@ from .._capture import capture_output
 from .._errors import EdgekitError
 from .._inputs import generate_inputs, load_npz
 from .._known import explain
+from .._progress import Stage, no_stage
 from .._registry import Target, check_path, parse_targets, runner_for, tool_versions
 from .._types import Artifact, Model, Parity, Signature, sha256_of, size_of
 from ..backends._common import ConvertContext
 from ..backends._quant import clear
 from ..backends._spec import Route
 from . import report, verify
-
-Step = Callable[[str], contextlib.AbstractContextManager]
 
 
 @dataclass
@@ -152,11 +150,11 @@ class _Run:
     data: list[dict]
     refs: list
     tol: dict
-    step: Step
+    stage: Stage
 
 
 def convert(model: Model, targets: str | list[str], out: str | Path, options: ConvertOptions | None = None, *,
-            step: Step | None = None, **overrides) -> ConvertResult:
+            stage: Stage | None = None, **overrides) -> ConvertResult:
     """Convert ``model`` to each target under ``out``, verify each artifact, write manifest.json.
 
     ``options`` (or keyword overrides: ``precision``, ``inputs``, ``samples``, ``tolerance``,
@@ -165,7 +163,7 @@ def convert(model: Model, targets: str | list[str], out: str | Path, options: Co
     ``out`` and the log's path is in the error.
     """
     opts = ConvertOptions.of(options, overrides)
-    step = step or (lambda _text: contextlib.nullcontext())
+    stage = stage or no_stage
     out = Path(out).resolve()  # backends resolve their paths; relative_to(tmp) needs the same form
     chosen = _check_request(model, parse_targets(targets), opts)
     check_out(out, opts.force)
@@ -176,7 +174,7 @@ def convert(model: Model, targets: str | list[str], out: str | Path, options: Co
     try:
         with atomic_folder(out) as tmp:
             run = _Run(model, opts, tmp, ConvertContext(workdir=tmp, simplify=opts.simplify), data, [],
-                       verify.default_tolerance(opts.precision, opts.tolerance, model), step)
+                       verify.default_tolerance(opts.precision, opts.tolerance, model), stage)
             with capture_output(log):
                 artifacts = _convert_all(run, chosen)
             (tmp / "logs").mkdir()
@@ -216,7 +214,7 @@ def _matches(route: Route, name: str) -> bool:
 
 def _convert_all(run: _Run, chosen: list[Target]) -> list[Artifact]:
     _check_backends(run.model, chosen, run.options.precision)
-    with run.step("running the source model"):
+    with run.stage("running the source model"):
         run_source = verify.source_runner(run.model)
         run.refs = [run_source(s) for s in run.data]
     artifacts = [_one_target(run, t) for t in chosen]
@@ -235,11 +233,11 @@ def _one_target(run: _Run, target: Target) -> Artifact:
     checked: list[tuple[Parity, Signature]] = []  # one per artifact a route made, in order
 
     def check(path: Path) -> str:
-        with run.step(f"verifying {target.name}"):
+        with run.stage(f"verifying {target.name}"):
             checked.append(_verify(model, target, path, run.data, run.refs, run.tol))
         return checked[-1][0].status
 
-    with run.step(f"converting to {target.name}"):
+    with run.stage(f"converting to {target.name}"):
         t0 = time.perf_counter()
         path, notes, attempts = convert_by_routes(model, target, sub, precision, run.ctx,
                                                   check=check, only=run.options.routes)
