@@ -1,0 +1,299 @@
+"""Locate: the first op of the ONNX graph whose output diverges between the source and an artifact.
+
+The reference runs the ONNX graph (the source file, or the run's ONNX export) in ONNX Runtime with
+every float intermediate exposed. The artifact exposes what its runtime can (``_intermediates``):
+ONNX Runtime and OpenVINO by ONNX tensor name; LiteRT every tensor, mapped back to ONNX by name
+where onnx2tf kept the node's name, else by value (a LiteRT tensor equal to an ONNX tensor, in
+its layout or channels-last, is that tensor). Each ONNX tensor is then
+
+- measured: the artifact has it; within tolerance or not (max abs, cosine), or
+- implied good: an op after it is within tolerance (an op fused away, e.g. Conv into Conv+Relu).
+
+The first divergence is, in the graph's topological order, the first node whose output is
+measured out of tolerance, or, where the culprit is not exposed, the first node whose inputs are
+all good, whose output is not, and which leads to a divergent tensor (``exposed: false``).
+Where no exposed tensor tells, the graph is bisected: ``onnx.utils.extract_model`` cuts it at a
+tensor and the prefix is converted by the same route and run (``bisect_route``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import _intermediates as inter
+from . import verify
+
+MAX_SAMPLES = 2  # intermediates of two samples are enough to see a drift, and half the memory of three
+NODE_RTOL = 1e-3  # an intermediate's error may reach 1e-3 of its scale: runtimes' kernels round differently
+# (OpenVINO's CPU convolutions differ from ONNX Runtime's by ~3e-4 of their scale in f32)
+
+
+def node_tolerance(tol: dict) -> dict:
+    """The run's tolerance, applied to intermediate tensors: rtol at least NODE_RTOL."""
+    return {**tol, "rtol": max(float(tol.get("rtol", 0.0)), NODE_RTOL)}
+
+
+@dataclass
+class Measure:
+    """One ONNX tensor compared with its artifact counterpart over the samples."""
+
+    max_abs_err: float
+    cosine: float
+    limit: float
+    target_tensor: str
+
+    @property
+    def ratio(self) -> float:
+        return self.max_abs_err / max(self.limit, 1e-30)
+
+    def ok(self, tol: dict) -> bool:
+        return math.isfinite(self.max_abs_err) and self.max_abs_err <= self.limit and \
+            self.cosine >= tol["min_cosine"]
+
+    def to_dict(self) -> dict:
+        return {"max_abs_err": _num(self.max_abs_err), "cosine": _num(self.cosine)}
+
+
+def _num(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _views(got: np.ndarray, shape: tuple) -> list[np.ndarray]:
+    """``got`` in the reference's ``shape``: as is, channels-last moved back to channels-first,
+    or with size-1 axes added or dropped."""
+    views = []
+    if got.shape == shape:
+        views.append(got)
+    n = got.ndim
+    if n >= 3:
+        moved = got.transpose(0, n - 1, *range(1, n - 1))
+        if moved.shape == shape and moved.shape != got.shape:
+            views.append(moved)
+    if not views and got.size == math.prod(shape) and \
+            tuple(d for d in got.shape if d != 1) == tuple(d for d in shape if d != 1):
+        views.append(got.reshape(shape))
+    return views
+
+
+def measure(refs: list[np.ndarray], gots: list[np.ndarray], tol: dict, target_tensor: str) -> Measure | None:
+    """Errors of an artifact tensor against the reference over the samples; the best layout view
+    is kept. None where no view of it has the reference's shape."""
+    best: Measure | None = None
+    count = len(_views(np.asarray(gots[0]), tuple(refs[0].shape)))
+    for k in range(count):
+        errs, coss, scale = [], [], 0.0
+        for r, g in zip(refs, gots, strict=True):
+            views = _views(np.asarray(g), tuple(r.shape))
+            if len(views) <= k:
+                return best
+            ref, got = r.astype(np.float64), views[k].astype(np.float64)
+            diff = verify._abs_diff(ref, got)
+            errs.append(float(diff.max(initial=0.0)))
+            coss.append(verify._cos(ref, got))
+            scale = max(scale, float(np.max(np.abs(ref[np.isfinite(ref)]), initial=0.0)))
+        m = Measure(max(errs), min(coss), tol["atol"] + tol["rtol"] * scale, target_tensor)
+        if best is None or (m.max_abs_err, -m.cosine) < (best.max_abs_err, -best.cosine):
+            best = m
+    return best
+
+
+def _bad(name: str) -> Measure:
+    return Measure(math.inf, 0.0, 0.0, name)
+
+
+def by_name(graph: inter.OnnxGraph, refs: list[dict], arts: list[dict], tol: dict) -> dict[str, Measure]:
+    """ONNX tensors the artifact has under the same name (ONNX Runtime, OpenVINO)."""
+    out = {}
+    for name in graph.floats:
+        if name in arts[0] and name in refs[0]:
+            m = measure([r[name] for r in refs], [a[name] for a in arts], tol, name)
+            out[name] = m or _bad(name)  # another shape than the source's: diverged
+    return out
+
+
+def _tflite_name(graph: inter.OnnxGraph, tname: str, nodes: dict[str, str]) -> str | None:
+    """The ONNX tensor a LiteRT tensor is named after: a signature output keeps its ONNX name; onnx2tf
+    names an op after its ONNX node (``model/tf.nn.softmax/<node>``; a fused op lists the outer one first)."""
+    if tname.startswith("output:"):
+        return tname[len("output:"):]
+    last = tname.split(";")[0].rsplit("/", 1)[-1].split(":")[0]
+    return nodes.get(last) or (last if last in graph.floats else None)
+
+
+def _shape_key(shape: tuple) -> tuple:
+    return (math.prod(shape), tuple(sorted(d for d in shape if d != 1)))
+
+
+def by_value(graph: inter.OnnxGraph, refs: list[dict], arts: list[dict], tol: dict) -> dict[str, Measure]:
+    """LiteRT tensors mapped to ONNX tensors: a tensor named after an ONNX node or output, and any
+    tensor whose values equal an ONNX tensor's (within tolerance, in some layout view): that ONNX
+    tensor is then within tolerance. A named tensor that matches nothing is a divergence."""
+    nodes = {n.name: n.output[0] for n in graph.nodes if n.name and n.output and n.output[0] in graph.floats}
+    buckets: dict[tuple, list[str]] = {}
+    for tname, value in arts[0].items():
+        buckets.setdefault(_shape_key(np.shape(value)), []).append(tname)
+    named = {t: o for t in arts[0] if (o := _tflite_name(graph, t, nodes)) is not None and o in refs[0]}
+    out: dict[str, Measure] = {}
+    for name in graph.floats:
+        if name not in refs[0]:
+            continue
+        refs_t = [r[name] for r in refs]
+        for tname in buckets.get(_shape_key(refs_t[0].shape), []):
+            quick = measure(refs_t[:1], [arts[0][tname]], tol, tname)
+            if quick is not None and quick.ok(tol):
+                full = measure(refs_t, [a[tname] for a in arts], tol, tname)
+                if full is not None and full.ok(tol):
+                    out[name] = full
+                    break
+    for tname, name in named.items():
+        if name not in out:
+            m = measure([r[name] for r in refs], [a[tname] for a in arts], tol, tname)
+            out[name] = m or _bad(tname)
+    return out
+
+
+def _implied(graph: inter.OnnxGraph, start: set[str], stop: set[str]) -> set[str]:
+    """``start`` and every tensor before it (the inputs of the nodes making them), except ``stop``."""
+    seen = set(start)
+    for node in reversed(graph.nodes):
+        if any(o in seen for o in node.output):
+            seen.update(x for x in node.input if x and x not in stop)
+    return seen
+
+
+def first_divergence(graph: inter.OnnxGraph, measured: dict[str, Measure], tol: dict) -> tuple[int, bool] | None:
+    """(index of the node, whether its output is exposed), in topological order; None if nothing diverges.
+
+    First a node whose output is measured out of tolerance while all its inputs are good; else (the
+    culprit is not exposed) the first node with good inputs whose output is not known to be good and
+    leads to a divergent tensor; else the first node whose output is measured out of tolerance."""
+    bad = {t for t, m in measured.items() if not m.ok(tol)}
+    if not bad:
+        return None
+    good = _implied(graph, {t for t, m in measured.items() if m.ok(tol)}, bad)
+    leads_to_bad = _implied(graph, bad, set())
+    fine = good | graph.constants | set(graph.inputs)
+    frontier = first_bad = None
+    for i, node in enumerate(graph.nodes):
+        outs = [o for o in node.output if o in graph.floats]
+        inputs_fine = all(x in fine or x not in graph.floats for x in node.input if x)
+        if any(o in bad for o in outs):
+            if inputs_fine:
+                return i, True
+            first_bad = i if first_bad is None else first_bad
+        elif frontier is None and outs and inputs_fine and not any(o in good for o in outs) \
+                and any(o in leads_to_bad for o in outs):
+            frontier = i
+    if frontier is not None:
+        return frontier, False
+    return (first_bad, True) if first_bad is not None else None
+
+
+def _feeds(target: str, artifact: Path, samples: list[dict], source) -> list[dict]:
+    """The samples keyed and typed for the artifact's runtime (as parity feeds them)."""
+    from .._registry import TARGETS, runner_for
+
+    runtime = runner_for(TARGETS[target], artifact, source=source).signature
+    return [verify.adapt_feeds(s, source, runtime) for s in samples]
+
+
+def _measure_artifact(graph: inter.OnnxGraph, target: str, artifact: Path, feeds: list[dict],
+                      refs: list[dict], tol: dict) -> dict[str, Measure]:
+    if target == "onnx":
+        return by_name(graph, refs, inter.onnx_artifact(artifact, list(graph.floats), feeds), tol)
+    if target == "openvino":
+        return by_name(graph, refs, inter.openvino_artifact(artifact, list(graph.floats), feeds), tol)
+    if target == "tflite":
+        return by_value(graph, refs, inter.tflite_artifact(artifact, feeds), tol)
+    raise ValueError(f"locating a drift is not available for {target} artifacts (onnx, openvino, tflite are)")
+
+
+def _input_errors(graph: inter.OnnxGraph, node, measured: dict[str, Measure], good: set[str]) -> list[dict]:
+    out = []
+    for name in (x for x in node.input if x):
+        if name in graph.constants:
+            out.append({"name": name, "kind": "constant"})
+        elif name in graph.inputs:
+            out.append({"name": name, "kind": "model input"})
+        elif name in measured:
+            out.append({"name": name, "kind": "tensor", **measured[name].to_dict()})
+        elif name in graph.floats:
+            out.append({"name": name, "kind": "not exposed" + (" (good: a later op is)" if name in good else "")})
+    return out
+
+
+def ranking(graph: inter.OnnxGraph, measured: dict[str, Measure], top: int = 5) -> list[dict]:
+    """The nodes that add the most error (their output's error over tolerance, less their inputs')."""
+    rows = []
+    for node in graph.nodes:
+        for out in (o for o in node.output if o in measured):
+            before = max((measured[x].ratio for x in node.input if x in measured), default=0.0)
+            added = measured[out].ratio - before
+            if math.isfinite(added) and added > 0:
+                rows.append((added, node, out))
+    rows.sort(key=lambda r: -r[0])
+    return [{"node": n.name, "op_type": n.op_type, "tensor": o, "added": round(a, 3),
+             **measured[o].to_dict()} for a, n, o in rows[:top]]
+
+
+def _describe(graph: inter.OnnxGraph, found: tuple[int, bool], measured: dict[str, Measure], tol: dict) -> dict:
+    index, exposed = found
+    node = graph.nodes[index]
+    tensor = next((o for o in node.output if o in measured and not measured[o].ok(tol)),
+                  next(o for o in node.output if o in graph.floats))
+    good = _implied(graph, {t for t, m in measured.items() if m.ok(tol)}, set())
+    result = {"node": node.name or tensor, "op_type": node.op_type, "tensor": tensor, "exposed": exposed,
+              "inputs": _input_errors(graph, node, measured, good)}
+    if tensor in measured:
+        result.update(target_tensor=measured[tensor].target_tensor, **measured[tensor].to_dict())
+    else:  # the evidence: the first divergent tensor it leads to
+        after = _after(graph, index, tensor)
+        later = next((o for n in graph.nodes[index:] for o in n.output
+                      if o in after and o in measured and not measured[o].ok(tol)), None)
+        if later:
+            result["evidence"] = {"tensor": later, "target_tensor": measured[later].target_tensor,
+                                  **measured[later].to_dict()}
+    return result
+
+
+def _after(graph: inter.OnnxGraph, index: int, tensor: str) -> set[str]:
+    """``tensor`` and every tensor computed from it."""
+    seen = {tensor}
+    for node in graph.nodes[index:]:
+        if any(x in seen for x in node.input):
+            seen.update(node.output)
+    return seen
+
+
+def locate(onnx_path: Path, target: str, artifact: Path, samples: list[dict], tol: dict,
+           source=None) -> dict:
+    """The first node of ``onnx_path`` whose output diverges in ``artifact`` (a ``target`` file made
+    from that graph), on ``samples`` (feeds keyed by the graph's input names), at ``tol``.
+
+    Returns ``{"node", "op_type", "tensor", "target_tensor", "max_abs_err", "cosine", "exposed",
+    "inputs": [...], "ranking": [...], "compared", "seconds"}``; ``node`` is None when no tensor
+    the artifact exposes is out of tolerance."""
+    t0 = time.perf_counter()
+    tol = node_tolerance(tol)
+    graph = inter.read_graph(Path(onnx_path))
+    samples = samples[:MAX_SAMPLES]
+    if source is None:
+        from ..backends.onnxruntime.runtime import OrtRunner
+
+        source = OrtRunner(Path(onnx_path)).signature
+    refs = inter.reference(graph, samples)
+    feeds = _feeds(target, Path(artifact), samples, source)
+    measured = _measure_artifact(graph, target, Path(artifact), feeds, refs, tol)
+    found = first_divergence(graph, measured, tol)
+    result: dict = {"node": None}
+    if found is not None:
+        result = _describe(graph, found, measured, tol)
+    result["ranking"] = ranking(graph, measured)
+    result["compared"] = f"{len(measured)} of {len(graph.floats)} float tensors of the ONNX graph"
+    result["seconds"] = round(time.perf_counter() - t0, 2)
+    return result
