@@ -46,7 +46,8 @@ def convert(model, targets=("onnx", "openvino", "tflite", "coreml"), out="edgeki
     Options: ``precision`` ("fp32"|"fp16"), ``inputs`` (an .npz keyed by input name: it also
     sizes dynamic axes when ``model`` is loaded here), ``shapes`` ({"images": (1, 3, 640, 640)},
     when ``model`` is loaded here), ``samples``, ``tolerance`` ({"atol", "rtol", "min_cosine"}),
-    ``simplify``, ``force``, ``routes`` (route names, tools or functions to use where they apply).
+    ``simplify``, ``force``, ``routes`` (route names, tools or functions to use where they apply),
+    ``explain`` (locate the first divergent op of every artifact, not only of those failing parity).
     """
     from ._types import Model as _Model
     from .steps.export import convert as _convert

@@ -108,6 +108,7 @@ class Parity:
     tolerance: dict | None = None
     outputs: list[OutputParity] = field(default_factory=list)
     validation: dict | None = None  # checks done where the runtime cannot run here
+    first_divergence: dict | None = None  # where it drifts: the first ONNX node out of tolerance (steps/locate.py)
 
 
 @dataclass

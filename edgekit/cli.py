@@ -86,6 +86,7 @@ def convert(
     trust_pickle: Annotated[bool, typer.Option(help="Allow loading pickled torch models (runs code from the file).")] = False,
     trust_remote_code: Annotated[bool, typer.Option(help=_TRUST_REMOTE_CODE)] = False,
     force: Annotated[bool, typer.Option(help="Replace a non-empty --out folder edgekit did not write.")] = False,
+    explain: Annotated[bool, typer.Option("--explain", help="Locate the first divergent op of every artifact (always done for one failing parity): parity.first_divergence.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON on stdout.")] = False,
     debug: Annotated[bool, typer.Option(help="Show full tracebacks.")] = False,
 ):
@@ -119,6 +120,7 @@ def convert(
             precision=precision or (r.convert.precision if r else "fp32"),
             inputs=inputs, samples=samples or (r.verify.samples if r else 3), routes=tuple(route or ()),
             tolerance=tol, simplify=simplify or (r.convert.simplify if r else False), force=force, stage=step,
+            explain=explain,
         )
         manifest = result.manifest
         table, reasons = parity_table(manifest)

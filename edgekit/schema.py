@@ -84,6 +84,35 @@ class OutputParity(_Doc):
     top1_agreement: float | None = None
 
 
+class DivergenceInput(_Doc):
+    """An input of the divergent node: a constant, a model input, or a tensor and its error."""
+
+    name: str
+    kind: str  # "constant", "model input", "tensor", "not exposed ..."
+    max_abs_err: float | None = None
+    cosine: float | None = None
+
+
+class FirstDivergence(_Doc):
+    """Where an artifact drifts from its source (edgekit/steps/locate.py): the first node of the ONNX
+    graph, in topological order, whose output is out of tolerance while its inputs are not."""
+
+    node: str | None = None  # None: no tensor the artifact exposes is out of tolerance
+    op_type: str | None = None
+    tensor: str | None = None  # the node's output, by its ONNX name
+    target_tensor: str | None = None  # the artifact's tensor compared with it
+    max_abs_err: float | None = None
+    cosine: float | None = None
+    exposed: bool | None = None  # False: the artifact fused it away; inferred or bisected
+    method: str | None = None
+    inputs: list[DivergenceInput] = Field(default_factory=list)
+    ranking: list[dict[str, Any]] = Field(default_factory=list)  # the nodes adding the most error
+    known: dict[str, str] | None = None  # the known-failures entry it matches: cause, fix
+    compared: str | None = None
+    seconds: float | None = None
+    error: str | None = None  # why it could not be located
+
+
 class Parity(_Doc):
     status: Literal["pass", "fail", "not_run"]
     max_abs_err: float | None = None
@@ -95,6 +124,7 @@ class Parity(_Doc):
     tolerance: dict[str, Any] | None = None
     outputs: list[OutputParity] = Field(default_factory=list)
     validation: dict[str, Any] | None = None
+    first_divergence: FirstDivergence | None = None  # since 0.2: on a parity failure, or with --explain
 
 
 class Attempt(_Doc):

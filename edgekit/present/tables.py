@@ -27,7 +27,32 @@ def parity_table(manifest: dict):
                       f"[{colors.get(status, 'white')}]{shown}[/]")
     reasons = [f"{a['target']}: {a['parity']['reason']}" for a in manifest["artifacts"]
                if a.get("parity") and a["parity"].get("reason")]
+    reasons += [line for a in manifest["artifacts"] if (a.get("parity") or {}).get("first_divergence")
+                for line in divergence_lines(a["target"], a["parity"]["first_divergence"])]
     return table, reasons
+
+
+def divergence_lines(target: str, fd: dict) -> list[str]:
+    """parity.first_divergence in words: the node, its error, its inputs' errors, the known entry."""
+    if fd.get("node") is None:
+        if fd.get("error"):
+            return [f"{target}: first divergence not located: {fd['error']}"]
+        return [f"{target}: no op out of tolerance ({fd.get('compared', '?')} compared)"]
+    err = (f"max abs err {_fmt(fd.get('max_abs_err'), '.3g')}, cosine {_fmt(fd.get('cosine'), '.6f')}"
+           if fd.get("max_abs_err") is not None or fd.get("cosine") is not None else "not exposed")
+    shown = f" = {fd['target_tensor']}" if fd.get("target_tensor") and fd["target_tensor"] != fd.get("tensor") else ""
+    lines = [f"{target}: first divergence at {fd['op_type']} node {fd['node']!r} (output {fd.get('tensor')}{shown}): "
+             f"{err} [{fd.get('method', '?')}; {fd.get('seconds', '?')} s]"]
+    ins = [f"{i['name']}: {_fmt(i.get('max_abs_err'), '.2g')}" if i.get("kind") == "tensor"
+           else f"{i['name']}: {i.get('kind')}" for i in fd.get("inputs", [])]
+    if ins:
+        lines.append(f"  its inputs: {'; '.join(ins)}")
+    if fd.get("evidence"):
+        ev = fd["evidence"]
+        lines.append(f"  evidence: {ev['tensor']} after it, max abs err {_fmt(ev.get('max_abs_err'), '.3g')}")
+    if fd.get("known"):
+        lines.append(f"  known: {fd['known']['cause']}; fix: {fd['known']['fix']}")
+    return lines
 
 
 def compress_table(doc: dict):

@@ -126,6 +126,7 @@ class ConvertOptions:
     simplify: bool = False
     force: bool = False  # replace a non-empty out folder edgekit did not write
     routes: tuple[str, ...] = ()  # force these routes (a route's name, tool or function) where they apply
+    explain: bool = False  # locate the first divergent op of every artifact, not only of those failing parity
 
     @classmethod
     def of(cls, options: ConvertOptions | None, overrides: dict) -> ConvertOptions:
@@ -158,7 +159,7 @@ def convert(model: Model, targets: str | list[str], out: str | Path, options: Co
     """Convert ``model`` to each target under ``out``, verify each artifact, write manifest.json.
 
     ``options`` (or keyword overrides: ``precision``, ``inputs``, ``samples``, ``tolerance``,
-    ``simplify``, ``force``, ``routes``) as in :class:`ConvertOptions`. Converters' own output
+    ``simplify``, ``force``, ``routes``, ``explain``) as in :class:`ConvertOptions`. Converters' own output
     (C++ logs included) goes to ``out/logs/convert.log``; on failure nothing is left under
     ``out`` and the log's path is in the error.
     """
@@ -248,10 +249,21 @@ def _one_target(run: _Run, target: Target) -> Artifact:
     if run.ctx.used_onnx:
         lineage.append(f"onnx:opset{run.ctx.opset}")
     lineage.append(f"{target.name}:{precision}")
+    _explain(run, target, path, parity, next(a["route"] for a in made if a.get("kept")))
     return Artifact(target=target.name, precision=precision, path=path, signature=signature,
                     sha256=sha256_of(sub), size_bytes=size_of(sub), convert_seconds=seconds,
                     tool_versions=tool_versions(target.name), parity=parity, notes=notes, lineage=lineage,
                     attempts=attempts)
+
+
+def _explain(run: _Run, target: Target, path: Path, parity: Parity, route: str) -> None:
+    """``parity.first_divergence`` (steps/locate.py) where the artifact ran and failed, or with ``explain``."""
+    if parity.status == "not_run" or not parity.outputs or (parity.status == "pass" and not run.options.explain):
+        return
+    from . import locate
+
+    with run.stage(f"locating the drift in {target.name}"):
+        parity.first_divergence = locate.for_artifact(run.model, run.ctx, target.name, path, run.data, run.tol, route)
 
 
 def _routes(model: Model, target: Target, precision: str, only: tuple[str, ...]) -> list[Route]:

@@ -19,6 +19,7 @@ tensor and the prefix is converted by the same route and run (``bisect_route``).
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -270,14 +271,61 @@ def _after(graph: inter.OnnxGraph, index: int, tensor: str) -> set[str]:
     return seen
 
 
+def prefix_runner(target: str, onnx_path: Path, inputs: list[str], samples: list[dict], layout: str = "tf"):
+    """How to convert and run a cut of the graph for ``target`` (None where bisection is not needed
+    or not available: ONNX Runtime artifacts keep every ONNX name)."""
+    from . import _bisect
+
+    if target == "openvino":
+        return _bisect.openvino_prefix(onnx_path, inputs, samples)
+    if target == "tflite":
+        return _bisect.tflite_prefix(onnx_path, inputs, samples, layout)
+    return None
+
+
+def refine(graph: inter.OnnxGraph, found: tuple[int, bool], measured: dict[str, Measure], refs: list[dict],
+           tol: dict, prefix) -> dict | None:
+    """Bisect between a node guessed from exposed tensors (its output is not exposed) and the first
+    divergent tensor it leads to: each cut converted by ``prefix``. None if it cannot tell."""
+    from ._bisect import first_bad
+
+    index = found[0]
+    good = _implied(graph, {t for t, m in measured.items() if m.ok(tol)}, set())
+    after = _after(graph, index, next(o for o in graph.nodes[index].output if o in graph.floats))
+    evidence = next((o for n in graph.nodes[index:] for o in n.output
+                     if o in after and o in measured and not measured[o].ok(tol)), None)
+    if evidence is None:
+        return None
+    before = _implied(graph, {evidence}, set())
+    candidates = [o for n in graph.nodes[index:] for o in n.output
+                  if o in graph.floats and o in before and o not in good and o not in measured]
+    seen: dict[str, Measure] = {}
+
+    def is_bad(tensor: str) -> bool:
+        m = measure([r[tensor] for r in refs], prefix(tensor), tol, f"{tensor} (the graph cut there, converted)")
+        seen[tensor] = m or _bad(tensor)
+        return not seen[tensor].ok(tol)
+
+    tensor, cuts = first_bad([*candidates, evidence], is_bad)
+    if tensor is None or tensor not in seen:
+        return None
+    node = graph.nodes[graph.producer[tensor]]
+    return {"node": node.name or tensor, "op_type": node.op_type, "tensor": tensor, "exposed": False,
+            "method": f"bisection ({cuts} cuts of the graph converted and run)",
+            "inputs": _input_errors(graph, node, {**measured, **seen}, good),
+            "target_tensor": seen[tensor].target_tensor, **seen[tensor].to_dict()}
+
+
 def locate(onnx_path: Path, target: str, artifact: Path, samples: list[dict], tol: dict,
-           source=None) -> dict:
+           source=None, prefix="auto") -> dict:
     """The first node of ``onnx_path`` whose output diverges in ``artifact`` (a ``target`` file made
-    from that graph), on ``samples`` (feeds keyed by the graph's input names), at ``tol``.
+    from that graph), on ``samples`` (feeds keyed by the graph's input names), at ``tol`` (intermediates
+    at rtol >= NODE_RTOL). Where the culprit is not exposed, ``prefix`` (``"auto"``: the target's own
+    route; None: no bisection; or a callable tensor -> outputs per sample) converts cuts of the graph.
 
     Returns ``{"node", "op_type", "tensor", "target_tensor", "max_abs_err", "cosine", "exposed",
-    "inputs": [...], "ranking": [...], "compared", "seconds"}``; ``node`` is None when no tensor
-    the artifact exposes is out of tolerance."""
+    "method", "inputs": [...], "ranking": [...], "compared", "seconds"}``; ``node`` is None when no
+    tensor the artifact exposes is out of tolerance."""
     t0 = time.perf_counter()
     tol = node_tolerance(tol)
     graph = inter.read_graph(Path(onnx_path))
@@ -287,13 +335,57 @@ def locate(onnx_path: Path, target: str, artifact: Path, samples: list[dict], to
 
         source = OrtRunner(Path(onnx_path)).signature
     refs = inter.reference(graph, samples)
-    feeds = _feeds(target, Path(artifact), samples, source)
-    measured = _measure_artifact(graph, target, Path(artifact), feeds, refs, tol)
+    measured = _measure_artifact(graph, target, Path(artifact), _feeds(target, Path(artifact), samples, source),
+                                 refs, tol)
     found = first_divergence(graph, measured, tol)
     result: dict = {"node": None}
     if found is not None:
-        result = _describe(graph, found, measured, tol)
+        result = {**_describe(graph, found, measured, tol), "method": "exposed tensors"}
+        if not found[1]:
+            result["method"] = "inferred: its output is not exposed in the artifact (fused)"
+            if prefix == "auto":
+                prefix = prefix_runner(target, Path(onnx_path), graph.inputs, samples)
+            try:
+                result = (refine(graph, found, measured, refs, tol, prefix) if prefix else None) or result
+            except Exception as exc:  # noqa: BLE001 - a cut that does not convert: keep the inference
+                result["bisection"] = f"stopped: {type(exc).__name__}: {str(exc).strip()[:200]}"
     result["ranking"] = ranking(graph, measured)
     result["compared"] = f"{len(measured)} of {len(graph.floats)} float tensors of the ONNX graph"
     result["seconds"] = round(time.perf_counter() - t0, 2)
     return result
+
+
+def _known_entry(target: str, found: dict) -> dict | None:
+    """The known-failures entry (converters/known_failures.toml) matching 'drift at <op> (node <node>)'."""
+    from .._known import known
+
+    err = known(target, RuntimeError(f"parity drift at {found['op_type']} (node {found['node']})"))
+    return {"cause": str(err), "fix": err.fix or ""} if err is not None else None
+
+
+def for_artifact(model, ctx, target: str, path: Path, samples: list[dict], tol: dict, route: str = "") -> dict:
+    """``parity.first_divergence`` of an artifact export made (``route``: the kept route's name).
+    The reference is the source ONNX file or the run's ONNX export (made here if none was). Never
+    raises: what stopped it is in ``error``."""
+    try:
+        onnx_path = model.onnx_path or ctx.onnx_path
+        if onnx_path is None:
+            from ..backends.onnxruntime.convert import ensure_onnx
+
+            onnx_path = ensure_onnx(model, ctx)
+        if target == "onnx" and Path(path).resolve() == Path(onnx_path).resolve():
+            return {"node": None, "error": "the artifact is the run's ONNX export, the graph drifts are located in: "
+                                           "a drift from the torch model is the exporter's (torch.onnx)"}
+        auto = target == "openvino" or "onnx2tf" in route
+        layout = "onnx" if "ONNX layout" in route else "tf"
+        inputs = [s.name for s in model.signature.inputs]
+        prefix = prefix_runner(target, Path(onnx_path), inputs, samples[:MAX_SAMPLES], layout) if auto else None
+        found = locate(Path(onnx_path), target, Path(path), samples, tol, source=model.signature, prefix=prefix)
+        if found.get("node") is not None:
+            found["known"] = _known_entry(target, found)
+        return found
+    except Exception as exc:  # noqa: BLE001 - locating is a diagnosis: it never fails the conversion
+        if os.environ.get("EDGEKIT_DEBUG"):
+            raise
+        first = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        return {"node": None, "error": f"{type(exc).__name__}: {first[:300]}"}
