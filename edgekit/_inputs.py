@@ -74,12 +74,13 @@ def _axis_sizes(spec: TensorSpec, shape: tuple[int, ...], origin: str) -> dict[s
 
 def resolve_dims(signature: Signature, given: dict[str, int], defaults: dict[str, int], *,
                  shapes: dict[str, tuple[int, ...]] | None = None, arrays: dict | None = None,
-                 arrays_from: str = "--inputs") -> tuple[dict[str, int], dict[str, str]]:
+                 arrays_from: str = "--inputs", strict: bool = True) -> tuple[dict[str, int], dict[str, str]]:
     """The size of every dynamic axis, and where it came from.
 
     In order: ``--dim`` (``given``), ``--shape`` (``shapes``), the user's arrays (``arrays``:
     input name -> array), the model's own defaults, then edgekit's (batch=1, sequence=128).
-    Two explicit sources that disagree on an axis are an error, not a silent choice."""
+    Two explicit sources that disagree on an axis are an error, not a silent choice. An axis no
+    source sizes is an error, or (``strict=False``) left out, to be sized later by ``size_axes``."""
     names = {s.name for s in signature.inputs}
     unknown = sorted(set(shapes or {}) - names)
     if unknown:
@@ -106,13 +107,39 @@ def resolve_dims(signature: Signature, given: dict[str, int], defaults: dict[str
             if axis in dims:
                 continue
             size = defaults.get(axis, DEFAULT_DIMS.get(axis))
-            if size is None:
-                raise EdgekitError(
-                    f"input {spec.name!r} has a dynamic axis {axis!r} ({_shape_text(spec)}) with no size to test it at",
-                    f"give sample inputs with --inputs x.npz, or the shape with --shape {spec.name}=...,"
-                    f" or the axis with --dim {axis}=N")
-            dims[axis], sources[axis] = size, "the model's default" if axis in defaults else "edgekit's default"
+            if size is None and strict:
+                raise _unsized(spec, axis)
+            if size is not None:
+                dims[axis], sources[axis] = size, "the model's default" if axis in defaults else "edgekit's default"
     return dims, sources
+
+
+def _unsized(spec: TensorSpec, axis: str) -> EdgekitError:
+    return EdgekitError(
+        f"input {spec.name!r} has a dynamic axis {axis!r} ({_shape_text(spec)}) with no size to test it at",
+        f"give sample inputs with --inputs x.npz, or the shape with --shape {spec.name}=...,"
+        f" or the axis with --dim {axis}=N")
+
+
+def size_axes(model, arrays: dict | None = None, origin: str = "--inputs") -> None:
+    """Size ``model``'s dynamic axes from the user's ``arrays`` (input name -> array) where they
+    were unsized or only defaulted; an axis an explicit flag sized must agree. Then every axis
+    must have a size (else the error says how to give one)."""
+    sources = model.meta.setdefault("dim_sources", {})
+    for spec in model.signature.inputs:
+        if arrays is None or spec.name not in arrays:
+            continue
+        for axis, size in _axis_sizes(spec, tuple(arrays[spec.name].shape), origin).items():
+            known, source = model.dims.get(axis), sources.get(axis, "")
+            if known is not None and known != size and not source.endswith("default"):
+                raise EdgekitError(f"axis {axis!r} is {known} by {source} but {size} by {origin} ({spec.name})",
+                                   "give one size per axis (the arrays in --inputs must agree with --dim/--shape)")
+            if known is None or source.endswith("default"):
+                model.dims[axis], sources[axis] = size, f"{origin} ({spec.name})"
+    for spec in model.signature.inputs:
+        for axis in spec.dynamic_axes.values():
+            if axis not in model.dims:
+                raise _unsized(spec, axis)
 
 
 def _shape_text(spec: TensorSpec) -> str:

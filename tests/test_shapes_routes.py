@@ -50,8 +50,13 @@ def test_unnamed_axes_get_their_own_sizes_from_inputs(tmp_path):
     assert spec["images"].concrete(model.dims) == (1, 3, 48, 64)
     assert spec["scale"].concrete(model.dims) == (5,)
     assert set(model.meta["dim_sources"].values()) == {"--inputs x.npz (images)", "--inputs x.npz (scale)"}
+    unsized = edgekit.load(str(src))  # loads; its axes are sized where it is converted
     with pytest.raises(EdgekitError, match="(?s)no size to test it at.*--inputs"):
-        edgekit.load(str(src))
+        edgekit.convert(unsized, targets=["onnx"], out=tmp_path / "none")
+    assert not (tmp_path / "none").exists()
+    res = edgekit.convert(unsized, targets=["onnx"], out=tmp_path / "later", inputs=x)
+    assert res.artifacts[0].parity.status == "pass"
+    assert res.manifest["source"]["dims"]["images.3"] == 64
     shaped = edgekit.load(str(src), shapes=["images=2x3x32x40", "scale=7"])
     assert spec["images"].concrete(model.dims) == (1, 3, 48, 64)  # the first load is untouched
     assert {s.name: s.concrete(shaped.dims) for s in shaped.signature.inputs} == {

@@ -25,6 +25,7 @@ from .._cpu import for_device, openvino_precision
 from .._cpu import host as host_cpu
 from .._datasets import Data, load_data
 from .._errors import EdgekitError
+from .._inputs import size_axes
 from .._progress import Progress
 from .._registry import TARGETS, backend_module, parse_targets, runner_for
 from .._types import Model, size_of
@@ -181,6 +182,7 @@ def compress(model: Model, *, targets: str | list[str], modes: str | list[str] |
     Quantizer settings are chosen for the CPU of ``options.device`` (a profile in ``targets/``),
     else for this host (``EDGEKIT_CPU_FEATURES`` overrides its detection)."""
     opts, progress = options or CompressOptions(), progress or Progress()
+    size_axes(model)  # every dynamic axis needs a size before data is read at it
     cpu = for_device(opts.device)
     out = Path(out).resolve()  # backends resolve their paths; relative_to(tmp) needs the same form
     chosen, todo, skipped = _pairs(targets, modes, opts)

@@ -18,7 +18,7 @@ from pathlib import Path
 from .._atomic import atomic_folder, check_out
 from .._capture import capture_output
 from .._errors import EdgekitError
-from .._inputs import generate_inputs, load_npz
+from .._inputs import generate_inputs, load_npz, read_npz, size_axes
 from .._known import explain
 from .._progress import Stage, no_stage
 from .._registry import Target, check_path, parse_targets, runner_for, tool_versions
@@ -79,8 +79,12 @@ def _importable(modules: list[str]) -> bool:
 
 
 def _samples(model: Model, inputs: Path | None, count: int) -> tuple[list[dict], str]:
+    """The verification samples: the user's (which also size the axes still unsized or defaulted),
+    else generated at the model's sizes."""
     if inputs is not None:
+        size_axes(model, read_npz(Path(inputs)), f"--inputs {Path(inputs).name}")
         return load_npz(Path(inputs), model.signature), f"user inputs from {inputs}"
+    size_axes(model)
     samples = [generate_inputs(model.signature, model.dims, model.meta, seed=i) for i in range(count)]
     dims = ", ".join(f"{k}={v}" for k, v in model.dims.items()) or "static shapes"
     return samples, f"{count} generated samples (seeds 0-{count - 1}; {dims})"

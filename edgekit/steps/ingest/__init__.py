@@ -63,9 +63,9 @@ def _size_axes(model: Model, given: dict[str, int], shapes: dict, input_specs: l
 
         arrays = read_npz(Path(sample))
     dims, sources = resolve_dims(model.signature, given, model.dims, shapes=shapes, arrays=arrays,
-                                 arrays_from=f"--inputs {Path(sample).name}" if sample else "--inputs")
+                                 arrays_from=f"--inputs {Path(sample).name}" if sample else "--inputs", strict=False)
     model.dims = {**model.dims, **dims}
-    model.meta["dim_sources"] = sources
+    model.meta["dim_sources"] = sources  # an axis left unsized is sized by convert's inputs, or refused there
 
 
 def _load_path(path: Path, input_specs, dims, task, trust_pickle, trust_remote_code=False) -> Model:
