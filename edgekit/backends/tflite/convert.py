@@ -92,10 +92,13 @@ def _moved_outputs(path: Path, want: dict[str, tuple[int, ...]]) -> list[str]:
     next route is tried)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    runner = Interpreter(model_path=str(path)).get_signature_runner()
+    interpreter = Interpreter(model_path=str(path))
+    if interpreter.get_signature_list():
+        details = interpreter.get_signature_runner().get_output_details()
+    else:  # a file without a signature (large graphs): the tensors' own names
+        details = {d["name"]: d for d in interpreter.get_output_details()}
     moved = [f"{name} {[int(x) for x in d['shape']]} (ONNX: {list(want[name])})"
-             for name, d in runner.get_output_details().items()
-             if name in want and tuple(int(x) for x in d["shape"]) != want[name]]
+             for name, d in details.items() if name in want and tuple(int(x) for x in d["shape"]) != want[name]]
     return [f"output(s) in another layout than the source's: {', '.join(moved)}; transpose them on the "
             "device (0, 3, 1, 2 for NHWC)"] if moved else []
 
