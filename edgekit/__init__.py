@@ -18,12 +18,13 @@ from ._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._types import Artifact, Model, Parity, Signature, TensorSpec
+    from .steps._check_types import CheckResult
     from .steps.export import ConvertResult
 
 __all__ = [
     "Artifact", "BackendMissing", "ConversionError", "ConvertResult", "EdgekitError", "Model",
     "Parity", "ParityError", "Signature", "TensorSpec", "__version__", "compress", "convert", "load",
-    "FallbackError", "FallbackModel", "FallbackPolicy", "FallbackResult", "serve",
+    "FallbackError", "FallbackModel", "FallbackPolicy", "FallbackResult", "serve", "check", "CheckResult",
 ]
 
 
@@ -59,6 +60,27 @@ def convert(model, targets=("onnx", "openvino", "tflite", "coreml"), out="edgeki
         raise EdgekitError("shapes= applies when edgekit.convert loads the model",
                            "pass shapes= to edgekit.load instead")
     return _convert(model, list(targets) if not isinstance(targets, str) else targets, out, **options)
+
+
+def check(model, targets=("onnx", "openvino", "tflite", "coreml"), **options) -> CheckResult:
+    """Predict, in seconds and without converting, whether ``convert`` will make each target's
+    artifact: per target and route, the ops its converter or runtime cannot take, the known
+    failures they match, the axes still needing a size, and whether the source is quantized.
+
+    Options: ``precision`` ("fp32"|"fp16"); when ``model`` is loaded here, ``inputs`` (an .npz),
+    ``shapes`` ({"images": (1, 3, 640, 640)}) and ``dims`` ({"sequence": 64}) size its axes.
+    The result's ``exit_code`` is 0 when every target will convert, 3 when one will fail.
+    See docs/check.md."""
+    from ._types import Model as _Model
+    from .steps.check import check as _check
+
+    sizing = {k: options.pop(k, None) for k in ("inputs", "shapes", "dims")}
+    if not isinstance(model, _Model):
+        model = load(model, dims=sizing["dims"], shapes=sizing["shapes"], sample=sizing["inputs"])
+    elif any(v is not None for v in sizing.values()):
+        raise EdgekitError("inputs=, shapes= and dims= apply when edgekit.check loads the model",
+                           "pass them to edgekit.load instead")
+    return _check(model, list(targets) if not isinstance(targets, str) else targets, **options)
 
 
 def compress(model=None, targets=None, quantize=None, data=None, out="edgekit-out", *, recipe=None, **options):
@@ -126,6 +148,10 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module(".serve", __name__)
+    if name == "CheckResult":
+        from .steps._check_types import CheckResult
+
+        return CheckResult
     if name == "ConvertResult":
         from .steps.export import ConvertResult
 

@@ -236,6 +236,43 @@ def compress(
 
 
 @app.command()
+def check(
+    model: Annotated[str, typer.Argument(help="ONNX file, .pt2, TorchScript, package.module:factory, Hugging Face folder, .keras or .tflite.")],
+    to: Annotated[str, typer.Option("--to", help="Targets, comma-separated.")] = "onnx,openvino,tflite,coreml",
+    inputs: Annotated[Path | None, typer.Option("--inputs", help=".npz keyed by input name; its arrays size the dynamic axes.")] = None,
+    shape: Annotated[list[str] | None, typer.Option("--shape", help="Shape of one input, e.g. images=1x3x640x640 (repeat per input).")] = None,
+    dim: Annotated[list[str] | None, typer.Option(help="Size of a dynamic axis, e.g. sequence=128.")] = None,
+    precision: Annotated[str, typer.Option(help="fp32 or fp16: the routes that apply differ.")] = "fp32",
+    trust_remote_code: Annotated[bool, typer.Option(help=_TRUST_REMOTE_CODE)] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+    debug: Annotated[bool, typer.Option(help="Show full tracebacks.")] = False,
+):
+    """Predict, in seconds and without converting, what `convert --to` will hit: per target and route,
+    the ops its converter or runtime cannot take, with the fix. Exit 0: every target will convert;
+    3: a target will fail (or an axis has no size); 2: bad input."""
+    with _errors(debug):
+        from . import check as api_check
+        from . import load
+        from ._inputs import parse_dims
+        from .present.check_table import check_tables, source_lines
+
+        console = _console()
+        with _stage(console)("loading the model"):
+            m = load(model, dims=parse_dims(dim), shapes=shape, sample=inputs, trust_remote_code=trust_remote_code)
+        with _stage(console)("checking"):
+            result = api_check(m, targets=to, precision=precision)
+        doc = result.to_dict()
+        out = console if as_json else _console(stderr=False)
+        for table in check_tables(doc):
+            out.print(table)
+        for line in source_lines(doc):
+            console.print(line, markup=False, highlight=False)
+        if as_json:
+            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        raise typer.Exit(result.exit_code)
+
+
+@app.command()
 def bench(
     path: Annotated[Path | None, typer.Argument(help="An artifact (.onnx, .xml, .tflite, .mlpackage) or a convert/compress output folder.")] = None,
     on: Annotated[str, typer.Option(help="Where it runs: local, ssh://user@host[:port], or adb://SERIAL.")] = "local",

@@ -1,0 +1,278 @@
+"""`edgekit check` on an ONNX graph: what ONNX Runtime, OpenVINO and onnx2tf (LiteRT) cannot take.
+
+Each function takes the graph's :class:`OnnxFacts` and returns a list of
+``steps.check.Finding``; nothing is converted. ONNX Runtime and OpenVINO are asked (their kernel
+table, ``Core.query_model``); onnx2tf by its op modules (``onnx2tf/ops/<Op>.py``) and what
+edgekit's conformance runs saw LiteRT refuse (docs/conformance.md).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .._known import known
+from ._check_types import Finding
+
+# ONNX element types (onnx.TensorProto) by number, as ONNX Runtime's kernel tables name them
+_TYPE_NAMES = {1: "float", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 8: "string",
+               9: "bool", 10: "float16", 11: "double", 12: "uint32", 13: "uint64", 16: "bfloat16"}
+
+
+@dataclass
+class OnnxFacts:
+    """What the checks read from one ONNX file: its nodes (subgraphs too), op sets and types."""
+
+    path: Path
+    proto: object
+    opsets: dict[str, int]
+    nodes: list = field(default_factory=list)
+    types: dict[str, int] = field(default_factory=dict)  # tensor name -> onnx element type
+    constants: set[str] = field(default_factory=set)  # initializers and Constant outputs
+
+    def ops(self) -> dict[tuple[str, str], list[str]]:
+        """(domain, op) -> node names, in graph order."""
+        out: dict[tuple[str, str], list[str]] = {}
+        for n in self.nodes:
+            out.setdefault((n.domain or "", n.op_type), []).append(n.name or f"{n.op_type}_{len(out)}")
+        return out
+
+
+def onnx_facts(path: Path) -> OnnxFacts:
+    import onnx
+
+    from .ingest._quantized import _nodes
+
+    proto = onnx.load(str(path), load_external_data=False)
+    opsets = {(o.domain if o.domain != "ai.onnx" else ""): o.version for o in proto.opset_import}
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto).graph
+    except Exception:  # noqa: BLE001 - a graph onnx cannot infer: fewer types known, same checks
+        inferred = proto.graph
+    g = inferred
+    types = {v.name: v.type.tensor_type.elem_type for v in [*g.value_info, *g.input, *g.output]}
+    types.update({i.name: i.data_type for i in proto.graph.initializer})
+    nodes = list(_nodes(proto.graph))
+    constants = {i.name for i in proto.graph.initializer}
+    constants |= {n.output[0] for n in nodes if n.op_type == "Constant" and n.output}
+    return OnnxFacts(path, proto, opsets, nodes, types, constants)
+
+
+def _named(domain: str, op: str) -> str:
+    return f"{domain}:{op}" if domain else op
+
+
+def _explained(target: str, message: str, op: str, nodes: list[str], severity: str = "fail") -> Finding:
+    """A finding whose cause and fix come from converters/known_failures.toml, matched against the
+    message the converter or runtime raises for it."""
+    found = known(target, RuntimeError(message))
+    cause = found.cause.split(": ", 1)[-1] if found else message
+    return Finding(op, severity, cause, found.fix if found else None, nodes[:5])
+
+
+# ---- ONNX Runtime ----
+
+def ort_findings(facts: OnnxFacts) -> list[Finding]:
+    """Ops ONNX Runtime's CPU build has no kernel (nor function body) for, at the model's op set."""
+    import onnx
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_c
+
+    kernels: dict[tuple[str, str], list] = {}
+    for k in ort_c.get_all_opkernel_def():
+        if k.provider == "CPUExecutionProvider":
+            kernels.setdefault((k.domain if k.domain != "ai.onnx" else "", k.op_name), []).append(k)
+    findings = []
+    newest = max((k.version_range[0] for ks in kernels.values() for k in ks if k.domain in ("", "ai.onnx")),
+                 default=0)
+    if facts.opsets.get("", 0) > newest + 1:
+        findings.append(Finding(f"opset {facts.opsets['']}", "risk",
+                                f"the model is stamped opset {facts.opsets['']}; ONNX Runtime's newest kernels are "
+                                f"opset {newest}", "export at a lower opset if ONNX Runtime refuses it"))
+    for (domain, op), nodes in facts.ops().items():
+        version = facts.opsets.get(domain, 1)
+        if (domain, op) not in kernels:
+            findings.extend(_ort_missing(onnx, domain, op, version, nodes))
+            continue
+        bad = _ort_types(onnx, facts, kernels[(domain, op)], domain, op, version)
+        if bad:
+            findings.append(_explained("onnx", f"Could not find an implementation for {op}({bad[0]}) node with "
+                                               f"name '{nodes[0]}'", op, nodes))
+            findings[-1].cause += f" for {bad[1]}"
+    return findings
+
+
+def _ort_missing(onnx, domain: str, op: str, version: int, nodes: list[str]) -> list[Finding]:
+    """An op ONNX Runtime has no kernel for: fine when ONNX defines it as a function (inlined)."""
+    if domain in ("", "ai.onnx.ml") and op != "Constant":
+        try:
+            schema = onnx.defs.get_schema(op, version, domain)
+        except Exception:  # noqa: BLE001 - onnx does not know it at this op set
+            schema = None
+        if schema is not None and (schema.has_function or schema.has_context_dependent_function):
+            return []
+        if schema is not None and schema.deprecated:
+            return [Finding(op, "fail", f"{op} is deprecated at opset {version}", "re-export the model", nodes[:5])]
+        since = schema.since_version if schema is not None else version
+        return [_explained("onnx", f"Could not find an implementation for {op}({since}) node with name "
+                                   f"'{nodes[0]}'", op, nodes)]
+    if op == "Constant":
+        return []
+    return [_explained("onnx", f"{domain}:{op}({version}) is not a registered function/op", _named(domain, op),
+                       nodes)]
+
+
+def _ort_types(onnx, facts: OnnxFacts, defs: list, domain: str, op: str, version: int):
+    """(since_version, 'T=tensor(x)') when no kernel of ``op`` takes its input types; else None."""
+    try:
+        schema = onnx.defs.get_schema(op, version, domain)
+    except Exception:  # noqa: BLE001 - a contrib op: its version is the domain's
+        schema = None
+    since = schema.since_version if schema is not None else version
+    defs = [k for k in defs if k.version_range[0] <= since <= k.version_range[1]]
+    if not defs:
+        return (since, "this op set") if schema is not None else None
+    if schema is None:
+        return None
+    node = next(n for n in facts.nodes if (n.domain or "") == domain and n.op_type == op)
+    for formal, name in zip(schema.inputs, node.input, strict=False):
+        elem = _TYPE_NAMES.get(facts.types.get(name, 0))
+        if not elem or not name:
+            continue
+        tstr = formal.type_str
+        allowed = [k for k in defs if tstr not in k.type_constraints or f"tensor({elem})" in k.type_constraints[tstr]]
+        if not allowed:
+            return since, f"{tstr}=tensor({elem})"
+    return None
+
+
+# ---- OpenVINO ----
+
+def openvino_findings(path: Path) -> list[Finding]:
+    """OpenVINO's own answer: the frontend's unconverted ops (read_model), then the CPU plugin's
+    unsupported ones (query_model)."""
+    import openvino as ov
+
+    core = ov.Core()
+    try:
+        model = core.read_model(str(path))
+    except Exception as exc:  # noqa: BLE001 - the frontend's report names the ops it cannot convert
+        return _openvino_read_error(exc)
+    supported = core.query_model(model, "CPU")
+    missing: dict[str, list[str]] = {}
+    for node in model.get_ops():
+        if node.get_friendly_name() not in supported and node.get_type_name() not in ("Parameter", "Result",
+                                                                                     "Constant"):
+            missing.setdefault(node.get_type_name(), []).append(node.get_friendly_name())
+    return [Finding(op, "fail", f"OpenVINO's CPU plugin cannot run {op}", "update openvino, or rewrite that part "
+                    "of the model with other ops", nodes[:5]) for op, nodes in missing.items()]
+
+
+def _openvino_read_error(exc: BaseException) -> list[Finding]:
+    import re
+
+    text = str(exc)
+    m = re.search(r"No conversion rule found for operations: ([^\n]+)", text)
+    ops = [o.strip() for o in m.group(1).split(",")] if m else []
+    found = known("openvino", exc)
+    first = next((ln.strip() for ln in text.splitlines() if "rror" in ln or "failed" in ln), text[:200])
+    if not ops:
+        return [Finding("(read)", "fail", found.cause.split(": ", 1)[-1] if found else
+                        f"OpenVINO cannot read the model: {first[:300]}", found.fix if found else None)]
+    out = []
+    for op in ops:
+        one = known("openvino", RuntimeError(f"No conversion rule found for operations: {op}"))
+        out.append(Finding(op, "fail", one.cause.split(": ", 1)[-1] if one else f"OpenVINO cannot convert {op}",
+                           one.fix if one else None))
+    return out
+
+
+# ---- onnx2tf, then LiteRT's builtins ----
+
+# ops edgekit's prep rewrites before onnx2tf (backends/tflite/_prepare.py)
+_PREPARED = {"CastLike", "Constant"}
+# ONNX ops onnx2tf writes as TensorFlow ops LiteRT has no builtin for (seen in the node cases)
+_NO_BUILTIN = {"Cosh": "Cosh", "Sinh": "Sinh", "Atanh": "Atanh", "Asinh": "Asinh", "Acosh": "Acosh",
+               "BitwiseOr": "BitwiseOr", "BitwiseAnd": "BitwiseAnd", "BitwiseNot": "Invert",
+               "Unique": "UniqueWithCountsV2"}
+# element types LiteRT lacks that prep does not widen for every op
+_RISKY_TYPES = {13: "uint64", 16: "bfloat16", 8: "string"}
+_POOLS = {"AveragePool": "AvgPool3D", "MaxPool": "MaxPool3D", "LpPool": "AvgPool3D"}
+
+
+def _attr(node, name: str, default=None):
+    import onnx
+
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+def onnx2tf_findings(facts: OnnxFacts) -> list[Finding]:
+    """What onnx2tf has no converter for, and what it writes as ops LiteRT cannot run."""
+    findings = []
+    for (domain, op), nodes in facts.ops().items():
+        if op in _PREPARED and domain == "":
+            continue
+        if domain not in ("", "ai.onnx") or op not in onnx2tf_ops():
+            findings.append(_explained("tflite", f"No module named 'onnx2tf.ops.{op}'", _named(domain, op), nodes))
+        elif op in _NO_BUILTIN:
+            findings.append(_flex(_NO_BUILTIN[op], op, nodes))
+    for node in facts.nodes:
+        found = _node_rule(facts, node)
+        if found is not None and not any(f.op == found.op and f.cause == found.cause for f in findings):
+            findings.append(found)
+        elif found is not None:
+            next(f for f in findings if f.op == found.op and f.cause == found.cause).nodes.append(node.name)
+    findings.extend(_type_risks(facts))
+    return findings
+
+
+@functools.lru_cache(maxsize=1)
+def onnx2tf_ops() -> frozenset[str]:
+    """The ONNX ops onnx2tf converts: one module each in ``onnx2tf/ops/`` (listed, not imported:
+    importing onnx2tf imports TensorFlow)."""
+    spec = importlib.util.find_spec("onnx2tf")
+    folder = Path(spec.origin).parent / "ops"
+    return frozenset(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
+
+
+def _flex(tf_op: str, op: str, nodes: list[str]) -> Finding:
+    return _explained("tflite", f"'tf.{tf_op}' op is neither a custom op nor a flex op", op, nodes)
+
+
+def _node_rule(facts: OnnxFacts, node) -> Finding | None:
+    """Rules on one node's attributes and inputs (3-D pooling, cubic Resize, a fed axis...)."""
+    op, name = node.op_type, node.name or node.op_type
+    if node.domain not in ("", "ai.onnx"):
+        return None
+    if op in _POOLS and len(_attr(node, "kernel_shape", []) or []) == 3:
+        return _flex(_POOLS[op], op, [name])
+    if op == "MaxPool" and _attr(node, "storage_order", 0):
+        return _explained("tflite", "NotImplementedError: storage_order option is not supported", op, [name])
+    if op == "Resize" and _attr(node, "mode", b"nearest") in (b"cubic", "cubic"):
+        return _flex("ResizeBicubic", op, [name])
+    if op == "BitShift" and _attr(node, "direction", b"") in (b"LEFT", "LEFT"):
+        return _flex("LeftShift", op, [name])
+    if op in ("CumSum", "CumProd") and len(node.input) > 1 and node.input[1] not in facts.constants:
+        tf = "Cumsum" if op == "CumSum" else "Cumprod"
+        return _explained("tflite", f"'tf.{tf}' op requires scalar axis operand", op, [name])
+    return None
+
+
+def _type_risks(facts: OnnxFacts) -> list[Finding]:
+    """Tensors of element types LiteRT has few kernels for (prep widens int8/16, unsigned and
+    float64 arithmetic; these stay): may become Select-TF ops."""
+    seen: dict[str, list[str]] = {}
+    for node in facts.nodes:
+        for name in [*node.input, *node.output]:
+            kind = _RISKY_TYPES.get(facts.types.get(name, 0))
+            if kind and node.op_type not in ("Constant",):
+                seen.setdefault(kind, []).append(node.name or node.op_type)
+                break
+    return [Finding(f"{kind} tensors", "risk", f"LiteRT has few kernels for {kind}: the ops on them may "
+                    "become Select-TF ops, which LiteRT cannot run on a device",
+                    "compute in a type LiteRT has (int64/int32/float32) in the model", nodes[:5])
+            for kind, nodes in seen.items()]
