@@ -154,7 +154,8 @@ def by_value(graph: inter.OnnxGraph, refs: list[dict], arts: list[dict], tol: di
     for tname, name in named.items():
         if name not in out:
             m = measure([r[name] for r in refs], [a[tname] for a in arts], tol, tname)
-            out[name] = m or _bad(tname)
+            if m is not None or tname.startswith("output:"):  # a named tensor of another shape: not that one
+                out[name] = m or _bad(tname)
     return out
 
 
@@ -299,7 +300,7 @@ def refine(graph: inter.OnnxGraph, found: tuple[int, bool], measured: dict[str, 
     before = _implied(graph, {evidence}, set())
     candidates = [o for n in graph.nodes[index:] for o in n.output
                   if o in graph.floats and o in before and o not in good and o not in measured]
-    seen: dict[str, Measure] = {}
+    seen: dict[str, Measure] = {evidence: measured[evidence]}
 
     def is_bad(tensor: str) -> bool:
         m = measure([r[tensor] for r in refs], prefix(tensor), tol, f"{tensor} (the graph cut there, converted)")
@@ -307,7 +308,7 @@ def refine(graph: inter.OnnxGraph, found: tuple[int, bool], measured: dict[str, 
         return not seen[tensor].ok(tol)
 
     tensor, cuts = first_bad([*candidates, evidence], is_bad)
-    if tensor is None or tensor not in seen:
+    if tensor is None:
         return None
     node = graph.nodes[graph.producer[tensor]]
     return {"node": node.name or tensor, "op_type": node.op_type, "tensor": tensor, "exposed": False,

@@ -1,0 +1,190 @@
+"""Locating a drift (edgekit/steps/locate.py): seeded faults, one op changed in the artifact.
+
+Each case is a small real graph; the artifact is made by converting a copy of it with one op's
+attribute, layout or constant changed (ONNX Runtime: that .onnx; OpenVINO: ov.convert_model of it,
+saved as IR; TFLite: edgekit's onnx2tf route on it), and the locator, given the unchanged graph and
+the artifact, must name the changed node. Real runtimes throughout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgekit.steps import verify
+from edgekit.steps.locate import locate
+
+TOL = verify.default_tolerance("fp32")
+F = TensorProto.FLOAT
+
+
+def _const(name, arr):
+    return numpy_helper.from_array(np.asarray(arr, dtype=np.float32), name)
+
+
+def _model(nodes, x_shape, y_shape, inits):
+    graph = helper.make_graph(nodes, "seeded", [helper.make_tensor_value_info("x", F, x_shape)],
+                              [helper.make_tensor_value_info("y", F, y_shape)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _rng():
+    return np.random.default_rng(7)
+
+
+def _around(mid_nodes, x_shape, y_shape, inits, mid_out):
+    """x -> Mul(a) -> Add(b) -> Sigmoid -> [the op under test] -> Sigmoid -> Mul(c) -> y: ops before
+    and after it (Sigmoid: no converter folds it into the op under test, as Add+Add or Add+Relu)."""
+    rng = _rng()
+    c = x_shape[1]
+    bshape = [1, c] + [1] * (len(x_shape) - 2)
+    pre = [helper.make_node("Mul", ["x", "a"], ["xa"], name="pre_mul"),
+           helper.make_node("Add", ["xa", "b"], ["xc"], name="pre_add"),
+           helper.make_node("Sigmoid", ["xc"], ["xb"], name="pre_sigmoid")]
+    post = [helper.make_node("Sigmoid", [mid_out], ["r"], name="post_sigmoid"),
+            helper.make_node("Mul", ["r", "c"], ["y"], name="post_mul")]
+    consts = [_const("a", rng.uniform(0.5, 1.5, bshape)), _const("b", rng.uniform(-0.5, 0.5, bshape)),
+              _const("c", np.full([1] * len(y_shape), 1.5))]
+    return _model(pre + mid_nodes + post, x_shape, y_shape, consts + inits)
+
+
+def transpose(bad):
+    node = helper.make_node("Transpose", ["xb"], ["t"], perm=[0, 1, 2, 3] if bad else [0, 1, 3, 2], name="the_transpose")
+    return _around([node], [1, 4, 6, 6], [1, 4, 6, 6], [], "t")
+
+
+def layernorm_eps(bad):
+    rng = _rng()
+    node = helper.make_node("LayerNormalization", ["xb", "g", "h"], ["n"], axis=-1, epsilon=0.5 if bad else 1e-5,
+                            name="the_layernorm")
+    return _around([node], [1, 3, 8, 16], [1, 3, 8, 16],
+                   [_const("g", rng.uniform(0.5, 1.5, [16])), _const("h", rng.uniform(-0.2, 0.2, [16]))], "n")
+
+
+def instancenorm_eps(bad):
+    rng = _rng()
+    node = helper.make_node("InstanceNormalization", ["xb", "g", "h"], ["n"], epsilon=0.5 if bad else 1e-5,
+                            name="the_instancenorm")
+    return _around([node], [1, 4, 8, 8], [1, 4, 8, 8],
+                   [_const("g", rng.uniform(0.5, 1.5, [4])), _const("h", rng.uniform(-0.2, 0.2, [4]))], "n")
+
+
+def batchnorm_eps(bad):
+    rng = _rng()
+    node = helper.make_node("BatchNormalization", ["xb", "g", "h", "m", "v"], ["n"], epsilon=0.5 if bad else 1e-5,
+                            name="the_batchnorm")
+    inits = [_const("g", rng.uniform(0.5, 1.5, [4])), _const("h", rng.uniform(-0.2, 0.2, [4])),
+             _const("m", rng.uniform(-0.1, 0.1, [4])), _const("v", rng.uniform(0.05, 0.2, [4]))]
+    return _around([node], [1, 4, 8, 8], [1, 4, 8, 8], inits, "n")
+
+
+def resize_mode(bad):
+    node = helper.make_node("Resize", ["xb", "", "scales"], ["z"], mode="linear" if bad else "nearest",
+                            name="the_resize")
+    return _around([node], [1, 4, 6, 6], [1, 4, 12, 12], [_const("scales", [1, 1, 2, 2])], "z")
+
+
+def softmax_axis(bad):
+    node = helper.make_node("Softmax", ["xb"], ["s"], axis=2 if bad else 3, name="the_softmax")
+    return _around([node], [1, 4, 8, 8], [1, 4, 8, 8], [], "s")
+
+
+def perturbed_constant(bad):
+    k = _rng().uniform(-1, 1, [1, 4, 1, 1]).astype(np.float32)
+    if bad:
+        k[0, 2, 0, 0] += 0.75
+    node = helper.make_node("Add", ["xb", "k"], ["p"], name="the_bias")
+    return _around([node], [1, 4, 8, 8], [1, 4, 8, 8], [_const("k", k)], "p")
+
+
+def gemm_transb(bad):
+    rng = _rng()
+    node = helper.make_node("Gemm", ["f", "w", "wb"], ["gm"], transB=0 if bad else 1, name="the_gemm")
+    flat = helper.make_node("Flatten", ["xb"], ["f"], axis=1, name="flatten")
+    return _around([flat, node], [2, 16], [2, 16],
+                   [_const("w", rng.standard_normal([16, 16]) * 0.3), _const("wb", rng.uniform(-0.1, 0.1, [16]))], "gm")
+
+
+def conv_pads(bad):
+    w = _rng().standard_normal([4, 4, 3, 3]) * 0.3
+    node = helper.make_node("Conv", ["xb", "w"], ["cv"], pads=[0, 0, 2, 2] if bad else [1, 1, 1, 1], name="the_conv")
+    return _around([node], [1, 4, 8, 8], [1, 4, 8, 8], [_const("w", w)], "cv")
+
+
+def reducemean_axis(bad):
+    node = helper.make_node("ReduceMean", ["xb"], ["rm"], axes=[3] if bad else [2], keepdims=1, name="the_mean")
+    return _around([node], [1, 4, 8, 8], [1, 4, 1, 8] if not bad else [1, 4, 8, 1], [], "rm")
+
+
+FAULTS = {  # case -> (builder, the node changed, its op)
+    "transpose": (transpose, "the_transpose", "Transpose"),
+    "layernorm-eps": (layernorm_eps, "the_layernorm", "LayerNormalization"),
+    "instancenorm-eps": (instancenorm_eps, "the_instancenorm", "InstanceNormalization"),
+    "batchnorm-eps": (batchnorm_eps, "the_batchnorm", "BatchNormalization"),
+    "resize-mode": (resize_mode, "the_resize", "Resize"),
+    "softmax-axis": (softmax_axis, "the_softmax", "Softmax"),
+    "perturbed-constant": (perturbed_constant, "the_bias", "Add"),
+    "gemm-transb": (gemm_transb, "the_gemm", "Gemm"),
+    "conv-pads": (conv_pads, "the_conv", "Conv"),
+    "reducemean-axis": (reducemean_axis, "the_mean", "ReduceMean"),
+}
+
+
+def _case(tmp_path: Path, case: str):
+    build, node, op = FAULTS[case]
+    src, bad = tmp_path / "source.onnx", tmp_path / "changed.onnx"
+    onnx.save(build(False), src)
+    changed = build(True)
+    if case == "reducemean-axis":  # keep the declared output shape of the source: the artifact's shape differs
+        changed.graph.output[0].type.tensor_type.shape.dim[2].dim_value = 8
+        changed.graph.output[0].type.tensor_type.shape.dim[3].dim_value = 1
+    onnx.save(changed, bad)
+    shape = [d.dim_value for d in build(False).graph.input[0].type.tensor_type.shape.dim]
+    samples = [{"x": np.random.default_rng(i).standard_normal(shape).astype(np.float32)} for i in range(2)]
+    return src, bad, samples, node, op
+
+
+def _check(found: dict, node: str, op: str):
+    assert found["node"] == node and found["op_type"] == op, json.dumps(found, indent=1, default=str)
+    measured = [i for i in found["inputs"] if i["kind"] == "tensor"]
+    # its inputs within tolerance (OpenVINO's f32 kernels differ from ONNX Runtime's by up to ~3e-4 of a
+    # tensor's scale, e.g. 1e-3 here), its output far out
+    assert all(i["max_abs_err"] is not None and i["max_abs_err"] < 5e-3 for i in measured), found["inputs"]
+    assert found.get("max_abs_err") is None or found["max_abs_err"] > 5e-2
+
+
+@pytest.mark.parametrize("case", sorted(FAULTS))
+def test_onnxruntime_artifact(tmp_path, case):
+    src, bad, samples, node, op = _case(tmp_path, case)
+    _check(locate(src, "onnx", bad, samples, TOL), node, op)
+
+
+@pytest.mark.parametrize("case", sorted(FAULTS))
+def test_openvino_artifact(tmp_path, case):
+    ov = pytest.importorskip("openvino")
+    src, bad, samples, node, op = _case(tmp_path, case)
+    ov.save_model(ov.convert_model(str(bad)), str(tmp_path / "model.xml"))
+    _check(locate(src, "openvino", tmp_path / "model.xml", samples, TOL), node, op)
+
+
+def _tflite(tmp_path: Path, bad: Path, layout: str = "tf") -> Path:
+    import edgekit
+    from edgekit.backends._common import ConvertContext
+    from edgekit.backends.tflite.convert import from_onnx
+
+    out = tmp_path / f"tflite-{layout}"
+    out.mkdir()
+    path, _ = from_onnx(edgekit.load(bad), out, "fp32", ConvertContext(workdir=out), layout=layout)
+    return path
+
+
+@pytest.mark.parametrize("case", ["softmax-axis", "layernorm-eps", "conv-pads", "perturbed-constant", "transpose"])
+def test_tflite_artifact(tmp_path, case):
+    """onnx2tf's route on the changed graph (NHWC); LiteRT's tensors mapped back by name or value."""
+    pytest.importorskip("onnx2tf")
+    src, bad, samples, node, op = _case(tmp_path, case)
+    _check(locate(src, "tflite", _tflite(tmp_path, bad), samples, TOL, prefix=None), node, op)
