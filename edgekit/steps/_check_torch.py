@@ -136,9 +136,11 @@ def coreml_findings(facts: TorchFacts) -> list[Finding]:
     """aten ops neither coremltools' registry nor edgekit's shims convert."""
     if facts.error:
         return export_failure(facts)
-    from ..backends.coreml.shims import SHIMS
+    from ..backends.coreml import shims
 
-    known = coreml_registry() | set(SHIMS)
+    registry = coreml_registry()
+    aliases = {name for name, existing in getattr(shims, "ALIASES", {}).items() if existing in registry}
+    known = registry | set(shims.SHIMS) | aliases
     out = []
     for op, nodes in facts.decomposed().items():
         kind = coreml_kind(op)
