@@ -188,3 +188,59 @@ def test_tflite_artifact(tmp_path, case):
     pytest.importorskip("onnx2tf")
     src, bad, samples, node, op = _case(tmp_path, case)
     _check(locate(src, "tflite", _tflite(tmp_path, bad), samples, TOL, prefix=None), node, op)
+
+
+def test_bisection_finds_an_op_the_artifact_does_not_expose(tmp_path):
+    """An OpenVINO IR that names none of its intermediate tensors: only the output tells, so the graph
+    is cut and each prefix converted (here from the changed graph: a converter fault that a prefix
+    reproduces) until the first cut that diverges."""
+    ov = pytest.importorskip("openvino")
+    from edgekit.steps._bisect import openvino_prefix
+
+    src, bad, samples, node, op = _case(tmp_path, "conv-pads")
+    model = ov.convert_model(str(bad))
+    for o in model.get_ops():
+        if o.get_type_name() not in ("Parameter", "Result"):
+            for port in o.outputs():
+                if "y" not in port.get_names():
+                    port.get_tensor().set_names(set())
+    ov.save_model(model, str(tmp_path / "model.xml"))
+    found = locate(src, "openvino", tmp_path / "model.xml", samples, TOL, prefix=openvino_prefix(bad, ["x"], samples))
+    _check(found, node, op)
+    assert found["method"].startswith("bisection") and found["exposed"] is False
+    without = locate(src, "openvino", tmp_path / "model.xml", samples, TOL, prefix=None)
+    assert without["method"].startswith("inferred") and without["evidence"]["tensor"] == "y"
+
+
+def test_convert_explain_and_failing_parity_write_first_divergence(tmp_path):
+    """--explain records a first_divergence on a passing artifact; a failing one gets it unasked. The
+    manifest loads through the schema, and the parity output prints it."""
+    pytest.importorskip("openvino")
+    import edgekit
+    from edgekit import schema
+    from edgekit.present.tables import parity_table
+
+    src, _, _, _, _ = _case(tmp_path, "softmax-axis")
+    passing = edgekit.convert(str(src), targets=["openvino"], out=tmp_path / "explained", explain=True)
+    fd = passing.manifest["artifacts"][0]["parity"]["first_divergence"]
+    assert passing.ok and fd["node"] is None and fd["compared"].startswith("6 of 6")
+    failing = edgekit.convert(str(src), targets=["openvino"], out=tmp_path / "failing",
+                              tolerance={"atol": 0.0, "rtol": 0.0, "min_cosine": 1.0 + 1e-9})
+    parity = failing.manifest["artifacts"][0]["parity"]
+    assert parity["status"] == "fail" and parity["first_divergence"] is not None
+    schema.load("manifest", failing.manifest_path)
+    plain = edgekit.convert(str(src), targets=["openvino"], out=tmp_path / "plain")
+    assert plain.manifest["artifacts"][0]["parity"]["first_divergence"] is None
+    _, lines = parity_table(passing.manifest)
+    assert any(line.startswith("openvino: no op out of tolerance") for line in lines)
+
+
+def test_divergence_lines_name_the_node_its_inputs_and_the_known_entry():
+    from edgekit.present.tables import divergence_lines
+
+    fd = {"node": "the_softmax", "op_type": "Softmax", "tensor": "s", "target_tensor": "model/tf.nn.softmax/s",
+          "max_abs_err": 0.6, "cosine": 0.85, "method": "exposed tensors", "seconds": 0.3,
+          "inputs": [{"name": "xb", "kind": "tensor", "max_abs_err": 1e-6, "cosine": 1.0}],
+          "known": {"cause": "a known drift", "fix": "do this"}}
+    lines = divergence_lines("tflite", fd)
+    assert "Softmax node 'the_softmax'" in lines[0] and "xb: 1e-06" in lines[1] and "fix: do this" in lines[2]
