@@ -1,15 +1,12 @@
-"""`edgekit check` on an ONNX graph: what ONNX Runtime, OpenVINO and onnx2tf (LiteRT) cannot take.
+"""`edgekit check` on an ONNX graph: what ONNX Runtime and OpenVINO cannot take (onnx2tf: ``_check_onnx2tf``).
 
 Each function takes the graph's :class:`OnnxFacts` and returns a list of
 ``steps.check.Finding``; nothing is converted. ONNX Runtime and OpenVINO are asked (their kernel
-table, ``Core.query_model``); onnx2tf by its op modules (``onnx2tf/ops/<Op>.py``) and what
-edgekit's conformance runs saw LiteRT refuse (docs/conformance.md).
+table, ``Core.query_model``).
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +28,7 @@ class OnnxFacts:
     nodes: list = field(default_factory=list)
     types: dict[str, int] = field(default_factory=dict)  # tensor name -> onnx element type
     constants: set[str] = field(default_factory=set)  # initializers and Constant outputs
+    ranks: dict[str, int] = field(default_factory=dict)  # tensor name -> rank, where known
 
     def ops(self) -> dict[tuple[str, str], list[str]]:
         """(domain, op) -> node names, in graph order."""
@@ -54,10 +52,12 @@ def onnx_facts(path: Path) -> OnnxFacts:
     g = inferred
     types = {v.name: v.type.tensor_type.elem_type for v in [*g.value_info, *g.input, *g.output]}
     types.update({i.name: i.data_type for i in proto.graph.initializer})
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in [*g.value_info, *g.input, *g.output]
+             if v.type.tensor_type.HasField("shape")}
     nodes = list(_nodes(proto.graph))
     constants = {i.name for i in proto.graph.initializer}
     constants |= {n.output[0] for n in nodes if n.op_type == "Constant" and n.output}
-    return OnnxFacts(path, proto, opsets, nodes, types, constants)
+    return OnnxFacts(path, proto, opsets, nodes, types, constants, ranks)
 
 
 def _named(domain: str, op: str) -> str:
@@ -186,93 +186,3 @@ def _openvino_read_error(exc: BaseException) -> list[Finding]:
         out.append(Finding(op, "fail", one.cause.split(": ", 1)[-1] if one else f"OpenVINO cannot convert {op}",
                            one.fix if one else None))
     return out
-
-
-# ---- onnx2tf, then LiteRT's builtins ----
-
-# ops edgekit's prep rewrites before onnx2tf (backends/tflite/_prepare.py)
-_PREPARED = {"CastLike", "Constant"}
-# ONNX ops onnx2tf writes as TensorFlow ops LiteRT has no builtin for (seen in the node cases)
-_NO_BUILTIN = {"Cosh": "Cosh", "Sinh": "Sinh", "Atanh": "Atanh", "Asinh": "Asinh", "Acosh": "Acosh",
-               "BitwiseOr": "BitwiseOr", "BitwiseAnd": "BitwiseAnd", "BitwiseNot": "Invert",
-               "Unique": "UniqueWithCountsV2"}
-# element types LiteRT lacks that prep does not widen for every op
-_RISKY_TYPES = {13: "uint64", 16: "bfloat16", 8: "string"}
-_POOLS = {"AveragePool": "AvgPool3D", "MaxPool": "MaxPool3D", "LpPool": "AvgPool3D"}
-
-
-def _attr(node, name: str, default=None):
-    import onnx
-
-    for a in node.attribute:
-        if a.name == name:
-            return onnx.helper.get_attribute_value(a)
-    return default
-
-
-def onnx2tf_findings(facts: OnnxFacts) -> list[Finding]:
-    """What onnx2tf has no converter for, and what it writes as ops LiteRT cannot run."""
-    findings = []
-    for (domain, op), nodes in facts.ops().items():
-        if op in _PREPARED and domain == "":
-            continue
-        if domain not in ("", "ai.onnx") or op not in onnx2tf_ops():
-            findings.append(_explained("tflite", f"No module named 'onnx2tf.ops.{op}'", _named(domain, op), nodes))
-        elif op in _NO_BUILTIN:
-            findings.append(_flex(_NO_BUILTIN[op], op, nodes))
-    for node in facts.nodes:
-        found = _node_rule(facts, node)
-        if found is not None and not any(f.op == found.op and f.cause == found.cause for f in findings):
-            findings.append(found)
-        elif found is not None:
-            next(f for f in findings if f.op == found.op and f.cause == found.cause).nodes.append(node.name)
-    findings.extend(_type_risks(facts))
-    return findings
-
-
-@functools.lru_cache(maxsize=1)
-def onnx2tf_ops() -> frozenset[str]:
-    """The ONNX ops onnx2tf converts: one module each in ``onnx2tf/ops/`` (listed, not imported:
-    importing onnx2tf imports TensorFlow)."""
-    spec = importlib.util.find_spec("onnx2tf")
-    folder = Path(spec.origin).parent / "ops"
-    return frozenset(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
-
-
-def _flex(tf_op: str, op: str, nodes: list[str]) -> Finding:
-    return _explained("tflite", f"'tf.{tf_op}' op is neither a custom op nor a flex op", op, nodes)
-
-
-def _node_rule(facts: OnnxFacts, node) -> Finding | None:
-    """Rules on one node's attributes and inputs (3-D pooling, cubic Resize, a fed axis...)."""
-    op, name = node.op_type, node.name or node.op_type
-    if node.domain not in ("", "ai.onnx"):
-        return None
-    if op in _POOLS and len(_attr(node, "kernel_shape", []) or []) == 3:
-        return _flex(_POOLS[op], op, [name])
-    if op == "MaxPool" and _attr(node, "storage_order", 0):
-        return _explained("tflite", "NotImplementedError: storage_order option is not supported", op, [name])
-    if op == "Resize" and _attr(node, "mode", b"nearest") in (b"cubic", "cubic"):
-        return _flex("ResizeBicubic", op, [name])
-    if op == "BitShift" and _attr(node, "direction", b"") in (b"LEFT", "LEFT"):
-        return _flex("LeftShift", op, [name])
-    if op in ("CumSum", "CumProd") and len(node.input) > 1 and node.input[1] not in facts.constants:
-        tf = "Cumsum" if op == "CumSum" else "Cumprod"
-        return _explained("tflite", f"'tf.{tf}' op requires scalar axis operand", op, [name])
-    return None
-
-
-def _type_risks(facts: OnnxFacts) -> list[Finding]:
-    """Tensors of element types LiteRT has few kernels for (prep widens int8/16, unsigned and
-    float64 arithmetic; these stay): may become Select-TF ops."""
-    seen: dict[str, list[str]] = {}
-    for node in facts.nodes:
-        for name in [*node.input, *node.output]:
-            kind = _RISKY_TYPES.get(facts.types.get(name, 0))
-            if kind and node.op_type not in ("Constant",):
-                seen.setdefault(kind, []).append(node.name or node.op_type)
-                break
-    return [Finding(f"{kind} tensors", "risk", f"LiteRT has few kernels for {kind}: the ops on them may "
-                    "become Select-TF ops, which LiteRT cannot run on a device",
-                    "compute in a type LiteRT has (int64/int32/float32) in the model", nodes[:5])
-            for kind, nodes in seen.items()]

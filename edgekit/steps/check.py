@@ -190,7 +190,7 @@ def _tflite_copy(model: Model, facts: _Facts):
 
 
 def _onnx2tf(model: Model, facts: _Facts):
-    from ._check_onnx import onnx2tf_findings
+    from ._check_onnx2tf import onnx2tf_findings
 
     if facts.onnx is None:
         return [], "not checked: onnx2tf converts the run's ONNX export, which check does not make"
