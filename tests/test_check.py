@@ -56,6 +56,20 @@ def test_op_onnx2tf_has_no_converter_for_is_named(tmp_path):
     assert result.exit_code == 3
 
 
+def test_what_prep_rewrites_is_not_a_failure_and_fed_axes_are(tmp_path):
+    i8 = TensorProto.INT8
+    path = _save(tmp_path / "prep.onnx", [helper.make_node("CastLike", ["x", "like"], ["c"]),
+                                          helper.make_node("Add", ["c", "c"], ["y"])],
+                 [helper.make_tensor_value_info("x", F, [2, 3]), helper.make_tensor_value_info("like", i8, [1])],
+                 [helper.make_tensor_value_info("y", i8, [2, 3])])
+    assert edgekit.check(path, targets=["tflite"]).target("tflite").status == "ok"  # CastLike -> Cast, int8 widened
+    path = _save(tmp_path / "trilu.onnx", [helper.make_node("Trilu", ["x", "k"], ["y"])],
+                 [helper.make_tensor_value_info("x", F, [4, 4]), helper.make_tensor_value_info("k", TensorProto.INT64, [])],
+                 [helper.make_tensor_value_info("y", F, [4, 4])])
+    tfl = edgekit.check(path, targets=["tflite"]).target("tflite")
+    assert tfl.verdict == "will fail at Trilu" and "constant" in tfl.routes[0].findings[0].cause
+
+
 def test_custom_domain_op_fails_onnx_runtime_and_openvino(tmp_path):
     path = _save(tmp_path / "custom.onnx", [helper.make_node("FancyGelu", ["x"], ["y"], domain="com.acme.vision")],
                  [helper.make_tensor_value_info("x", F, [1, 8])], [helper.make_tensor_value_info("y", F, [1, 8])],
