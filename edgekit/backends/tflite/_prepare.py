@@ -34,6 +34,9 @@ def prepare_for_onnx2tf(model: Model, onnx_path: Path, folder: Path) -> tuple[Pa
     casts = _castlike_to_cast(onnx, proto)
     if casts:
         done.append(f"{casts} CastLike written as Cast (onnx2tf has no CastLike)")
+    integer = _integer_matmuls_in_float(onnx, proto)
+    if integer:
+        done.append(f"{integer} MatMulInteger computed as float MatMul (exact below 2^24; LiteRT has no int8 x int8 -> int32 matmul)")
     widened = _widen_types(onnx, proto)
     if widened:
         done.append(f"{len(widened)} ops computed in a type LiteRT has ({', '.join(sorted(set(widened)))})")
@@ -158,3 +161,39 @@ def _widen_types(onnx, proto) -> list[str]:
     del proto.graph.node[:]
     proto.graph.node.extend(nodes)
     return done
+
+
+def _integer_matmuls_in_float(onnx, proto) -> int:
+    """``MatMulInteger(a, b, a_zp, b_zp)`` as ``Cast(MatMul(a - a_zp, b - b_zp), int32)`` in float32:
+    the products of 8-bit integers and their sums stay exact while under 2^24, and the dynamic
+    quantization around it (DynamicQuantizeLinear, the scales) is left as it is."""
+    helper, f32 = onnx.helper, onnx.TensorProto.FLOAT
+    nodes, count = [], 0
+    for node in proto.graph.node:
+        if node.op_type != "MatMulInteger" or node.domain not in ("", "ai.onnx"):
+            nodes.append(node)
+            continue
+        tag = f"__mmi{count}"
+        sides = []
+        for i, side in enumerate(("a", "b")):
+            x = f"{node.input[i]}{tag}_{side}f"
+            nodes.append(helper.make_node("Cast", [node.input[i]], [x], to=f32))
+            zp = node.input[2 + i] if len(node.input) > 2 + i else ""
+            if zp:
+                zf = f"{zp}{tag}_{side}zpf"
+                nodes.append(helper.make_node("Cast", [zp], [zf], to=f32))
+                if side == "a":  # a per-row zero point [M] meets a's rows: make it [M, 1]
+                    axes = f"{tag}_axes"
+                    proto.graph.initializer.append(onnx.numpy_helper.from_array(
+                        __import__("numpy").array([-1], dtype="int64"), axes))
+                    nodes.append(helper.make_node("Unsqueeze", [zf, axes], [zf + "_col"]))
+                    zf += "_col"
+                nodes.append(helper.make_node("Sub", [x, zf], [x + "_c"]))
+                x += "_c"
+            sides.append(x)
+        nodes.append(helper.make_node("MatMul", sides, [f"{node.output[0]}{tag}_f"]))
+        nodes.append(helper.make_node("Cast", [f"{node.output[0]}{tag}_f"], [node.output[0]], to=onnx.TensorProto.INT32))
+        count += 1
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
+    return count

@@ -43,7 +43,7 @@ def _from_torch(model: Model, dest: Path) -> None:
 
 
 # written by onnx2tf as elementary ops: LiteRT has no builtin for them (Erf: GELU without Flex ops)
-_PSEUDO = ("erf", "asin", "acos", "atan", "matmulinteger")  # lower case: onnx2tf.convert() compares them so (its CLI lowers them)
+_PSEUDO = ("erf", "asin", "acos", "atan")  # lower case: onnx2tf.convert() compares them so (its CLI lowers them)
 
 
 def _onnx2tf_kwargs(model: Model, layout: str) -> dict:
