@@ -30,6 +30,7 @@ from . import _intermediates as inter
 from . import verify
 
 MAX_SAMPLES = 2  # intermediates of two samples are enough to see a drift, and half the memory of three
+GROWTH = 10.0  # a culprit's output is this many times further out of tolerance than its inputs
 NODE_RTOL = 1e-3  # an intermediate's error may reach 1e-3 of its scale: runtimes' kernels round differently
 # (OpenVINO's CPU convolutions differ from ONNX Runtime's by ~3e-4 of their scale in f32)
 
@@ -51,6 +52,12 @@ class Measure:
     @property
     def ratio(self) -> float:
         return self.max_abs_err / max(self.limit, 1e-30)
+
+    def excess(self, tol: dict) -> float:
+        """How far past its tolerance (1 = at it): max abs error over its limit, or 1 - cosine over 1 - min_cosine."""
+        if not math.isfinite(self.max_abs_err):
+            return math.inf
+        return max(self.ratio, (1.0 - self.cosine) / max(1.0 - tol["min_cosine"], 1e-12))
 
     def ok(self, tol: dict) -> bool:
         return math.isfinite(self.max_abs_err) and self.max_abs_err <= self.limit and \
@@ -168,12 +175,20 @@ def _implied(graph: inter.OnnxGraph, start: set[str], stop: set[str]) -> set[str
     return seen
 
 
+def _grows(graph: inter.OnnxGraph, node, measured: dict[str, Measure], tol: dict) -> bool:
+    """The node itself makes the error: its output's excess is GROWTH times its inputs' (at least 0.1)."""
+    out = max((measured[o].excess(tol) for o in node.output if o in measured), default=0.0)
+    before = max((measured[x].excess(tol) for x in node.input if x in measured), default=0.0)
+    return out > 1.0 and out >= GROWTH * max(before, 0.1)
+
+
 def first_divergence(graph: inter.OnnxGraph, measured: dict[str, Measure], tol: dict) -> tuple[int, bool] | None:
     """(index of the node, whether its output is exposed), in topological order; None if nothing diverges.
 
-    First a node whose output is measured out of tolerance while all its inputs are good; else (the
-    culprit is not exposed) the first node with good inputs whose output is not known to be good and
-    leads to a divergent tensor; else the first node whose output is measured out of tolerance."""
+    First a node whose output is measured out of tolerance while all its inputs are good, and
+    GROWTH times further out than they are (rounding noise a Softmax amplifies is not a culprit);
+    else (the culprit is not exposed) the first node with good inputs whose output is not known to
+    be good and leads to a divergent tensor; else the first node measured out of tolerance."""
     bad = {t for t, m in measured.items() if not m.ok(tol)}
     if not bad:
         return None
@@ -185,7 +200,7 @@ def first_divergence(graph: inter.OnnxGraph, measured: dict[str, Measure], tol: 
         outs = [o for o in node.output if o in graph.floats]
         inputs_fine = all(x in fine or x not in graph.floats for x in node.input if x)
         if any(o in bad for o in outs):
-            if inputs_fine:
+            if inputs_fine and _grows(graph, node, measured, tol):
                 return i, True
             first_bad = i if first_bad is None else first_bad
         elif frontier is None and outs and inputs_fine and not any(o in good for o in outs) \
@@ -194,6 +209,20 @@ def first_divergence(graph: inter.OnnxGraph, measured: dict[str, Measure], tol: 
     if frontier is not None:
         return frontier, False
     return (first_bad, True) if first_bad is not None else None
+
+
+def ranking(graph: inter.OnnxGraph, measured: dict[str, Measure], tol: dict, top: int = 5) -> list[dict]:
+    """The nodes that add the most error: their output's excess over tolerance, less their inputs'."""
+    rows = []
+    for node in graph.nodes:
+        for out in (o for o in node.output if o in measured):
+            before = max((measured[x].excess(tol) for x in node.input if x in measured), default=0.0)
+            added = measured[out].excess(tol) - before
+            if math.isfinite(added) and added > 0:
+                rows.append((added, node, out))
+    rows.sort(key=lambda r: -r[0])
+    return [{"node": n.name, "op_type": n.op_type, "tensor": o, "added": round(a, 3),
+             **measured[o].to_dict()} for a, n, o in rows[:top]]
 
 
 def _feeds(target: str, artifact: Path, samples: list[dict], source) -> list[dict]:
@@ -227,20 +256,6 @@ def _input_errors(graph: inter.OnnxGraph, node, measured: dict[str, Measure], go
         elif name in graph.floats:
             out.append({"name": name, "kind": "not exposed" + (" (good: a later op is)" if name in good else "")})
     return out
-
-
-def ranking(graph: inter.OnnxGraph, measured: dict[str, Measure], top: int = 5) -> list[dict]:
-    """The nodes that add the most error (their output's error over tolerance, less their inputs')."""
-    rows = []
-    for node in graph.nodes:
-        for out in (o for o in node.output if o in measured):
-            before = max((measured[x].ratio for x in node.input if x in measured), default=0.0)
-            added = measured[out].ratio - before
-            if math.isfinite(added) and added > 0:
-                rows.append((added, node, out))
-    rows.sort(key=lambda r: -r[0])
-    return [{"node": n.name, "op_type": n.op_type, "tensor": o, "added": round(a, 3),
-             **measured[o].to_dict()} for a, n, o in rows[:top]]
 
 
 def _describe(graph: inter.OnnxGraph, found: tuple[int, bool], measured: dict[str, Measure], tol: dict) -> dict:
@@ -301,11 +316,13 @@ def refine(graph: inter.OnnxGraph, found: tuple[int, bool], measured: dict[str, 
     candidates = [o for n in graph.nodes[index:] for o in n.output
                   if o in graph.floats and o in before and o not in good and o not in measured]
     seen: dict[str, Measure] = {evidence: measured[evidence]}
+    # a cut is divergent past a fraction of the evidence's excess: rounding noise on the way is not
+    threshold = min(max(measured[evidence].excess(tol) / GROWTH, 1.0), GROWTH)
 
     def is_bad(tensor: str) -> bool:
         m = measure([r[tensor] for r in refs], prefix(tensor), tol, f"{tensor} (the graph cut there, converted)")
         seen[tensor] = m or _bad(tensor)
-        return not seen[tensor].ok(tol)
+        return seen[tensor].excess(tol) > threshold
 
     tensor, cuts = first_bad([*candidates, evidence], is_bad)
     if tensor is None:
@@ -350,7 +367,7 @@ def locate(onnx_path: Path, target: str, artifact: Path, samples: list[dict], to
                 result = (refine(graph, found, measured, refs, tol, prefix) if prefix else None) or result
             except Exception as exc:  # noqa: BLE001 - a cut that does not convert: keep the inference
                 result["bisection"] = f"stopped: {type(exc).__name__}: {str(exc).strip()[:200]}"
-    result["ranking"] = ranking(graph, measured)
+    result["ranking"] = ranking(graph, measured, tol)
     result["compared"] = f"{len(measured)} of {len(graph.floats)} float tensors of the ONNX graph"
     result["seconds"] = round(time.perf_counter() - t0, 2)
     return result
