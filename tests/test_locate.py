@@ -244,3 +244,50 @@ def test_divergence_lines_name_the_node_its_inputs_and_the_known_entry():
           "known": {"cause": "a known drift", "fix": "do this"}}
     lines = divergence_lines("tflite", fd)
     assert "Softmax node 'the_softmax'" in lines[0] and "xb: 1e-06" in lines[1] and "fix: do this" in lines[2]
+
+
+@pytest.mark.parametrize("case", ["conv-pads", "gemm-transb", "layernorm-eps"])
+@pytest.mark.parametrize("variant", ["fp16", "qdq"])
+def test_onnxruntime_fp16_and_quantized_artifacts(tmp_path, case, variant):
+    """The changed graph as fp16 (edgekit's fp16 route) or QDQ int8 (ONNX Runtime's quantizer): its
+    tensors keep their ONNX names; judged at fp16 or int8-source tolerances. The ranking puts the
+    changed node first."""
+    from edgekit.backends.onnxruntime.convert import to_fp16
+
+    src, bad, samples, node, op = _case(tmp_path, case)
+    art = tmp_path / f"{variant}.onnx"
+    if variant == "fp16":
+        to_fp16(bad, art)
+        tol = verify.default_tolerance("fp16")
+    else:
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+        class Reader(CalibrationDataReader):
+            def __init__(self):
+                self.it = iter(samples)
+
+            def get_next(self):
+                return next(self.it, None)
+
+        quantize_static(str(bad), str(art), Reader(), quant_format=QuantFormat.QDQ)
+        tol = {"atol": float("inf"), "rtol": 0.0, "min_cosine": 0.999}
+    found = locate(src, "onnx", art, samples, tol)
+    assert found["node"] == node and found["op_type"] == op and found["ranking"][0]["node"] == node
+
+
+def test_tflite_onnx_layout_and_the_export_hook(tmp_path):
+    """onnx2tf keeping ONNX's layout (-kat); then for_artifact, as export calls it: bisection converts
+    cuts of the source graph by the same route, none diverges (the change is only in the artifact),
+    so the node inferred from LiteRT's tensors stands, with a note saying so."""
+    pytest.importorskip("onnx2tf")
+    import edgekit
+    from edgekit.backends._common import ConvertContext
+    from edgekit.steps.locate import for_artifact
+
+    src, bad, samples, node, op = _case(tmp_path, "conv-pads")
+    art = _tflite(tmp_path, bad, layout="onnx")
+    _check(locate(src, "tflite", art, samples, TOL, prefix=None), node, op)
+    found = for_artifact(edgekit.load(src), ConvertContext(workdir=tmp_path), "tflite", art, samples, TOL,
+                         route="onnx -> onnx2tf (ONNX layout)")
+    _check(found, node, op)
+    assert "none diverges" in found["bisection"] and found["known"] is None

@@ -325,6 +325,9 @@ def refine(graph: inter.OnnxGraph, found: tuple[int, bool], measured: dict[str, 
         return seen[tensor].excess(tol) > threshold
 
     tensor, cuts = first_bad([*candidates, evidence], is_bad)
+    if tensor == evidence and not is_bad(evidence):  # no cut diverges: the drift needs the whole graph
+        return {"bisection": f"{cuts + 1} cuts of the graph converted and run: none diverges, so the node "
+                             "above is inferred from the artifact's tensors only"}
     if tensor is None:
         return None
     node = graph.nodes[graph.producer[tensor]]
@@ -364,7 +367,8 @@ def locate(onnx_path: Path, target: str, artifact: Path, samples: list[dict], to
             if prefix == "auto":
                 prefix = prefix_runner(target, Path(onnx_path), graph.inputs, samples)
             try:
-                result = (refine(graph, found, measured, refs, tol, prefix) if prefix else None) or result
+                refined = (refine(graph, found, measured, refs, tol, prefix) if prefix else None) or {}
+                result = refined if "node" in refined else {**result, **refined}
             except Exception as exc:  # noqa: BLE001 - a cut that does not convert: keep the inference
                 result["bisection"] = f"stopped: {type(exc).__name__}: {str(exc).strip()[:200]}"
     result["ranking"] = ranking(graph, measured, tol)
