@@ -205,7 +205,7 @@ def edgekit_job(job: dict) -> dict:
         text = str(exc)
         answer = {"status": classify_error(text), "error": _first_line(exc.cause),
                   "fix": _first_line(exc.fix or ""), "detail": text[:2000]}
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # onnx2tf calls sys.exit(1) on some failures
         answer = {"status": "error", "error": f"{type(exc).__name__}: {_first_line(exc)}",
                   "detail": traceback.format_exc()[-2000:]}
     if dims is not None:
