@@ -130,8 +130,8 @@ def _fed_rule(facts: OnnxFacts, node, op: str, name: str) -> Finding | None:
         return _gap(op, FAIL, "Pad in wrap mode: write it as a Concat of slices", name)
     if op == "Split" and fed:
         return _gap(op, RISK, "a Split whose sizes are fed at run time (a Select-TF SplitV)", name)
-    if op == "Loop":
-        return _gap(op, RISK, "Loop (a while loop in TensorFlow) in the node cases tried", name)
+    if op in ("Loop", "If", "Scan"):
+        return _gap(op, RISK, f"{op} (control flow: a subgraph) in the node cases and zoo models tried", name)
     if op == "Clip" and (len(node.input) < 3 or not all(node.input[1:3])):
         return _gap(op, RISK, "a Clip without both min and max", name)
     if op == "IsInf" and 0 in (_attr(node, "detect_negative", 1), _attr(node, "detect_positive", 1)):
