@@ -10,6 +10,7 @@ convert``, ``may need route X``, ``may fail at Y`` or ``will fail at Y`` (with t
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Callable
 
@@ -26,7 +27,7 @@ class _Facts:
 
     def __init__(self, model: Model):
         self.model = model
-        self._onnx = self._torch = None
+        self._onnx = self._torch = self._blockers = None
 
     @property
     def onnx(self):
@@ -35,6 +36,19 @@ class _Facts:
 
             self._onnx = onnx_facts(self.model.onnx_path)
         return self._onnx
+
+    def source_blockers(self) -> list[Finding]:
+        """What stops ONNX Runtime running an ONNX source: edgekit verifies every target's artifact
+        against it, so each target fails there too."""
+        if self.model.format != "onnx" or self.onnx is None or importlib.util.find_spec("onnxruntime") is None:
+            return []
+        if self._blockers is None:
+            from ._check_onnx import ort_findings
+
+            self._blockers = [Finding(f.op, FAIL, "the source cannot run in ONNX Runtime, which every artifact is "
+                                                  f"verified against: {f.cause}", f.fix, f.nodes)
+                              for f in ort_findings(self.onnx) if f.severity == FAIL]
+        return self._blockers
 
     @property
     def torch(self):
@@ -95,6 +109,9 @@ def _check_target(spec: TargetSpec, model: Model, facts: _Facts, precision: str,
         checks = [RouteCheck(r.name, checked=False, note=skip) for r in routes]
     else:
         checks = [_check_route(spec, r, model, facts) for r in routes]
+    if spec.name != "onnx":
+        for c in checks:
+            c.findings[:0] = [f for f in facts.source_blockers() if not any(g.op == f.op for g in c.findings)]
     return _verdict(spec.name, checks)
 
 
@@ -140,8 +157,6 @@ def _check_route(spec: TargetSpec, route: Route, model: Model, facts: _Facts) ->
 
 
 def _missing_modules(route: Route, spec: TargetSpec) -> str | None:
-    import importlib.util
-
     for module in (*route.needs, *spec.needs):
         if importlib.util.find_spec(module) is None:
             return module
