@@ -40,9 +40,14 @@ def load(spec, *, inputs=None, dims=None, task=None, trust_pickle=False, trust_r
                  trust_remote_code=trust_remote_code, shapes=shapes, sample=sample)
 
 
-def convert(model, targets=("onnx", "openvino", "tflite", "coreml"), out="edgekit-out", **options) -> ConvertResult:
-    """Convert ``model`` (a Model or anything ``load`` takes) to each target under ``out``,
-    verify every artifact against the source, and write ``out/manifest.json``.
+def convert(model=None, targets=None, out="edgekit-out", *, recipe=None, **options) -> ConvertResult:
+    """Convert ``model`` (a Model or anything ``load`` takes) to each target under ``out``
+    (default targets: onnx, openvino, tflite, coreml), verify every artifact against the source,
+    and write ``out/manifest.json``.
+
+    ``recipe`` (a models/*.toml path) runs a recipe as `edgekit convert --recipe` does: ``model``
+    (a spec string) replaces its source, and ``options`` override its fields:
+    ``edgekit.convert(recipe="models/minilm-l6.toml", out="build/m", targets=["onnx"])``.
 
     Options: ``precision`` ("fp32"|"fp16"), ``inputs`` (an .npz keyed by input name: it also
     sizes dynamic axes when ``model`` is loaded here), ``shapes`` ({"images": (1, 3, 640, 640)},
@@ -53,6 +58,15 @@ def convert(model, targets=("onnx", "openvino", "tflite", "coreml"), out="edgeki
     from ._types import Model as _Model
     from .steps.export import convert as _convert
 
+    if recipe is not None:
+        from ._recipe import load_recipe, resolve_convert
+
+        load_kw, convert_kw = resolve_convert(load_recipe(recipe), model if isinstance(model, str) else None,
+                                              {"targets": targets, **options})
+        return _convert(load(**load_kw), convert_kw.pop("targets"), out, **convert_kw)
+    if model is None:
+        raise EdgekitError("convert needs a model", "pass model= (anything edgekit.load takes), or recipe=")
+    targets = targets or ("onnx", "openvino", "tflite", "coreml")
     shapes = options.pop("shapes", None)
     if not isinstance(model, _Model):
         model = load(model, shapes=shapes, sample=options.get("inputs"))

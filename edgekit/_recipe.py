@@ -184,3 +184,38 @@ def resolve_compress(recipe: Recipe | None, source: str | None, flags: dict) -> 
     if t.backend == "local" and (t.address or t.workers or t.storage):
         raise EdgekitError("--address, --workers and --storage are for Ray Train", "add --backend ray")
     return resolved
+
+
+# edgekit.convert's keywords that a recipe's [model] section holds (the rest are [convert]/[verify])
+_LOAD_KEYS = ("input", "dims", "shapes", "task", "trust_pickle", "trust_remote_code")
+
+
+def resolve_convert(recipe: Recipe | None, source: str | None, flags: dict) -> tuple[dict, dict]:
+    """The run `edgekit convert` does: the given ``flags`` (None: not given; named as
+    ``edgekit.convert``'s keywords, plus ``input``/``dims``/``shapes``/``task``/``trust_*`` for
+    loading) over the recipe's [model], [convert] and [verify] sections, over the defaults.
+    Returns the keyword arguments of ``edgekit.load`` and of ``edgekit.convert``."""
+    from ._inputs import parse_dims
+
+    given = {k: v for k, v in flags.items() if v is not None}
+    source = source or (recipe.model.source if recipe else None)
+    if source is None:
+        raise EdgekitError("no model given", "pass MODEL, or --recipe models/NAME.toml")
+    m = recipe.model if recipe else ModelSection(source=source)
+    c, v = (recipe.convert, recipe.verify) if recipe else (ConvertSection(), VerifySection())
+    dims = given.get("dims") or {}
+    inputs = given.get("inputs") or v.inputs
+    load = {"inputs": given.get("input") or m.inputs or None,
+            "dims": {**m.dims, **(dims if isinstance(dims, dict) else parse_dims(dims))},
+            "task": given.get("task") or m.task,
+            "trust_pickle": bool(given.get("trust_pickle") or m.trust_pickle),
+            "trust_remote_code": bool(given.get("trust_remote_code") or m.trust_remote_code),
+            "shapes": [*(f"{k}={'x'.join(map(str, s))}" for k, s in m.shapes.items()), *given.get("shapes", [])],
+            "sample": inputs}
+    targets = given.get("targets") or c.targets
+    convert = {"targets": targets.split(",") if isinstance(targets, str) else list(targets),
+               "precision": given.get("precision") or c.precision, "inputs": inputs,
+               "samples": given.get("samples") or v.samples, "routes": tuple(given.get("routes") or ()),
+               "tolerance": {**v.tolerance, **(given.get("tolerance") or {})},
+               "simplify": bool(given.get("simplify") or c.simplify), "force": bool(given.get("force"))}
+    return {"spec": source, **load}, convert

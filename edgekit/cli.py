@@ -94,34 +94,20 @@ def convert(
     with _errors(debug):
         from . import convert as api_convert
         from . import load
+        from ._recipe import load_recipe, resolve_convert
         from .present.tables import parity_table
 
-        r, source = _recipe_and_source(recipe, model)
-        dims = {**(r.model.dims if r else {})}
-        from ._inputs import parse_dims
-
-        dims.update(parse_dims(dim))
+        tol = {k: v for k, v in {"atol": atol, "rtol": rtol, "min_cosine": min_cosine}.items() if v is not None}
+        load_kw, convert_kw = resolve_convert(load_recipe(recipe) if recipe else None, model, {
+            "targets": to, "precision": precision, "inputs": inputs, "samples": samples, "routes": route,
+            "tolerance": tol, "simplify": simplify or None, "force": force or None, "input": input, "dims": dim,
+            "shapes": shape, "task": task, "trust_pickle": trust_pickle or None,
+            "trust_remote_code": trust_remote_code or None})
         console = _console()
         step = _stage(console)
-        inputs = inputs or (Path(r.verify.inputs) if r and r.verify.inputs else None)
         with step("loading the model"):
-            m = load(source, inputs=input or (r.model.inputs if r else None), dims=dims,
-                     task=task or (r.model.task if r else None),
-                     trust_pickle=trust_pickle or (r.model.trust_pickle if r else False),
-                     trust_remote_code=trust_remote_code or (r.model.trust_remote_code if r else False),
-                     shapes=[*(f"{k}={'x'.join(map(str, v))}" for k, v in (r.model.shapes if r else {}).items()),
-                             *(shape or [])], sample=inputs)
-        tol = dict(r.verify.tolerance) if r else {}
-        tol.update({k: v for k, v in {"atol": atol, "rtol": rtol, "min_cosine": min_cosine}.items() if v is not None})
-        result = api_convert(
-            m,
-            targets=to or (",".join(r.convert.targets) if r else "onnx,openvino,tflite,coreml"),
-            out=out or Path("edgekit-out") / m.name,
-            precision=precision or (r.convert.precision if r else "fp32"),
-            inputs=inputs, samples=samples or (r.verify.samples if r else 3), routes=tuple(route or ()),
-            tolerance=tol, simplify=simplify or (r.convert.simplify if r else False), force=force, stage=step,
-            explain=explain,
-        )
+            m = load(**load_kw)
+        result = api_convert(m, out=out or Path("edgekit-out") / m.name, stage=step, explain=explain, **convert_kw)
         manifest = result.manifest
         table, reasons = parity_table(manifest)
         (console if as_json else _console(stderr=False)).print(table)
@@ -369,17 +355,6 @@ def serve(
                   max_body_mb=max_body_mb, max_elements=max_elements, max_batch_size=1 if no_batching else max_batch_size,
                   batch_wait_ms=batch_wait_ms, threads=threads, names=name, limits=parse_dims(max_dim),
                   replicas=replicas, replica_cpus=replica_cpus, address=address)
-
-
-def _recipe_and_source(recipe: Path | None, model: str | None):
-    """The recipe (if any) and the model to load: MODEL wins over the recipe's source."""
-    from ._recipe import load_recipe
-
-    r = load_recipe(recipe) if recipe else None
-    source = model or (r.model.source if r else None)
-    if source is None:
-        raise EdgekitError("no model given", "pass MODEL, or --recipe models/NAME.toml")
-    return r, source
 
 
 def _warn(text: str) -> None:

@@ -151,3 +151,20 @@ def test_float16_source_is_judged_at_fp16_tolerances(tmp_path):
     strict = edgekit.convert(str(tmp_path / "attn.onnx"), targets=["openvino"], out=tmp_path / "o2", inputs=x,
                              tolerance={k: fp32[k] for k in ("atol", "rtol")})
     assert not strict.ok
+
+
+def test_recipe_from_python_and_cli_resolve_alike(tmp_path):
+    """A recipe's [model] shapes and [verify] inputs size the axes; flags override its fields."""
+    from edgekit._recipe import load_recipe, resolve_convert
+
+    src = _conv_model(tmp_path)
+    x = _npz(tmp_path / "x.npz", images=np.random.rand(1, 3, 24, 24).astype(np.float32),
+             scale=np.ones(3, np.float32))
+    (tmp_path / "r.toml").write_text(f'[model]\nsource = "{src}"\nshapes = {{ scale = [3] }}\n'
+                                     f'[convert]\ntargets = ["onnx"]\n[verify]\ninputs = "{x}"\n')
+    load_kw, convert_kw = resolve_convert(load_recipe(tmp_path / "r.toml"), None, {"precision": "fp16"})
+    assert load_kw["shapes"] == ["scale=3"] and str(load_kw["sample"]) == str(x)
+    assert convert_kw["targets"] == ["onnx"] and convert_kw["precision"] == "fp16"
+    res = edgekit.convert(recipe=tmp_path / "r.toml", out=tmp_path / "o")
+    assert [a.target for a in res.artifacts] == ["onnx"] and res.ok
+    assert res.manifest["source"]["dims"]["images.2"] == 24
