@@ -61,9 +61,13 @@ def convert(model=None, targets=None, out="edgekit-out", *, recipe=None, **optio
     if recipe is not None:
         from ._recipe import load_recipe, resolve_convert
 
+        recipe_keys = {"precision", "inputs", "samples", "routes", "tolerance", "simplify", "force", "input", "dims",
+                       "shapes", "task", "trust_pickle", "trust_remote_code"}
         load_kw, convert_kw = resolve_convert(load_recipe(recipe), model if isinstance(model, str) else None,
-                                              {"targets": targets, **options})
-        return _convert(load(**load_kw), convert_kw.pop("targets"), out, **convert_kw)
+                                              {"targets": targets, **{k: v for k, v in options.items()
+                                                                      if k in recipe_keys}})
+        rest = {k: v for k, v in options.items() if k not in recipe_keys}  # e.g. explain: checked by convert
+        return _convert(load(**load_kw), convert_kw.pop("targets"), out, **convert_kw, **rest)
     if model is None:
         raise EdgekitError("convert needs a model", "pass model= (anything edgekit.load takes), or recipe=")
     targets = targets or ("onnx", "openvino", "tflite", "coreml")
