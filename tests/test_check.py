@@ -107,6 +107,12 @@ def test_torch_source_is_exported_once_and_checked_against_coremltools():
     assert any(op.startswith("aten.conv") for op in result.source["ops"])
 
 
+def test_torch_op_coremltools_lacks_is_named_as_convert_names_it():
+    """tests/test_bad_input.py converts the same model: coremltools fails at special_i0."""
+    coreml = edgekit.check("tests.fixtures:unconvertible", targets=["coreml"]).target("coreml")
+    assert coreml.verdict == "will fail at special_i0" and "register_torch_op" in coreml.fix
+
+
 def test_cli_json_and_exit_codes(tmp_path):
     rc, out, err = run_cli("check", str(_conv(tmp_path)), "--to", "onnx,openvino", "--json")
     assert rc == 0, err
