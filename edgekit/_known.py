@@ -41,9 +41,20 @@ def _fields(entry: dict, m: re.Match) -> dict[str, str]:
     return fields
 
 
+def _converter_frame(exc: BaseException) -> str:
+    """`` [in onnx2tf/ops/Add.py]``: the converter module the exception came from, where a converter
+    keeps one module per op (onnx2tf), so that an internal error can still name the op."""
+    tb, found = exc.__traceback__, ""
+    while tb is not None:
+        m = re.search(r"(onnx2tf/ops/\w+\.py)$", tb.tb_frame.f_code.co_filename.replace("\\", "/"))
+        found = f" [in {m.group(1)}]" if m else found
+        tb = tb.tb_next
+    return found
+
+
 def known(target: str, exc: BaseException, where: str | None = None) -> ConversionError | None:
     """The known failure ``exc`` is, as a ConversionError naming the op and the fix; None if unknown."""
-    text = f"{type(exc).__name__}: {exc}"
+    text = f"{type(exc).__name__}: {exc}{_converter_frame(exc)}"
     for entry in load_toml("converters", "known_failures.toml").get("failure", []):
         if entry["target"] != target:
             continue
