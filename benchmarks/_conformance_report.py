@@ -87,9 +87,11 @@ def _zoo_section(zoo: dict) -> list[str]:
 def _nodes_section(nodes: dict) -> list[str]:
     s, meta = nodes["summary"], nodes["meta"]
     k = s["ort_pass"]
+    partial = (f" (the run was stopped after the first {s['cases']} of the {meta['limit']} drawn, in name order)"
+               if meta.get("limit") and s["cases"] < meta["limit"] else "")
     lines = ["## ONNX backend node cases", "",
              f"A fixed-seed sample (seed {meta['seed']}, {s['cases']} of the cases "
-             "`onnx.backend.test.case.node.collect_testcases()` yields); "
+             f"`onnx.backend.test.case.node.collect_testcases()` yields{partial}); "
              f"{s['skipped']} have sequence/optional inputs or outputs and are left out. Each case's inputs go "
              "to an .npz keyed by input name, given to edgekit as `inputs=`. Raw runtimes are compared to "
              "the case's expected outputs with its own rtol/atol; edgekit's figure is its own parity "
