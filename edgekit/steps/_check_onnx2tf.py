@@ -113,8 +113,8 @@ def _gap_rule(facts: OnnxFacts, node, op: str, name: str) -> Finding | None:
         return _gap(op, FAIL, "a float16 Range: compute it in float32", name)
     if op == "ConvTranspose" and facts.ranks.get(first) == 5:
         return _gap(op, RISK, "3-D ConvTranspose", name)
-    if op in ("RNN", "GRU"):
-        return _gap(op, RISK, f"{op} in every node case tried (an LSTM converts)", name)
+    if op in ("RNN", "GRU", "LSTM"):
+        return _gap(op, RISK, f"{op} in the node cases (GRU, RNN) and zoo models (LSTM) tried", name)
     return _fed_rule(facts, node, op, name)
 
 
