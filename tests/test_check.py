@@ -113,6 +113,22 @@ def test_torch_op_coremltools_lacks_is_named_as_convert_names_it():
     assert coreml.verdict == "will fail at special_i0" and "register_torch_op" in coreml.fix
 
 
+def test_verdicts_from_route_findings():
+    from edgekit.steps._check_types import Finding, RouteCheck
+    from edgekit.steps.check import _verdict
+
+    fail, risk = Finding("Op", "fail", "no converter", "rewrite it"), Finding("T", "risk", "few kernels", "widen it")
+    assert _verdict("t", [RouteCheck("a"), RouteCheck("b", [fail])]).verdict == "will convert"
+    later = _verdict("t", [RouteCheck("a", [fail]), RouteCheck("b")])
+    assert (later.status, later.route, later.fix) == ("route", "b", "rewrite it") and "may need route b" in later.verdict
+    risky = _verdict("t", [RouteCheck("a", [fail]), RouteCheck("b", [risk])])
+    assert (risky.status, risky.verdict) == ("risk", "may fail at T")
+    dead = _verdict("t", [RouteCheck("a", [fail]), RouteCheck("b", [fail])])
+    assert (dead.status, dead.verdict, dead.route) == ("fail", "will fail at Op", None)
+    unchecked = _verdict("t", [RouteCheck("a", checked=False, note="not checked: no table")])
+    assert unchecked.verdict == "will convert" and unchecked.notes == ["a: not checked: no table"]
+
+
 def test_cli_json_and_exit_codes(tmp_path):
     rc, out, err = run_cli("check", str(_conv(tmp_path)), "--to", "onnx,openvino", "--json")
     assert rc == 0, err
