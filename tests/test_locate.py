@@ -291,3 +291,21 @@ def test_tflite_onnx_layout_and_the_export_hook(tmp_path):
                          route="onnx -> onnx2tf (ONNX layout)")
     _check(found, node, op)
     assert "none diverges" in found["bisection"] and found["known"] is None
+
+
+def test_intermediates_past_the_memory_budget_are_sampled(tmp_path, monkeypatch):
+    """Past BUDGET bytes of intermediates, an evenly spaced share of them is compared (the outputs
+    always); the node is still named, from the tensors compared and bisection."""
+    ov = pytest.importorskip("openvino")
+    from edgekit.steps import _intermediates
+    from edgekit.steps._bisect import openvino_prefix
+
+    src, bad, samples, node, op = _case(tmp_path, "conv-pads")
+    graph = _intermediates.read_graph(src, {"x": (1, 4, 8, 8)})
+    assert graph.sizes["cv"] == 4 * 8 * 8 * 4 and len(_intermediates.within_budget(graph, 2)) == len(graph.floats)
+    monkeypatch.setattr(_intermediates, "BUDGET", 2 * 4 * 8 * 8 * 4 * 3)  # half of the six tensors
+    assert _intermediates.within_budget(graph, 2) == ["xa", "xb", "r", "y"]
+    ov.save_model(ov.convert_model(str(bad)), str(tmp_path / "model.xml"))
+    found = locate(src, "openvino", tmp_path / "model.xml", samples, TOL, prefix=openvino_prefix(bad, ["x"], samples))
+    _check(found, node, op)
+    assert found["compared"].startswith("4 of 6")

@@ -30,18 +30,31 @@ class OnnxGraph:
     constants: set[str] = field(default_factory=set)  # initializers and Constant outputs
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)  # float tensors of a known shape -> bytes
 
 
-def read_graph(path: Path) -> OnnxGraph:
-    """The graph with shape-inferred types; a node's outputs that are not float are left out."""
+BUDGET = 1_500_000_000  # bytes of intermediates kept for the comparison (all samples): past it, some are left out
+
+
+def read_graph(path: Path, shapes: dict[str, tuple] | None = None) -> OnnxGraph:
+    """The graph with shape-inferred types (inputs at ``shapes`` where given, so the sizes of its
+    tensors are known); a node's outputs that are not float are left out."""
     onnx = require("onnx", "ONNX models")
     proto = onnx.load(str(path))
+    for value in proto.graph.input:
+        if value.name in (shapes or {}) and len(value.type.tensor_type.shape.dim) == len(shapes[value.name]):
+            for dim, size in zip(value.type.tensor_type.shape.dim, shapes[value.name], strict=True):
+                dim.Clear()
+                dim.dim_value = int(size)
     try:
-        proto = onnx.shape_inference.infer_shapes(proto, strict_mode=False)
+        proto = onnx.shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
     except Exception:  # noqa: BLE001 - a graph inference cannot take: the types declared are used
         pass
     g = proto.graph
-    types = {v.name: v.type.tensor_type.elem_type for v in [*g.value_info, *g.output, *g.input]}
+    values = [*g.value_info, *g.output, *g.input]
+    types = {v.name: v.type.tensor_type.elem_type for v in values}
+    dims = {v.name: [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim]
+            for v in values if v.type.tensor_type.HasField("shape")}
     consts = {t.name for t in g.initializer}
     graph = OnnxGraph(proto, list(g.node), constants=consts, outputs=[o.name for o in g.output],
                       inputs=[i.name for i in g.input if i.name not in consts])
@@ -54,7 +67,22 @@ def read_graph(path: Path) -> OnnxGraph:
                 graph.constants.add(out)
             elif types.get(out) in FLOATS:
                 graph.floats[out] = types[out]
+                if out in dims and all(d >= 0 for d in dims[out]):
+                    graph.sizes[out] = int(np.prod(dims[out])) * np.dtype(FLOATS[types[out]].replace("b", "")).itemsize
     return graph
+
+
+def within_budget(graph: OnnxGraph, samples: int) -> list[str]:
+    """The float tensors to compare: all of them, or, where their bytes over the samples pass BUDGET,
+    an evenly spaced share (in graph order, the outputs always); the rest are left to inference
+    and bisection. A tensor of unknown size counts as the largest known."""
+    names = list(graph.floats)
+    largest = max(graph.sizes.values(), default=0)
+    total = samples * sum(graph.sizes.get(n, largest) for n in names)
+    if total <= BUDGET:
+        return names
+    stride = -(-total // BUDGET)
+    return [n for i, n in enumerate(names) if i % stride == 0 or n in graph.outputs]
 
 
 def _with_outputs(proto, names: list[str], types: dict[str, int]):
@@ -86,9 +114,11 @@ def _ort_run(proto, feeds_list: list[dict], optimize: bool) -> tuple[list[str], 
     return names, [session.run(None, {k: v for k, v in f.items() if k in wanted}) for f in feeds_list]
 
 
-def reference(graph: OnnxGraph, feeds_list: list[dict]) -> list[dict[str, np.ndarray]]:
-    """Every float intermediate of the source graph, per sample (ONNX Runtime, no graph fusions)."""
-    names, runs = _ort_run(_with_outputs(graph.proto, list(graph.floats), graph.floats), feeds_list, False)
+def reference(graph: OnnxGraph, feeds_list: list[dict], wanted: list[str] | None = None) -> list[dict[str, np.ndarray]]:
+    """The float intermediates of the source graph (``wanted``, else all), per sample (ONNX Runtime,
+    no graph fusions)."""
+    wanted = list(graph.floats) if wanted is None else wanted
+    names, runs = _ort_run(_with_outputs(graph.proto, wanted, graph.floats), feeds_list, False)
     return [dict(zip(names, r, strict=True)) for r in runs]
 
 

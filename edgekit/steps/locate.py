@@ -233,12 +233,18 @@ def _feeds(target: str, artifact: Path, samples: list[dict], source) -> list[dic
     return [verify.adapt_feeds(s, source, runtime) for s in samples]
 
 
+def _shapes(samples: list[dict]) -> dict[str, tuple] | None:
+    """Each input's shape where every sample has the same (so intermediates' sizes are known)."""
+    shapes = {k: tuple(np.shape(v)) for k, v in samples[0].items()}
+    return shapes if all({k: tuple(np.shape(v)) for k, v in s.items()} == shapes for s in samples) else None
+
+
 def _measure_artifact(graph: inter.OnnxGraph, target: str, artifact: Path, feeds: list[dict],
                       refs: list[dict], tol: dict) -> dict[str, Measure]:
     if target == "onnx":
-        return by_name(graph, refs, inter.onnx_artifact(artifact, list(graph.floats), feeds), tol)
+        return by_name(graph, refs, inter.onnx_artifact(artifact, list(refs[0]), feeds), tol)
     if target == "openvino":
-        return by_name(graph, refs, inter.openvino_artifact(artifact, list(graph.floats), feeds), tol)
+        return by_name(graph, refs, inter.openvino_artifact(artifact, list(refs[0]), feeds), tol)
     if target == "tflite":
         return by_value(graph, refs, inter.tflite_artifact(artifact, feeds), tol)
     raise ValueError(f"locating a drift is not available for {target} artifacts (onnx, openvino, tflite are)")
@@ -349,13 +355,13 @@ def locate(onnx_path: Path, target: str, artifact: Path, samples: list[dict], to
     tensor the artifact exposes is out of tolerance."""
     t0 = time.perf_counter()
     tol = node_tolerance(tol)
-    graph = inter.read_graph(Path(onnx_path))
     samples = samples[:MAX_SAMPLES]
+    graph = inter.read_graph(Path(onnx_path), _shapes(samples))
     if source is None:
         from ..backends.onnxruntime.runtime import OrtRunner
 
         source = OrtRunner(Path(onnx_path)).signature
-    refs = inter.reference(graph, samples)
+    refs = inter.reference(graph, samples, inter.within_budget(graph, len(samples)))
     measured = _measure_artifact(graph, target, Path(artifact), _feeds(target, Path(artifact), samples, source),
                                  refs, tol)
     found = first_divergence(graph, measured, tol)
