@@ -172,14 +172,16 @@ def tflite_artifact(path: Path, feeds_list: list[dict]) -> list[dict[str, np.nda
     results = []
     for feeds in feeds_list:
         outs = runner(**feeds)
-        got = {}
+        got, kept = {}, 0
         for d in interp.get_tensor_details():
-            if np.dtype(d["dtype"]).kind != "f":
-                continue
+            size = int(np.prod(d["shape"])) * np.dtype(d["dtype"]).itemsize
+            if np.dtype(d["dtype"]).kind != "f" or kept + size > BUDGET // len(feeds_list):
+                continue  # past the budget, the rest are left to inference
             try:
                 got[d["name"]] = np.array(interp.get_tensor(d["index"]))
             except ValueError:  # a tensor with no data (an unused buffer)
                 continue
+            kept += size
         got.update({f"output:{n}": np.array(v) for n, v in outs.items()})
         results.append(got)
     return results
