@@ -27,7 +27,9 @@ def _short(answer: dict) -> str:
     text = SHORT.get(status, status)
     if status == "pass" and answer.get("validated_only"):
         text += " (validated, not run)"
-    return text + (f" `{answer['route']}`" if answer.get("route") else "")
+    tried = len(answer.get("attempts") or [])
+    return (text + (f" `{answer['route']}`" if answer.get("route") else "")
+            + (f" ({tried} routes tried)" if tried > 1 else ""))
 
 
 def zoo_cell(answer: dict | None) -> str:
