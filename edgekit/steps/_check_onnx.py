@@ -149,17 +149,20 @@ def _ort_types(onnx, facts: OnnxFacts, defs: list, domain: str, op: str, version
         return (since, "this op set") if schema is not None and (not inlined or op in _NOT_INLINED) else None
     if schema is None:
         return None
-    node = next(n for n in facts.nodes if (n.domain or "") == domain and n.op_type == op)
-    pairs = [*zip(schema.inputs, node.input, strict=False), *zip(schema.outputs, node.output, strict=False)]
-    for formal, name in pairs:
-        elem = _TYPE_NAMES.get(facts.types.get(name, 0))
-        if not elem or not name or elem == "float16":  # ORT casts float16 to float where it has no kernel
-            continue
-        tstr = formal.type_str
-        allowed = [k for k in defs if tstr not in k.type_constraints or f"tensor({elem})" in k.type_constraints[tstr]]
-        if not allowed:
-            return since, f"{tstr}=tensor({elem})"
+    for node in (n for n in facts.nodes if (n.domain or "") == domain and n.op_type == op):
+        typed = _typed(facts, schema, node)
+        if typed and not any(all(t not in k.type_constraints or f"tensor({e})" in k.type_constraints[t]
+                                 for t, e in typed) for k in defs):
+            return since, ", ".join(f"{t}=tensor({e})" for t, e in dict(typed).items())
     return None
+
+
+def _typed(facts: OnnxFacts, schema, node) -> list[tuple[str, str]]:
+    """(type parameter, element type) of a node's inputs and outputs, where inference knows it
+    (float16 left out: ONNX Runtime casts it to float where it has no float16 kernel)."""
+    pairs = [*zip(schema.inputs, node.input, strict=False), *zip(schema.outputs, node.output, strict=False)]
+    typed = [(formal.type_str, _TYPE_NAMES.get(facts.types.get(name, 0))) for formal, name in pairs if name]
+    return [(t, e) for t, e in typed if e and e != "float16"]
 
 
 # ---- OpenVINO ----
