@@ -93,6 +93,9 @@ def check(model, targets=("onnx", "openvino", "tflite", "coreml"), **options) ->
     from .steps.check import check as _check
 
     sizing = {k: options.pop(k, None) for k in ("inputs", "shapes", "dims")}
+    unknown = sorted(set(options) - {"precision"})
+    if unknown:
+        raise EdgekitError(f"edgekit.check has no option(s) {unknown}", "use precision=, inputs=, shapes= or dims=")
     if not isinstance(model, _Model):
         model = load(model, dims=sizing["dims"], shapes=sizing["shapes"], sample=sizing["inputs"])
     elif any(v is not None for v in sizing.values()):
