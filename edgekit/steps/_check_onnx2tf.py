@@ -107,6 +107,9 @@ def _gap_rule(facts: OnnxFacts, node, op: str, name: str) -> Finding | None:
     if op == "LayerNormalization" and _attr(node, "axis", -1) in (0, -facts.ranks.get(first, -1)):
         return _gap(op, FAIL, "LayerNormalization over every axis (axis 0): normalize from axis 1, or write it "
                               "with ReduceMean", name)
+    if op == "Attention" and ((len(node.input) > 3 and node.input[3]) or (len(node.output) > 3 and node.output[3])):
+        return _gap(op, FAIL, "the Attention op with an attn_mask input or a qk_matmul output (a matmul or "
+                              "concat it builds wrong): export attention as MatMul/Softmax ops", name)
     if op == "NonMaxSuppression":
         return _gap(op, FAIL, "NonMaxSuppression (a != on Keras tensors): run it outside the model", name)
     if op == "Range" and facts.types.get(first) == 10:
