@@ -108,6 +108,8 @@ class FirstDivergence(_Doc):
     inputs: list[DivergenceInput] = Field(default_factory=list)
     ranking: list[dict[str, Any]] = Field(default_factory=list)  # the nodes adding the most error
     known: dict[str, str] | None = None  # the known-failures entry it matches: cause, fix
+    evidence: dict[str, Any] | None = None  # not exposed: the first divergent tensor it leads to
+    bisection: str | None = None  # a bisection that found no divergent cut
     compared: str | None = None
     seconds: float | None = None
     error: str | None = None  # why it could not be located
