@@ -395,6 +395,9 @@ def for_artifact(model, ctx, target: str, path: Path, samples: list[dict], tol: 
     """``parity.first_divergence`` of an artifact export made (``route``: the kept route's name).
     The reference is the source ONNX file or the run's ONNX export (made here if none was). Never
     raises: what stopped it is in ``error``."""
+    if target not in ("onnx", "openvino", "tflite"):
+        return {"node": None, "error": f"locating a drift is not available for {target} artifacts "
+                                       "(onnx, openvino and tflite are)"}
     try:
         onnx_path = model.onnx_path or ctx.onnx_path
         if onnx_path is None:
@@ -404,7 +407,7 @@ def for_artifact(model, ctx, target: str, path: Path, samples: list[dict], tol: 
         if target == "onnx" and Path(path).resolve() == Path(onnx_path).resolve():
             return {"node": None, "error": "the artifact is the run's ONNX export, the graph drifts are located in: "
                                            "a drift from the torch model is the exporter's (torch.onnx)"}
-        auto = target == "openvino" or "onnx2tf" in route
+        auto = route.startswith("onnx ->")  # cuts of the ONNX graph go the artifact's own way
         layout = "onnx" if "ONNX layout" in route else "tf"
         inputs = [s.name for s in model.signature.inputs]
         prefix = prefix_runner(target, Path(onnx_path), inputs, samples[:MAX_SAMPLES], layout) if auto else None
