@@ -309,3 +309,21 @@ def test_intermediates_past_the_memory_budget_are_sampled(tmp_path, monkeypatch)
     found = locate(src, "openvino", tmp_path / "model.xml", samples, TOL, prefix=openvino_prefix(bad, ["x"], samples))
     _check(found, node, op)
     assert found["compared"].startswith("4 of 6")
+
+
+def test_bisection_stops_past_its_time_limit(tmp_path, monkeypatch):
+    """A bisection past BISECT_SECONDS stops; the inferred node and why it stopped are kept."""
+    ov = pytest.importorskip("openvino")
+    from edgekit.steps import locate as locate_mod
+    from edgekit.steps._bisect import openvino_prefix
+
+    src, bad, samples, node, op = _case(tmp_path, "conv-pads")
+    model = ov.convert_model(str(bad))
+    for o in model.get_ops():
+        for port in o.outputs():
+            if o.get_type_name() not in ("Parameter", "Result") and "y" not in port.get_names():
+                port.get_tensor().set_names(set())
+    ov.save_model(model, str(tmp_path / "model.xml"))
+    monkeypatch.setattr(locate_mod, "BISECT_SECONDS", 0)
+    found = locate(src, "openvino", tmp_path / "model.xml", samples, TOL, prefix=openvino_prefix(bad, ["x"], samples))
+    assert found["method"].startswith("inferred") and "TimeoutError: past 0 s" in found["bisection"]

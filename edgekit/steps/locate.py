@@ -31,6 +31,7 @@ from . import verify
 
 MAX_SAMPLES = 2  # intermediates of two samples are enough to see a drift, and half the memory of three
 GROWTH = 10.0  # a culprit's output is this many times further out of tolerance than its inputs
+BISECT_SECONDS = 120  # a bisection converting cuts stops past this (onnx2tf takes a while on a large graph)
 NODE_RTOL = 1e-3  # an intermediate's error may reach 1e-3 of its scale: runtimes' kernels round differently
 # (OpenVINO's CPU convolutions differ from ONNX Runtime's by ~3e-4 of their scale in f32)
 
@@ -325,7 +326,11 @@ def refine(graph: inter.OnnxGraph, found: tuple[int, bool], measured: dict[str, 
     # a cut is divergent past a fraction of the evidence's excess: rounding noise on the way is not
     threshold = min(max(measured[evidence].excess(tol) / GROWTH, 1.0), GROWTH)
 
+    deadline = time.perf_counter() + BISECT_SECONDS
+
     def is_bad(tensor: str) -> bool:
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"past {BISECT_SECONDS} s ({len(seen) - 1} cuts converted)")
         m = measure([r[tensor] for r in refs], prefix(tensor), tol, f"{tensor} (the graph cut there, converted)")
         seen[tensor] = m or _bad(tensor)
         return seen[tensor].excess(tol) > threshold
