@@ -195,8 +195,9 @@ def _openvino_read_error(exc: BaseException) -> list[Finding]:
     ops = [o.strip() for o in m.group(1).split(",")] if m else []
     found = known("openvino", exc)
     first = next((ln.strip() for ln in text.splitlines() if "rror" in ln or "failed" in ln), text[:200])
+    translator = re.findall(r"No translator found for (\w+) node", text)  # OpenVINO's TFLite frontend
     if not ops:
-        return [Finding("(read)", "fail", found.cause.split(": ", 1)[-1] if found else
+        return [Finding(", ".join(dict.fromkeys(translator)) or "(read)", "fail", found.cause.split(": ", 1)[-1] if found else
                         f"OpenVINO cannot read the model: {first[:300]}", found.fix if found else None)]
     out = []
     for op in ops:
