@@ -233,6 +233,7 @@ def test_convert_explain_and_failing_parity_write_first_divergence(tmp_path):
     assert plain.manifest["artifacts"][0]["parity"]["first_divergence"] is None
     _, lines = parity_table(passing.manifest)
     assert any(line.startswith("openvino: no op out of tolerance") for line in lines)
+    assert any(line.startswith("  most error added at") for line in lines)
 
 
 def test_divergence_lines_name_the_node_its_inputs_and_the_known_entry():

@@ -37,7 +37,13 @@ def divergence_lines(target: str, fd: dict) -> list[str]:
     if fd.get("node") is None:
         if fd.get("error"):
             return [f"{target}: first divergence not located: {fd['error']}"]
-        return [f"{target}: no op out of tolerance ({fd.get('compared', '?')} compared)"]
+        lines = [f"{target}: no op out of tolerance ({fd.get('compared', '?')} compared; intermediates at "
+                 "rtol >= 1e-3)"]
+        top = (fd.get("ranking") or [None])[0]
+        if top:
+            lines.append(f"  most error added at {top['op_type']} node {top['node']!r} (output {top['tensor']}): "
+                         f"max abs err {_fmt(top.get('max_abs_err'), '.3g')}, cosine {_fmt(top.get('cosine'), '.6f')}")
+        return lines
     err = (f"max abs err {_fmt(fd.get('max_abs_err'), '.3g')}, cosine {_fmt(fd.get('cosine'), '.6f')}"
            if fd.get("max_abs_err") is not None or fd.get("cosine") is not None else "not exposed")
     shown = f" = {fd['target_tensor']}" if fd.get("target_tensor") and fd["target_tensor"] != fd.get("tensor") else ""
