@@ -11,7 +11,6 @@ in the op tables of the converters that start from the torch graph.
 
 from __future__ import annotations
 
-import ast
 import functools
 import importlib.util
 import re
@@ -153,30 +152,16 @@ def coreml_findings(facts: TorchFacts) -> list[Finding]:
 
 @functools.lru_cache(maxsize=1)
 def coreml_registry() -> frozenset[str]:
-    """Every name coremltools' torch frontend registers (@register_torch_op and its torch_alias)."""
+    """Every name coremltools' torch frontend registers (@register_torch_op and its torch_alias),
+    read from its source: the same names as its registry, without importing it."""
     spec = importlib.util.find_spec("coremltools")
     folder = Path(spec.origin).parent / "converters" / "mil" / "frontend" / "torch"
+    decorated = re.compile(r"@register_torch_op(?:\((.*?)\))?\s*\n(?:\s*@[^\n]*\n)*\s*def\s+(\w+)", re.S)
     names: set[str] = set()
     for path in folder.glob("*.py"):
-        tree = ast.parse(path.read_text())
-        for fn in ast.walk(tree):
-            if isinstance(fn, ast.FunctionDef):
-                names |= _registered(fn)
+        for args, name in decorated.findall(path.read_text()):
+            names |= {name, *re.findall(r"[\"']([^\"']+)[\"']", args or "")}
     return frozenset(names)
-
-
-def _registered(fn: ast.FunctionDef) -> set[str]:
-    for dec in fn.decorator_list:
-        call = dec if isinstance(dec, ast.Call) else None
-        target = call.func if call else dec
-        if getattr(target, "id", getattr(target, "attr", None)) != "register_torch_op":
-            continue
-        names = {fn.name}
-        for kw in call.keywords if call else []:
-            if kw.arg == "torch_alias" and isinstance(kw.value, ast.List):
-                names |= {e.value for e in kw.value.elts if isinstance(e, ast.Constant)}
-        return names
-    return set()
 
 
 def litert_findings(facts: TorchFacts) -> list[Finding]:
