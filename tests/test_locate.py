@@ -328,3 +328,18 @@ def test_bisection_stops_past_its_time_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(locate_mod, "BISECT_SECONDS", 0)
     found = locate(src, "openvino", tmp_path / "model.xml", samples, TOL, prefix=openvino_prefix(bad, ["x"], samples))
     assert found["method"].startswith("inferred") and "TimeoutError: past 0 s" in found["bisection"]
+
+
+def test_a_located_drift_is_matched_against_known_failures(monkeypatch):
+    """An entry of known_failures.toml whose match finds 'parity drift at <op> (node <node>)' is the
+    drift's known entry, with its fix (an entry written for the test: the shipped table has none)."""
+    from edgekit import _known
+    from edgekit.steps.locate import _known_entry
+
+    table = {"failure": [{"target": "openvino", "match": r"parity drift at (?P<op>Resize) \(node (?P<node>[^)]+)\)",
+                          "cause": "OpenVINO resizes {node} ({op}) differently", "fix": "use nearest mode"}]}
+    monkeypatch.setattr(_known, "load_toml", lambda *parts: table)
+    found = _known_entry("openvino", {"op_type": "Resize", "node": "up_1"})
+    assert found == {"cause": "openvino: OpenVINO resizes up_1 (Resize) differently", "fix": "use nearest mode"}
+    assert _known_entry("tflite", {"op_type": "Resize", "node": "up_1"}) is None
+    assert _known_entry("openvino", {"op_type": "Softmax", "node": "s"}) is None

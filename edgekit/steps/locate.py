@@ -393,7 +393,7 @@ def _known_entry(target: str, found: dict) -> dict | None:
     from .._known import known
 
     err = known(target, RuntimeError(f"parity drift at {found['op_type']} (node {found['node']})"))
-    return {"cause": str(err), "fix": err.fix or ""} if err is not None else None
+    return {"cause": err.cause, "fix": err.fix or ""} if err is not None else None
 
 
 def for_artifact(model, ctx, target: str, path: Path, samples: list[dict], tol: dict, route: str = "") -> dict:
