@@ -10,10 +10,10 @@ its layout or channels-last, is that tensor). Each ONNX tensor is then
 - implied good: an op after it is within tolerance (an op fused away, e.g. Conv into Conv+Relu).
 
 The first divergence is, in the graph's topological order, the first node whose output is
-measured out of tolerance, or, where the culprit is not exposed, the first node whose inputs are
-all good, whose output is not, and which leads to a divergent tensor (``exposed: false``).
-Where no exposed tensor tells, the graph is bisected: ``onnx.utils.extract_model`` cuts it at a
-tensor and the prefix is converted by the same route and run (``bisect_route``).
+measured out of tolerance while its inputs are good and GROWTH times closer to it; where the
+culprit is not exposed, the first node whose inputs are all good, whose output is not, and which
+leads to a divergent tensor (``exposed: false``). That guess is then refined by bisection
+(``_bisect``): the graph is cut at a tensor, the cut converted by the artifact's route and run.
 """
 
 from __future__ import annotations
