@@ -34,6 +34,9 @@ def prepare_for_onnx2tf(model: Model, onnx_path: Path, folder: Path) -> tuple[Pa
     casts = _castlike_to_cast(onnx, proto)
     if casts:
         done.append(f"{casts} CastLike written as Cast (onnx2tf has no CastLike)")
+    dynamic = _dynamic_quantize_as_math(onnx, proto)
+    if dynamic:
+        done.append(f"{dynamic} DynamicQuantizeLinear written as elementary ops (onnx2tf's gives float, not uint8)")
     integer = _integer_matmuls_in_float(onnx, proto)
     if integer:
         done.append(f"{integer} MatMulInteger computed as float MatMul (exact below 2^24; LiteRT has no int8 x int8 -> int32 matmul)")
@@ -193,6 +196,44 @@ def _integer_matmuls_in_float(onnx, proto) -> int:
             sides.append(x)
         nodes.append(helper.make_node("MatMul", sides, [f"{node.output[0]}{tag}_f"]))
         nodes.append(helper.make_node("Cast", [f"{node.output[0]}{tag}_f"], [node.output[0]], to=onnx.TensorProto.INT32))
+        count += 1
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
+    return count
+
+
+def _dynamic_quantize_as_math(onnx, proto) -> int:
+    """``DynamicQuantizeLinear(x) -> (y, scale, zero_point)`` as ONNX defines it, in elementary ops:
+    onnx2tf hands back ``y`` dequantized (float), which the integer ops after it then misread."""
+    import numpy as np
+
+    helper, count, nodes = onnx.helper, 0, []
+    for node in proto.graph.node:
+        if node.op_type != "DynamicQuantizeLinear" or node.domain not in ("", "ai.onnx"):
+            nodes.append(node)
+            continue
+        t = f"__dql{count}"
+        for name, value in (("zero", 0.0), ("qmax", 255.0)):
+            proto.graph.initializer.append(onnx.numpy_helper.from_array(np.array(value, np.float32), t + name))
+        x, (y, scale, zp) = node.input[0], node.output
+        nodes += [
+            helper.make_node("ReduceMin", [x], [t + "min_x"], keepdims=0),
+            helper.make_node("Min", [t + "min_x", t + "zero"], [t + "min"]),
+            helper.make_node("ReduceMax", [x], [t + "max_x"], keepdims=0),
+            helper.make_node("Max", [t + "max_x", t + "zero"], [t + "max"]),
+            helper.make_node("Sub", [t + "max", t + "min"], [t + "range"]),
+            helper.make_node("Div", [t + "range", t + "qmax"], [scale]),
+            helper.make_node("Div", [t + "min", scale], [t + "min_q"]),
+            helper.make_node("Sub", [t + "zero", t + "min_q"], [t + "zp_raw"]),
+            helper.make_node("Clip", [t + "zp_raw", t + "zero", t + "qmax"], [t + "zp_clip"]),
+            helper.make_node("Round", [t + "zp_clip"], [t + "zp_f"]),
+            helper.make_node("Cast", [t + "zp_f"], [zp], to=onnx.TensorProto.UINT8),
+            helper.make_node("Div", [x, scale], [t + "x_q"]),
+            helper.make_node("Round", [t + "x_q"], [t + "x_r"]),
+            helper.make_node("Add", [t + "x_r", t + "zp_f"], [t + "y_raw"]),
+            helper.make_node("Clip", [t + "y_raw", t + "zero", t + "qmax"], [t + "y_f"]),
+            helper.make_node("Cast", [t + "y_f"], [y], to=onnx.TensorProto.UINT8),
+        ]
         count += 1
     del proto.graph.node[:]
     proto.graph.node.extend(nodes)
