@@ -182,8 +182,11 @@ def merge(path: Path, new: dict) -> dict:
     old = json.loads(path.read_text())
     fresh = {m["name"]: m for m in new["models"]}
     models = [fresh.pop(m["name"], m) for m in old["models"]] + list(fresh.values())
-    meta = {**old["meta"], "command": f"{old['meta']['command']}; then {new['meta']['command']}",
-            "date": new["meta"]["date"], "commit": new["meta"]["commit"]}
+    commands = old["meta"]["command"].split("; then ")
+    if new["meta"]["command"] not in commands:  # partial writes merge again: name each run once
+        commands.append(new["meta"]["command"])
+    meta = {**old["meta"], "command": "; then ".join(commands), "date": new["meta"]["date"],
+            "commit": new["meta"]["commit"]}
     return {"meta": meta, "models": models}
 
 
