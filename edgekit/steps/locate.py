@@ -138,27 +138,41 @@ def _shape_key(shape: tuple) -> tuple:
     return (math.prod(shape), tuple(sorted(d for d in shape if d != 1)))
 
 
-def by_value(graph: inter.OnnxGraph, refs: list[dict], arts: list[dict], tol: dict) -> dict[str, Measure]:
-    """LiteRT tensors mapped to ONNX tensors: a tensor named after an ONNX node or output, and any
-    tensor whose values equal an ONNX tensor's (within tolerance, in some layout view): that ONNX
-    tensor is then within tolerance. A named tensor that matches nothing is a divergence."""
-    nodes = {n.name: n.output[0] for n in graph.nodes if n.name and n.output and n.output[0] in graph.floats}
-    buckets: dict[tuple, list[str]] = {}
+def _summary(arr: np.ndarray) -> np.ndarray:
+    """max, min and mean: the same under any layout view, so a cheap test before comparing values."""
+    a = np.asarray(arr, dtype=np.float64)
+    return np.array([a.max(initial=-np.inf), a.min(initial=np.inf), a.mean() if a.size else 0.0])
+
+
+def _same_values(graph: inter.OnnxGraph, refs: list[dict], arts: list[dict], tol: dict) -> dict[str, Measure]:
+    """ONNX tensors some LiteRT tensor equals (within tolerance, in some layout view)."""
+    buckets: dict[tuple, list[tuple[str, np.ndarray]]] = {}
     for tname, value in arts[0].items():
-        buckets.setdefault(_shape_key(np.shape(value)), []).append(tname)
-    named = {t: o for t in arts[0] if (o := _tflite_name(graph, t, nodes)) is not None and o in refs[0]}
+        buckets.setdefault(_shape_key(np.shape(value)), []).append((tname, _summary(value)))
     out: dict[str, Measure] = {}
-    for name in graph.floats:
-        if name not in refs[0]:
-            continue
+    for name in (n for n in graph.floats if n in refs[0]):
         refs_t = [r[name] for r in refs]
-        for tname in buckets.get(_shape_key(refs_t[0].shape), []):
+        ref_sum = _summary(refs_t[0])
+        limit = tol["atol"] + tol["rtol"] * float(np.max(np.abs(ref_sum[:2]), initial=0.0))
+        for tname, art_sum in buckets.get(_shape_key(refs_t[0].shape), []):
+            if not np.all(np.abs(art_sum - ref_sum) <= limit) and np.isfinite(limit):
+                continue
             quick = measure(refs_t[:1], [arts[0][tname]], tol, tname)
             if quick is not None and quick.ok(tol):
                 full = measure(refs_t, [a[tname] for a in arts], tol, tname)
                 if full is not None and full.ok(tol):
                     out[name] = full
                     break
+    return out
+
+
+def by_value(graph: inter.OnnxGraph, refs: list[dict], arts: list[dict], tol: dict) -> dict[str, Measure]:
+    """LiteRT tensors mapped to ONNX tensors: a tensor named after an ONNX node or output, and any
+    tensor whose values equal an ONNX tensor's (within tolerance, in some layout view): that ONNX
+    tensor is then within tolerance. A named tensor that matches nothing is a divergence."""
+    nodes = {n.name: n.output[0] for n in graph.nodes if n.name and n.output and n.output[0] in graph.floats}
+    named = {t: o for t in arts[0] if (o := _tflite_name(graph, t, nodes)) is not None and o in refs[0]}
+    out = _same_values(graph, refs, arts, tol)
     for tname, name in named.items():
         if name not in out:
             m = measure([r[name] for r in refs], [a[tname] for a in arts], tol, tname)
