@@ -43,18 +43,22 @@ def zoo_cell(answer: dict | None) -> str:
 
 def _reasons(models: list[dict], targets: list[str]) -> list[str]:
     """One line per model x target that did not pass: its message (the --dim run's where there was one)."""
-    lines = []
+    lines, no_route = [], {}
     for m in models:
         for t in targets:
             a = m["targets"].get(t)
             if not a:
                 continue
             last = a.get("with_dims") or a
+            if last["status"] == "no-route":
+                no_route.setdefault(_cell(last.get("error") or "", 200), []).append(f"{m['name']} → {t}")
+                continue
             if last["status"] in ("pass",):
                 continue
             why = _cell(last.get("error") or "", 300)
             fix = f" — fix: {_cell(last['fix'], 200)}" if last.get("fix") else ""
             lines.append(f"- **{m['name']} → {t}** ({SHORT.get(last['status'], last['status']).strip('*')}): {why}{fix}")
+    lines += [f"- n/a, {len(pairs)} pairs ({', '.join(pairs)}): {why}" for why, pairs in no_route.items()]
     return lines
 
 
