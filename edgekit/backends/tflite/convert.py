@@ -63,17 +63,23 @@ def _onnx2tf_kwargs(model: Model, layout: str) -> dict:
 
 def _from_onnx(model: Model, onnx_path: Path, dest: Path, precision: str, layout: str) -> list[str]:
     onnx2tf = require("onnx2tf", "ONNX to TFLite")
-    with tempfile.TemporaryDirectory(prefix="edgekit-onnx2tf-") as tmp, _quiet():
+    with tempfile.TemporaryDirectory(prefix="edgekit-onnx2tf-") as tmp, _quiet() as log:
         prepared, done = prepare_for_onnx2tf(model, onnx_path, Path(tmp))
-        onnx2tf.convert(
-            input_onnx_file_path=str(prepared),
-            output_folder_path=str(Path(tmp) / "out"),
-            copy_onnx_input_output_names_to_tflite=True,
-            disable_strict_mode=True,             # -dsm
-            replace_to_pseudo_operators=list(_PSEUDO),  # -rtpo: ops LiteRT lacks, as elementary ops
-            non_verbose=True,
-            **_onnx2tf_kwargs(model, layout),
-        )
+        try:
+            onnx2tf.convert(
+                input_onnx_file_path=str(prepared),
+                output_folder_path=str(Path(tmp) / "out"),
+                copy_onnx_input_output_names_to_tflite=True,
+                disable_strict_mode=True,             # -dsm
+                replace_to_pseudo_operators=list(_PSEUDO),  # -rtpo: ops LiteRT lacks, as elementary ops
+                non_verbose=True,
+                **_onnx2tf_kwargs(model, layout),
+            )
+        except SystemExit as exc:  # onnx2tf ends some failures with sys.exit(1): never let it end edgekit
+            said = [ln.strip() for ln in log.getvalue().splitlines() if ln.strip()][-3:]
+            raise ConversionError("tflite", f"onnx2tf stopped (exit {exc.code}): {' | '.join(said)[:400] or 'no message'}",
+                                  "try the other layout (--route), other input sizes (--shape), or convert from the "
+                                  "torch model with litert-torch; the converters' log has onnx2tf's output") from None
         # onnx2tf names its files after the input file: <stem>_float32.tflite, <stem>_float16.tflite
         kind = "float16" if precision == "fp16" else "float32"
         found = sorted((Path(tmp) / "out").glob(f"*_{kind}.tflite"))
