@@ -31,24 +31,29 @@ def prepare_for_onnx2tf(model: Model, onnx_path: Path, folder: Path) -> tuple[Pa
     if folded:
         done.append("shape arithmetic folded (onnxsim)")
     moved = _constants_to_initializers(proto.graph)
-    casts = _castlike_to_cast(onnx, proto)
-    if casts:
-        done.append(f"{casts} CastLike written as Cast (onnx2tf has no CastLike)")
-    dynamic = _dynamic_quantize_as_math(onnx, proto)
-    if dynamic:
-        done.append(f"{dynamic} DynamicQuantizeLinear written as elementary ops (onnx2tf's gives float, not uint8)")
-    integer = _integer_matmuls_in_float(onnx, proto)
-    if integer:
-        done.append(f"{integer} MatMulInteger computed as float MatMul (exact below 2^24; LiteRT has no int8 x int8 -> int32 matmul)")
-    widened = _widen_types(onnx, proto)
-    if widened:
-        done.append(f"{len(widened)} ops computed in a type LiteRT has ({', '.join(sorted(set(widened)))})")
+    for rewrite, note in _REWRITES:
+        changed = rewrite(onnx, proto)
+        if changed:
+            done.append(note(changed))
     if moved and not folded:
         done.append(f"{moved} Constant nodes stored as initializers")
     path = folder / "model.onnx"
     big = proto.ByteSize() > 1_800_000_000
     onnx.save(proto, str(path), save_as_external_data=big, location="model.onnx.data" if big else None)
     return path, done
+
+
+# the graph rewrites, in order: each returns what it changed (a count or a list), and its note
+_REWRITES = (
+    (lambda onnx, p: _castlike_to_cast(onnx, p), lambda n: f"{n} CastLike written as Cast (onnx2tf has no CastLike)"),
+    (lambda onnx, p: _dynamic_quantize_as_math(onnx, p),
+     lambda n: f"{n} DynamicQuantizeLinear written as elementary ops (onnx2tf's gives float, not uint8)"),
+    (lambda onnx, p: _integer_matmuls_in_float(onnx, p),
+     lambda n: f"{n} MatMulInteger computed as float MatMul (exact below 2^24; LiteRT has no int8 x int8 -> int32 "
+               "matmul)"),
+    (lambda onnx, p: _widen_types(onnx, p),
+     lambda ops: f"{len(ops)} ops computed in a type LiteRT has ({', '.join(sorted(set(ops)))})"),
+)
 
 
 def _static_inputs(proto, sizes: dict[str, tuple[int, ...]]) -> None:
@@ -185,11 +190,11 @@ def _integer_matmuls_in_float(onnx, proto) -> int:
             if zp:
                 zf = f"{zp}{tag}_{side}zpf"
                 nodes.append(helper.make_node("Cast", [zp], [zf], to=f32))
-                if side == "a":  # a per-row zero point [M] meets a's rows: make it [M, 1]
-                    axes = f"{tag}_axes"
+                if side == "a":  # a per-row zero point [M] meets a's rows: make it [M, 1] (any opset)
+                    shape = f"{tag}_col_shape"
                     proto.graph.initializer.append(onnx.numpy_helper.from_array(
-                        __import__("numpy").array([-1], dtype="int64"), axes))
-                    nodes.append(helper.make_node("Unsqueeze", [zf, axes], [zf + "_col"]))
+                        __import__("numpy").array([-1, 1], dtype="int64"), shape))
+                    nodes.append(helper.make_node("Reshape", [zf, shape], [zf + "_col"]))
                     zf += "_col"
                 nodes.append(helper.make_node("Sub", [x, zf], [x + "_c"]))
                 x += "_c"
