@@ -177,16 +177,31 @@ def _load_sized(model_path: str, npz: str):
     return edgekit.load(model_path, dims=dims), dims
 
 
+def _predict(model, target: str) -> dict:
+    """edgekit.check's verdict for the target, before converting (conformance.py --check)."""
+    import time
+
+    import edgekit
+
+    t0 = time.monotonic()
+    try:
+        t = edgekit.check(model, targets=[target]).target(target)
+        return {"status": t.status, "verdict": t.verdict, "seconds": round(time.monotonic() - t0, 2)}
+    except Exception as exc:  # noqa: BLE001 - a check that breaks is recorded, not fatal
+        return {"status": "error", "verdict": f"{type(exc).__name__}: {_first_line(exc)}"}
+
+
 def edgekit_job(job: dict) -> dict:
     import edgekit
 
     out = Path(job["out"])
-    dims = None
+    dims = predicted = None
     try:
         if job.get("dims_from_inputs") and job.get("inputs"):
             model, dims = _load_sized(job["model"], job["inputs"])
         else:
             model = edgekit.load(job["model"])
+        predicted = _predict(model, job["target"]) if job.get("check") else None
         result = edgekit.convert(model, targets=[job["target"]], out=out, force=True,
                                  inputs=Path(job["inputs"]) if job.get("inputs") else None)
         art = result.artifacts[0]
@@ -210,6 +225,8 @@ def edgekit_job(job: dict) -> dict:
                   "detail": traceback.format_exc()[-2000:]}
     if dims is not None:
         answer["dims"] = dims
+    if predicted is not None:
+        answer["predicted"] = predicted
     if not job.get("keep"):
         shutil.rmtree(out, ignore_errors=True)
     return answer

@@ -73,7 +73,7 @@ def _one_node_case(case, targets: list[str], work: Path, worker: Worker, args) -
         t0 = time.monotonic()
         answer = worker.run({"kind": "edgekit", "model": str(paths["model"]), "inputs": str(paths["inputs"]),
                              "target": target, "out": str(work / "out" / case.name / target),
-                             "keep": args.keep}, timeout=args.timeout)
+                             "keep": args.keep, "check": getattr(args, "check", False)}, timeout=args.timeout)
         answer["seconds"] = round(time.monotonic() - t0, 1)
         row["edgekit"][target] = answer
     return row
@@ -104,7 +104,19 @@ def summarize_nodes(rows: list[dict], targets: list[str]) -> dict:
         out[t] = {"ran": len(answers), **dict(statuses),
                   "lost_where_raw_ov_passes": sorted(r["name"] for r in ov_ok if r["edgekit"][t]["status"] != "pass"),
                   "errors": Counter(error_key(a) for a in answers if a["status"] != "pass").most_common(12)}
+        if any("predicted" in a for a in answers):
+            out[t]["check"] = _check_score(answers)
     return out
+
+
+def _check_score(answers: list[dict]) -> dict:
+    """edgekit check's verdicts against the outcomes: conversion failures (error, known failure,
+    no route) it predicted, and the conversions that succeeded that it flagged."""
+    failed = [a for a in answers if a["status"] in ("error", "known-failure", "no-route")]
+    made = [a for a in answers if a not in failed]
+    flagged = [a for a in answers if a.get("predicted", {}).get("status") in ("fail", "risk")]
+    return {"failures": len(failed), "predicted": sum(a in flagged for a in failed), "converted": len(made),
+            "false_alarms": sum(a in flagged for a in made)}
 
 
 def print_node_summary(summary: dict, targets: list[str]) -> None:
@@ -119,6 +131,10 @@ def print_node_summary(summary: dict, targets: list[str]) -> None:
               + ", ".join(f"{st} {s[st]}" for st in ("fail", "known-failure", "error") if s.get(st)))
         for msg, count in s["errors"][:8]:
             print(f"    {count:3d} x {msg}")
+        if s.get("check"):
+            k = s["check"]
+            print(f"    edgekit check predicted {k['predicted']}/{k['failures']} conversion failures; "
+                  f"flagged {k['false_alarms']}/{k['converted']} conversions that succeeded")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=300, help="seconds per edgekit conversion")
     p.add_argument("--raw-timeout", type=float, default=60)
     p.add_argument("--keep", action="store_true", help="keep each conversion's output folder")
+    p.add_argument("--check", action="store_true",
+                   help="run edgekit.check before each conversion; record its verdict (predicted) beside the outcome")
     p.add_argument("--work", default=str(DEFAULT_WORK))
     _add_zoo_parsers(sub)
     args = parser.parse_args(argv)
