@@ -187,10 +187,12 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
         raise EdgekitError(f"{path} is not a readable .npz file ({exc})", "save it with numpy.savez") from exc
 
 
-def load_npz(path: Path, signature: Signature) -> list[dict[str, np.ndarray]]:
+def load_npz(path: Path, signature: Signature, data: dict[str, np.ndarray] | None = None
+             ) -> list[dict[str, np.ndarray]]:
     """The user's inputs, keyed by input name; each becomes one sample (batch kept as given).
-    Scalars and empty axes stay as given: each array is fed at the rank the model declares."""
-    data = read_npz(path)
+    Scalars and empty axes stay as given: each array is fed at the rank the model declares.
+    ``data``: the file's arrays when already read (``read_npz``)."""
+    data = dict(data) if data is not None else read_npz(path)
     names = [s.name for s in signature.inputs]
     missing = [n for n in names if n not in data]
     if missing:

@@ -82,8 +82,9 @@ def _samples(model: Model, inputs: Path | None, count: int) -> tuple[list[dict],
     """The verification samples: the user's (which also size the axes still unsized or defaulted),
     else generated at the model's sizes."""
     if inputs is not None:
-        size_axes(model, read_npz(Path(inputs)), f"--inputs {Path(inputs).name}")
-        return load_npz(Path(inputs), model.signature), f"user inputs from {inputs}"
+        arrays = read_npz(Path(inputs))  # read once: it sizes the axes, then it is checked and fed
+        size_axes(model, arrays, f"--inputs {Path(inputs).name}")
+        return load_npz(Path(inputs), model.signature, arrays), f"user inputs from {inputs}"
     size_axes(model)
     samples = [generate_inputs(model.signature, model.dims, model.meta, seed=i) for i in range(count)]
     dims = ", ".join(f"{k}={v}" for k, v in model.dims.items()) or "static shapes"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ..._lazy import require
 from ..._types import Model
 
@@ -103,12 +105,17 @@ def _constants_to_initializers(graph) -> int:
     return moved
 
 
-def _castlike_to_cast(onnx, proto) -> int:
-    """``CastLike(x, like)`` is ``Cast(x, to=<like's type>)`` once that type is known."""
-    inferred = onnx.shape_inference.infer_shapes(proto)
-    graph = inferred.graph
+def _elem_types(onnx, proto) -> dict[str, int]:
+    """Every tensor's element type (ONNX's shape inference on the graph as it is now)."""
+    graph = onnx.shape_inference.infer_shapes(proto).graph
     types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.input, *graph.output]}
     types.update({i.name: i.data_type for i in proto.graph.initializer})
+    return types
+
+
+def _castlike_to_cast(onnx, proto) -> int:
+    """``CastLike(x, like)`` is ``Cast(x, to=<like's type>)`` once that type is known."""
+    types = _elem_types(onnx, proto)
     count = 0
     for node in proto.graph.node:
         if node.op_type != "CastLike" or not types.get(node.input[1]):
@@ -139,10 +146,7 @@ def _widen_types(onnx, proto) -> list[str]:
     """Arithmetic and comparisons on int8/16, unsigned or float64 tensors (a Select-TF op in LiteRT)
     are computed in int32/int64/float32: inputs cast up, the result cast back (not a comparison's
     bool). Returns the ops rewritten, as "Op:TYPE"."""
-    inferred = onnx.shape_inference.infer_shapes(proto)
-    g = inferred.graph
-    types = {v.name: v.type.tensor_type.elem_type for v in [*g.value_info, *g.input, *g.output]}
-    types.update({i.name: i.data_type for i in proto.graph.initializer})
+    types = _elem_types(onnx, proto)
     name_of = onnx.TensorProto.DataType.Name
     nodes, done = [], []
     for node in proto.graph.node:
@@ -193,7 +197,7 @@ def _integer_matmuls_in_float(onnx, proto) -> int:
                 if side == "a":  # a per-row zero point [M] meets a's rows: make it [M, 1] (any opset)
                     shape = f"{tag}_col_shape"
                     proto.graph.initializer.append(onnx.numpy_helper.from_array(
-                        __import__("numpy").array([-1, 1], dtype="int64"), shape))
+                        np.array([-1, 1], dtype=np.int64), shape))
                     nodes.append(helper.make_node("Reshape", [zf, shape], [zf + "_col"]))
                     zf += "_col"
                 nodes.append(helper.make_node("Sub", [x, zf], [x + "_c"]))
@@ -210,8 +214,6 @@ def _integer_matmuls_in_float(onnx, proto) -> int:
 def _dynamic_quantize_as_math(onnx, proto) -> int:
     """``DynamicQuantizeLinear(x) -> (y, scale, zero_point)`` as ONNX defines it, in elementary ops:
     onnx2tf hands back ``y`` dequantized (float), which the integer ops after it then misread."""
-    import numpy as np
-
     helper, count, nodes = onnx.helper, 0, []
     for node in proto.graph.node:
         if node.op_type != "DynamicQuantizeLinear" or node.domain not in ("", "ai.onnx"):
