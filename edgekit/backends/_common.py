@@ -19,6 +19,9 @@ class ConvertContext:
     simplify: bool = False
     workdir: Path | None = None
     used_onnx: bool = False  # set when the current target was converted from the ONNX export
+    # shape buckets (--shape-buckets): axis name (a dynamic axis of the source signature) -> ascending
+    # sizes; set by export when buckets are asked for, read by each converter. None: one shape
+    buckets: dict[str, list[int]] | None = None
     notes: list[str] = field(default_factory=list)
 
     def note(self, text: str) -> None:
