@@ -20,7 +20,11 @@ class ConvertContext:
     workdir: Path | None = None
     used_onnx: bool = False  # set when the current target was converted from the ONNX export
     # shape buckets (--shape-buckets): axis name (a dynamic axis of the source signature) -> ascending
-    # sizes; set by export when buckets are asked for, read by each converter. None: one shape
+    # sizes; set by export when buckets are asked for, read by each converter. None: one shape.
+    # A converter that writes one signature/method per bucket names each `edgekit._buckets.key(dims)`
+    # ("sequence_16"); its runner then exposes `signature_keys` (list) and `use(key)`, and export
+    # verifies each bucket through them. Without those, each bucket's feeds are run as they are
+    # (one dynamic graph, or enumerated shapes)
     buckets: dict[str, list[int]] | None = None
     notes: list[str] = field(default_factory=list)
 
