@@ -165,6 +165,10 @@ def __getattr__(name: str):
         from . import fallback
 
         return getattr(fallback, name)
+    if name == "runtime":  # the module: edgekit.runtime.load(DIR, target=...)
+        import importlib
+
+        return importlib.import_module(".runtime", __name__)
     if name == "serve":  # the package, callable: edgekit.serve("model.onnx", port=8000)
         import importlib
 
