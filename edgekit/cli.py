@@ -180,7 +180,7 @@ def compress(
         from ._progress import Progress
         from ._recipe import dump_recipe as write_recipe
         from ._recipe import load_recipe, resolve_compress
-        from .present.tables import compress_table
+        from .present.tables import compress_table, drift_lines
         from .steps.compress import compress_recipe
 
         device, train_device = _compress_devices(device, target, train_device)
@@ -204,6 +204,8 @@ def compress(
         rc = resolved.compress
         doc = result.report
         (console if as_json else _console(stderr=False)).print(compress_table(doc))
+        for line in drift_lines(doc):
+            console.print(line, markup=False)
         for v in doc["variants"]:
             for note in v["notes"]:
                 console.print(f"note ({v['target']} {v['mode']}): {note}", style="dim", markup=False)

@@ -129,7 +129,8 @@ def unpad(outputs: dict[str, np.ndarray], signature_outputs, real_sizes: dict[st
         arr = outputs[name]
         index = tuple(slice(0, real_sizes[d]) if isinstance(d, str) and d in real_sizes else slice(None)
                       for d in _shape(spec)[:np.ndim(arr)])
-        out[name] = arr[index]
+        if any(s != slice(None) for s in index):
+            out[name] = arr[index]
     return out
 
 

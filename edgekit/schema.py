@@ -189,6 +189,7 @@ class Variant(Baseline):
     speedup_1t: float | None = None
     quality_estimated: bool | None = None
     validation: dict[str, Any] | None = None
+    drift: FirstDivergence | None = None  # since 0.2: where it drifts from the fp32 ONNX graph, and its ranking
 
 
 class CompressReport(_Doc):

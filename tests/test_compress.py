@@ -253,3 +253,23 @@ def test_the_names_of_0_1_still_work_and_warn(tmp_path):
     with pytest.raises(EdgekitError, match="unknown compress option colour") as err:
         edgekit.compress("edgekit.zoo.digits:cnn", data="edgekit.zoo.digits:data", out=tmp_path / "q", colour="red")
     assert "max_drop" in err.value.fix and "device" in err.value.fix
+
+
+def test_variants_say_where_they_drift_and_the_ranked_layer_kept_float_adds_no_error(tmp_path, tiny_bert):
+    """report.json's ``variants[].drift``: the layers adding the most error, by ONNX node name; keeping
+    the top one in float (--keep-float) takes it off the ranking, and the HTML shows the section."""
+    model = edgekit.load(tiny_bert, dims={"sequence": 16})
+    kw = dict(targets=["onnx"], quantize=["onnx:dynamic-int8"], data=SENTENCES, calibration=24, evaluation=12,
+              max_drop=100.0, runs=3, threads="1")
+    first = edgekit.compress(model, out=tmp_path / "a", **kw).report["variants"][0]
+    import onnx
+
+    names = {n.name: n.op_type for n in onnx.load(tmp_path / "a" / "fp32" / "onnx" / "model.onnx").graph.node}
+    ranked = first["drift"]["ranking"]
+    assert ranked and all(r["node"] in names and r["added"] > 0 for r in ranked), first["drift"]
+    assert {r["op_type"] for r in ranked} <= {"MatMul", "Gemm", "Gather"}  # what dynamic int8 quantizes
+    assert "Where the variants drift" in (tmp_path / "a" / "report.html").read_text()
+    top = ranked[0]["node"]
+    again = edgekit.compress(model, out=tmp_path / "b", keep_float=[top], **kw).report["variants"][0]
+    assert top in again["layers_kept_float"]
+    assert top not in [r["node"] for r in again["drift"]["ranking"]], again["drift"]["ranking"]

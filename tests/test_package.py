@@ -27,6 +27,15 @@ def test_serve_and_fallback_import_no_backend():
     assert callable(__import__("edgekit").serve)
 
 
+def test_runtime_imports_no_backend_until_load():
+    """edgekit.runtime (the device-side helper) imports numpy only; a runtime comes with load()."""
+    mods = _modules_after("import edgekit.runtime\nimport edgekit\nedgekit.runtime.pick_bucket; edgekit.runtime.load")
+    assert "edgekit.runtime" in mods
+    assert not [m for m in HEAVY if m in mods]
+    assert not [m for m in mods if m.startswith("edgekit.") and m not in ("edgekit._errors", "edgekit._version",
+                                                                          "edgekit.runtime")]
+
+
 def test_cli_help_imports_no_backend():
     code = ("import sys\nsys.argv = ['edgekit', '--help']\nfrom edgekit.cli import app\n"
             "try:\n    app()\nexcept SystemExit:\n    pass\n"

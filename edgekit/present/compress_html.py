@@ -13,6 +13,7 @@ from pathlib import Path
 from ._format import colour as _colour
 from ._format import human_size
 from .bench_html import _CSS, _num, _ticks, _when
+from .tables import KEEP_FLOAT_BY_NODE
 
 _MARKS = {"fp32": "circle", "fp16": "plus", "dynamic-int8": "tri-down", "static-int8": "square",
           "int8-weights": "tri-up", "int4-weights": "diamond", "mixed": "cross"}
@@ -125,6 +126,45 @@ def _table(doc: dict, rows) -> str:
     return "".join(html)
 
 
+def _drift_section(doc: dict) -> list[str]:
+    """Where each located variant drifts: the first divergent op (with its inputs' errors) and the
+    per-layer ranking of the error added, as a table per variant."""
+    parts = []
+    for v in doc["variants"]:
+        fd = v.get("drift")
+        if not fd:
+            continue
+        label = f"{v['target']} {v['mode']}"
+        if fd.get("error"):
+            parts.append(f'<p class="meta">{escape(label)}: not located: {escape(fd["error"])}</p>')
+            continue
+        first = (f"first divergence at <b>{escape(str(fd['op_type']))}</b> node <code>{escape(fd['node'])}</code>"
+                 f" (output {escape(str(fd.get('tensor')))}): max abs err {_num(fd.get('max_abs_err'), '.3g')}, "
+                 f"cosine {_num(fd.get('cosine'), '.6f')}; {escape(str(fd.get('method', '')))}"
+                 if fd.get("node") else "no op out of tolerance")
+        ins = "; ".join(f"{i['name']}: {_num(i.get('max_abs_err'), '.2g')}" if i.get("kind") == "tensor"
+                        else f"{i['name']}: {i.get('kind')}" for i in fd.get("inputs") or [])
+        parts.append(f"<h3>{escape(label)} ({escape(v['status'])})</h3><p>{first}</p>"
+                     + (f'<p class="meta">its inputs: {escape(ins)}</p>' if ins else "")
+                     + (f'<p class="meta">known: {escape(fd["known"]["cause"])}; fix: {escape(fd["known"]["fix"])}</p>'
+                        if fd.get("known") else ""))
+        ranked = fd.get("ranking") or []
+        if ranked:
+            rows = "".join(f'<tr><td class="l"><code>{escape(r["node"])}</code></td><td class="l">'
+                           f'{escape(r["op_type"])}</td><td>{_num(r.get("added"), ".3g")}</td>'
+                           f'<td>{_num(r.get("max_abs_err"), ".3g")}</td><td>{_num(r.get("cosine"), ".5f")}</td></tr>'
+                           for r in ranked)
+            hint = " (keep float: --keep-float NAME)" if v["target"] in KEEP_FLOAT_BY_NODE else ""
+            parts.append(f'<table><tr><th class="l">layer{hint}</th><th class="l">op</th>'
+                         "<th>error added (x tolerance)</th><th>max abs err</th><th>cosine</th></tr>"
+                         f"{rows}</table>")
+    if parts:
+        parts.insert(0, "<h2>Where the variants drift</h2><p class=\"meta\">Intermediate tensors of each variant "
+                        "compared with the fp32 ONNX graph on held-out samples (int8 variants at int8 tolerances)."
+                        "</p>")
+    return parts
+
+
 def render_compress_html(doc: dict, path: Path) -> Path:
     """Write ``doc`` (a compress report.json, schema 1) as one self-contained HTML file."""
     rows = _rows(doc)
@@ -152,6 +192,7 @@ def render_compress_html(doc: dict, path: Path) -> Path:
     if skipped:
         parts.append('<p class="skip">Skipped: ' + escape("; ".join(f"{s['target']} {s['mode']}: {s['reason']}"
                                                                    for s in skipped)) + "</p>")
+    parts += _drift_section(doc)
     parts += ["<h2>Quality against size and latency</h2>", _legend(rows),
               '<div class="grid"><div class="card"><h3>against size</h3>'
               f'{scatter_svg(by_size, "size (MB)", ylabel, floor)}</div>'

@@ -89,6 +89,30 @@ def compress_table(doc: dict):
     return table
 
 
+# targets whose --keep-float takes the ONNX node names the ranking gives (ONNX Runtime's quantizer;
+# NNCF's ignored scope: OpenVINO names each op after its ONNX node); LiteRT's takes tensor names
+KEEP_FLOAT_BY_NODE = ("onnx", "openvino")
+
+
+def drift_lines(doc: dict) -> list[str]:
+    """Per variant with a located drift (``variants[].drift``): a failing one's first divergence, and
+    the layers that add the most error, with the flag that keeps them in float."""
+    lines = []
+    for v in doc["variants"]:
+        fd, label = v.get("drift"), f"{v['target']} {v['mode']}"
+        if not fd:
+            continue
+        if v["status"] == "fail" or fd.get("error"):
+            lines += divergence_lines(label, fd)
+        ranked = [r for r in fd.get("ranking") or [] if r.get("node")]
+        if ranked and v["mode"] != "fp16":
+            lines.append(f"{label}: layers adding the most error: " + "; ".join(
+                f"{r['node']} ({r['op_type']}, cosine {_fmt(r.get('cosine'), '.4f')})" for r in ranked[:3]))
+            if v["target"] in KEEP_FLOAT_BY_NODE:
+                lines.append(f"  to keep them in float: {' '.join('--keep-float ' + r['node'] for r in ranked[:3])}")
+    return lines
+
+
 def _cpu_caption(doc: dict) -> str | None:
     """Which CPU the figures were taken on, and which the quantizers chose settings for."""
     host = (doc.get("host") or {}).get("cpu")

@@ -57,6 +57,7 @@ class CompressOptions:
     force: bool = False  # replace a non-empty out folder edgekit did not write
     plan: Any = None  # a steps.student.StudentPlan: prune and/or distill a student first
     train_data: Any = None  # the student's training data (default: data minus its held-out split)
+    locate: bool = True  # locate each quantized or failing variant's drift (steps/locate.py)
 
     @classmethod
     def from_kwargs(cls, options: dict) -> CompressOptions:
@@ -415,12 +416,30 @@ def _variant(run: RunContext, model: Model, art, mode: str) -> dict:
         runner = runner_for(spec, path)
         entry["validation"] = runner.validate(model.signature) if hasattr(runner, "validate") else None
     speedup = _judge(run, entry, q)
+    entry["drift"] = _drift(run, model, target, path, entry)
     if speedup is not None and speedup <= 1.0 and mode != "fp16":
         reasons = spec.slow_reasons
         why = reasons.get((mode, _kind(model))) or reasons.get((mode, None))
         entry["notes"].append(f"not faster than fp32 in {target} on this machine ({speedup:.2f}x at "
                               f"{min(run.counts)} thread)" + (f": {why}" if why else ""))
     return entry
+
+
+def _drift(run: RunContext, model: Model, target: str, path: Path, entry: dict) -> dict | None:
+    """Where a variant drifts from the fp32 ONNX graph (steps/locate.py): the first divergent op of a
+    failing variant, and for a quantized one the layers that add the most error (what ``--keep-float``
+    takes). Not located: fp16 variants that pass, and what this host cannot run (Core ML) or locate."""
+    from . import locate
+    from .verify import default_tolerance
+
+    quantized = entry["mode"] != "fp16"
+    if not (quantized or entry["status"] == "fail") or TARGETS[target].cannot_run() \
+            or target not in locate.LOCATABLE or not run.options.locate:
+        return None
+    tol = default_tolerance("int8" if quantized else entry["mode"])
+    with run.stage(f"{target}: {entry['mode']}: locating the drift"):
+        return locate.for_artifact(model, run.convert, target, path, run.data.evaluation.samples, tol,
+                                   layers=quantized)
 
 
 def compress_recipe(recipe, *, out: str | Path | None = None, force: bool = False,

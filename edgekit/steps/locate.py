@@ -29,6 +29,7 @@ import numpy as np
 from . import _intermediates as inter
 from . import verify
 
+LOCATABLE = ("onnx", "openvino", "tflite")  # targets whose intermediates can be compared (_intermediates)
 MAX_SAMPLES = 2  # intermediates of two samples are enough to see a drift, and half the memory of three
 GROWTH = 10.0  # a culprit's output is this many times further out of tolerance than its inputs
 BISECT_SECONDS = 120  # a bisection converting cuts stops past this (onnx2tf takes a while on a large graph)
@@ -226,10 +227,19 @@ def first_divergence(graph: inter.OnnxGraph, measured: dict[str, Measure], tol: 
     return (first_bad, True) if first_bad is not None else None
 
 
-def ranking(graph: inter.OnnxGraph, measured: dict[str, Measure], tol: dict, top: int = 5) -> list[dict]:
-    """The nodes that add the most error: their output's excess over tolerance, less their inputs'."""
+# layers with weights: what a quantizer quantizes (and --keep-float keeps), unlike an activation
+# product such as attention's Q.K^T, which only amplifies the error its inputs bring
+LAYER_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Gather", "Einsum", "LSTM", "GRU", "RNN"}
+
+
+def ranking(graph: inter.OnnxGraph, measured: dict[str, Measure], tol: dict, top: int = 5,
+            layers: bool = False) -> list[dict]:
+    """The nodes that add the most error: their output's excess over tolerance, less their inputs'.
+    ``layers``: only weighted layers (LAYER_OPS with a constant input), as for a quantized artifact."""
     rows = []
     for node in graph.nodes:
+        if layers and not (node.op_type in LAYER_OPS and any(x in graph.constants for x in node.input)):
+            continue
         for out in (o for o in node.output if o in measured):
             before = max((measured[x].excess(tol) for x in node.input if x in measured), default=0.0)
             added = measured[out].excess(tol) - before
@@ -363,11 +373,12 @@ def refine(graph: inter.OnnxGraph, found: tuple[int, bool], measured: dict[str, 
 
 
 def locate(onnx_path: Path, target: str, artifact: Path, samples: list[dict], tol: dict,
-           source=None, prefix="auto") -> dict:
+           source=None, prefix="auto", layers: bool = False) -> dict:
     """The first node of ``onnx_path`` whose output diverges in ``artifact`` (a ``target`` file made
     from that graph), on ``samples`` (feeds keyed by the graph's input names), at ``tol`` (intermediates
     at rtol >= NODE_RTOL). Where the culprit is not exposed, ``prefix`` (``"auto"``: the target's own
     route; None: no bisection; or a callable tensor -> outputs per sample) converts cuts of the graph.
+    ``layers``: the ranking is of weighted layers only (a quantized artifact: what --keep-float takes).
 
     Returns ``{"node", "op_type", "tensor", "target_tensor", "max_abs_err", "cosine", "exposed",
     "method", "inputs": [...], "ranking": [...], "compared", "seconds"}``; ``node`` is None when no
@@ -396,7 +407,7 @@ def locate(onnx_path: Path, target: str, artifact: Path, samples: list[dict], to
                 result = refined if "node" in refined else {**result, **refined}
             except Exception as exc:  # noqa: BLE001 - a cut that does not convert: keep the inference
                 result["bisection"] = f"stopped: {type(exc).__name__}: {str(exc).strip()[:200]}"
-    result["ranking"] = ranking(graph, measured, tol)
+    result["ranking"] = ranking(graph, measured, tol, layers=layers)
     result["compared"] = f"{len(measured)} of {len(graph.floats)} float tensors of the ONNX graph"
     result["seconds"] = round(time.perf_counter() - t0, 2)
     return result
@@ -410,11 +421,12 @@ def _known_entry(target: str, found: dict) -> dict | None:
     return {"cause": err.cause, "fix": err.fix or ""} if err is not None else None
 
 
-def for_artifact(model, ctx, target: str, path: Path, samples: list[dict], tol: dict, route: str = "") -> dict:
+def for_artifact(model, ctx, target: str, path: Path, samples: list[dict], tol: dict, route: str = "",
+                 layers: bool = False) -> dict:
     """``parity.first_divergence`` of an artifact export made (``route``: the kept route's name).
     The reference is the source ONNX file or the run's ONNX export (made here if none was). Never
     raises: what stopped it is in ``error``."""
-    if target not in ("onnx", "openvino", "tflite"):
+    if target not in LOCATABLE:
         return {"node": None, "error": f"locating a drift is not available for {target} artifacts "
                                        "(onnx, openvino and tflite are)"}
     try:
@@ -430,7 +442,8 @@ def for_artifact(model, ctx, target: str, path: Path, samples: list[dict], tol: 
         layout = "onnx" if "ONNX layout" in route else "tf"
         inputs = [s.name for s in model.signature.inputs]
         prefix = prefix_runner(target, Path(onnx_path), inputs, samples[:MAX_SAMPLES], layout) if auto else None
-        found = locate(Path(onnx_path), target, Path(path), samples, tol, source=model.signature, prefix=prefix)
+        found = locate(Path(onnx_path), target, Path(path), samples, tol, source=model.signature, prefix=prefix,
+                       layers=layers)
         if found.get("node") is not None:
             found["known"] = _known_entry(target, found)
         return found
