@@ -48,6 +48,9 @@ def collect(match: str | None = None) -> list[NodeCase]:
 
 
 def _matches(name: str, pattern: str) -> bool:
+    """A substring or glob; several separated by commas (any of them)."""
+    if "," in pattern:
+        return any(_matches(name, part) for part in pattern.split(",") if part)
     if any(ch in pattern for ch in "*?["):
         return fnmatch.fnmatch(name, pattern)
     return pattern.lower() in name.lower()

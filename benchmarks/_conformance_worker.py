@@ -216,6 +216,10 @@ def edgekit_job(job: dict) -> dict:
                   if parity else None, "error": parity.reason if parity and status == "fail" else None}
         if parity is not None and parity.validation:
             answer["validation"] = parity.validation
+        if parity is not None and parity.first_divergence:
+            answer["first_divergence"] = {k: parity.first_divergence.get(k) for k in (
+                "node", "op_type", "tensor", "target_tensor", "max_abs_err", "cosine", "exposed", "method", "inputs",
+                "known", "error", "seconds")}
     except edgekit.EdgekitError as exc:
         text = str(exc)
         answer = {"status": classify_error(text), "error": _first_line(exc.cause),
