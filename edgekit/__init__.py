@@ -53,7 +53,11 @@ def convert(model=None, targets=None, out="edgekit-out", *, recipe=None, **optio
     sizes dynamic axes when ``model`` is loaded here), ``shapes`` ({"images": (1, 3, 640, 640)},
     when ``model`` is loaded here), ``samples``, ``tolerance`` ({"atol", "rtol", "min_cosine"}),
     ``simplify``, ``force``, ``routes`` (route names, tools or functions to use where they apply),
-    ``explain`` (locate the first divergent op of every artifact, not only of those failing parity).
+    ``explain`` (locate the first divergent op of every artifact, not only of those failing parity),
+    ``shape_buckets`` ({"sequence": [16, 32, 64, 128]} or {"sequence": "auto"}, or the CLI's
+    ["sequence=16,32"]: LiteRT gets one signature per bucket, every artifact is verified at each),
+    ``data`` (real samples, a .txt or .npz: the lengths ``auto`` chooses from, and each bucket's
+    verification samples).
     """
     from ._types import Model as _Model
     from .steps.export import convert as _convert
@@ -62,7 +66,7 @@ def convert(model=None, targets=None, out="edgekit-out", *, recipe=None, **optio
         from ._recipe import load_recipe, resolve_convert
 
         recipe_keys = {"precision", "inputs", "samples", "routes", "tolerance", "simplify", "force", "input", "dims",
-                       "shapes", "task", "trust_pickle", "trust_remote_code"}
+                       "shapes", "task", "trust_pickle", "trust_remote_code", "shape_buckets", "data"}
         load_kw, convert_kw = resolve_convert(load_recipe(recipe), model if isinstance(model, str) else None,
                                               {"targets": targets, **{k: v for k, v in options.items()
                                                                       if k in recipe_keys}})

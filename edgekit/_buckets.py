@@ -131,7 +131,3 @@ def key(dims: dict[str, int]) -> str:
     """A bucket's name: ``sequence_16``, ``height_32_width_100`` (the axes in the order given)."""
     return "_".join(f"{a}_{s}" for a, s in dims.items())
 
-
-def smallest_fit(axes: dict[str, list[int]], sizes: dict[str, int]) -> dict[str, int] | None:
-    """The smallest bucket holding ``sizes`` (axis -> real size), or None when none does."""
-    return next((b for b in combos(axes) if all(sizes.get(a, 0) <= s for a, s in b.items())), None)

@@ -101,6 +101,53 @@ def _from_text(path: Path, model: Model) -> tuple[list[dict], None]:
     return rows, None
 
 
+def real_rows(spec, model: Model, axes: list[str], limit: int | None = None) -> tuple[list[dict], str]:
+    """Samples of ``--data`` at their real sizes along ``axes`` (for shape buckets): a text file
+    tokenized without padding (cut at the model's ``sequence`` size), or .npz rows cut to their
+    attention mask's length. Returns the rows and what they are."""
+    path = Path(str(spec))
+    if path.is_file() and (path.suffix in (".txt", ".text") or path.suffix == ""):
+        tokenizer = model.meta.get("tokenizer")
+        if tokenizer is None:
+            raise EdgekitError(f"{path} is text, but the model has no tokenizer to turn it into inputs",
+                               "give a Hugging Face model folder with its tokenizer, or pre-tokenized .npz data")
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+        dtypes = {s.name: s.dtype for s in model.signature.inputs}
+        cut = model.dims.get("sequence", 128)
+        rows = []
+        for line in lines[:limit]:
+            enc = tokenizer(line, truncation=True, max_length=cut, return_tensors="np")
+            rows.append({n: enc[n].astype(t) for n, t in dtypes.items() if n in enc})
+        return rows, f"{path.name}: {len(rows)} sentences tokenized without padding"
+    if path.is_file() and path.suffix in (".npz", ".npy"):
+        rows, _ = _from_npz(path, model)
+        return [_cut_to_mask(r, model, axes) for r in rows[:limit]], f"{path.name}: {len(rows[:limit])} rows"
+    raise EdgekitError(f"shape buckets read real lengths from text or .npz data; {spec} is neither",
+                       "give --data a .txt of sentences or an .npz (with an attention_mask for padded rows)")
+
+
+def _cut_to_mask(row: dict[str, np.ndarray], model: Model, axes: list[str]) -> dict[str, np.ndarray]:
+    """A padded row cut to its attention mask's length, along the bucketed axes the mask has."""
+    mask_spec = next((s for s in model.signature.inputs if "mask" in s.name.lower() and s.name in row), None)
+    if mask_spec is None:
+        return row
+    mask = np.asarray(row[mask_spec.name])
+    real = {}
+    for i, axis in mask_spec.dynamic_axes.items():
+        if axis in axes and i < mask.ndim:
+            nonzero = np.nonzero(np.moveaxis(mask, i, 0).reshape(mask.shape[i], -1).any(axis=1))[0]
+            real[axis] = int(nonzero[-1]) + 1 if nonzero.size else 1
+    out = {}
+    for spec in model.signature.inputs:
+        arr = row.get(spec.name)
+        if arr is None:
+            continue
+        index = tuple(slice(0, real[d]) if isinstance(d, str) and d in real else slice(None)
+                      for d in spec.shape[:arr.ndim])
+        out[spec.name] = arr[index]
+    return out
+
+
 def _from_callable(spec: str) -> dict | list:
     mod_name, _, attr = spec.partition(":")
     try:

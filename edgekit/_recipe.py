@@ -23,6 +23,8 @@ class ModelSection(_Section):
     shapes: dict[str, list[int]] = Field(default_factory=dict)  # input -> its shape (sizes its dynamic axes)
     trust_pickle: bool = False
     trust_remote_code: bool = False  # a Hugging Face folder's own Python code (auto_map) may run
+    # shape buckets: { sequence = [16, 32, 64, 128] } or { sequence = "auto" } (sizes from the data)
+    shape_buckets: dict[str, list[int] | str] | None = None
 
 
 class ConvertSection(_Section):
@@ -213,7 +215,10 @@ def resolve_convert(recipe: Recipe | None, source: str | None, flags: dict) -> t
             "shapes": [*(f"{k}={'x'.join(map(str, s))}" for k, s in m.shapes.items()), *given.get("shapes", [])],
             "sample": inputs}
     targets = given.get("targets") or c.targets
-    convert = {"targets": targets.split(",") if isinstance(targets, str) else list(targets),
+    buckets = given.get("shape_buckets") or m.shape_buckets or None
+    data = given.get("data") or (recipe.compress.data if buckets and recipe and recipe.compress else None)
+    convert = {"shape_buckets": buckets, "data": data,
+               "targets": targets.split(",") if isinstance(targets, str) else list(targets),
                "precision": given.get("precision") or c.precision, "inputs": inputs,
                "samples": given.get("samples") or v.samples, "routes": tuple(given.get("routes") or ()),
                "tolerance": {**v.tolerance, **(given.get("tolerance") or {})},

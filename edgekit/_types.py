@@ -125,6 +125,7 @@ class Artifact:
     notes: list[str] = field(default_factory=list)
     lineage: list[str] = field(default_factory=list)
     attempts: list[dict] = field(default_factory=list)  # conversion routes tried: route, seconds, error, parity
+    buckets: dict | None = None  # shape buckets: axes, signatures, pad, per-bucket parity (steps/buckets.py)
 
     def to_dict(self, root: Path | None = None) -> dict:
         path = self.path
@@ -146,6 +147,7 @@ class Artifact:
             "notes": self.notes,
             "lineage": self.lineage,
             "attempts": self.attempts,
+            **({"buckets": self.buckets} if self.buckets else {}),
         }
 
 

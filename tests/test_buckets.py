@@ -14,7 +14,6 @@ from edgekit._buckets import (
     key,
     padded_cost,
     parse_buckets,
-    smallest_fit,
 )
 from edgekit._errors import EdgekitError
 
@@ -96,13 +95,9 @@ def test_auto_on_few_lengths_and_errors():
 # ---- enumerate and name ----------------------------------------------------------------------------
 
 
-def test_combos_key_and_fit():
+def test_combos_and_key():
     assert [key(b) for b in combos({"sequence": [32, 16]})] == ["sequence_16", "sequence_32"]
     both = combos({"height": [32, 48], "width": [100, 200]})
     assert [key(b) for b in both] == ["height_32_width_100", "height_48_width_100", "height_32_width_200",
                                       "height_48_width_200"]
     assert key({"sequence": 16}) == "sequence_16"
-    assert smallest_fit({"sequence": [16, 32, 64]}, {"sequence": 17}) == {"sequence": 32}
-    assert smallest_fit({"sequence": [16, 32, 64]}, {"sequence": 65}) is None
-    assert smallest_fit({"height": [32, 48], "width": [100, 200]}, {"height": 40, "width": 90}) == {
-        "height": 48, "width": 100}

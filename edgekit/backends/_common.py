@@ -48,22 +48,30 @@ def pick(specs: list[TensorSpec], i: int) -> TensorSpec | None:
     return specs[i] if i < len(specs) else None
 
 
-def static_example(model) -> tuple:
-    """The model's example inputs at the run's static shapes (dynamic axes at ``model.dims``),
-    for converters that trace or export the torch module at one shape."""
+def static_example(model, dims: dict[str, int] | None = None) -> tuple:
+    """The model's example inputs at the run's static shapes (dynamic axes at ``model.dims``, or
+    at ``dims`` where given: one shape bucket), for converters that trace or export the torch
+    module at one shape. Masks (an input named ``*mask*``) are ones at a new shape."""
     from .._lazy import require
 
     torch = require("torch")
+    sizes = {**model.dims, **(dims or {})}
     example = []
     for spec, t in zip(model.signature.inputs, model.meta["example"], strict=True):
-        shape = spec.concrete(model.dims)
-        example.append(t if tuple(t.shape) == shape else torch.zeros(shape, dtype=t.dtype))
+        shape = spec.concrete(sizes)
+        if tuple(t.shape) == shape:
+            example.append(t)
+        else:
+            fill = torch.ones if "mask" in spec.name.lower() else torch.zeros
+            example.append(fill(shape, dtype=t.dtype))
     return tuple(example)
 
 
-def fixed_axes_note(model, why: str) -> list[str]:
-    """A note naming the dynamic axes a static-shape target fixed, and at which sizes."""
-    axes = {a: model.dims[a] for s in model.signature.inputs for a in s.dynamic_axes.values()}  # dict: no repeats
+def fixed_axes_note(model, why: str, skip: set[str] | None = None) -> list[str]:
+    """A note naming the dynamic axes a static-shape target fixed, and at which sizes (``skip``:
+    axes with shape buckets, which are not fixed at one size)."""
+    axes = {a: model.dims[a] for s in model.signature.inputs for a in s.dynamic_axes.values()
+            if a not in (skip or set())}  # dict: no repeats
     if not axes:
         return []
     fixed = ", ".join(f"{a}={n}" for a, n in axes.items())

@@ -26,7 +26,7 @@ from .._types import Artifact, Model, Parity, Signature, sha256_of, size_of
 from ..backends._common import ConvertContext
 from ..backends._quant import clear
 from ..backends._spec import Route
-from . import report, verify
+from . import buckets, report, verify
 
 
 @dataclass
@@ -91,19 +91,24 @@ def _samples(model: Model, inputs: Path | None, count: int) -> tuple[list[dict],
     return samples, f"{count} generated samples (seeds 0-{count - 1}; {dims})"
 
 
-def _verify(model: Model, target: Target, path: Path, samples, refs, tol: dict) -> tuple[Parity, list]:
+def _runner(model: Model, target: Target, path: Path, tol: dict):
+    """The artifact's runner, its validation, and its parity already decided where it cannot run here."""
     runner = runner_for(target, path, source=model.signature)
     validation = runner.validate(model.signature) if hasattr(runner, "validate") else None
     cannot = target.cannot_run()
     if cannot:  # validated (it loads; inputs, outputs right) but not run here, e.g. Core ML off macOS
         problems = (validation or {}).get("problems") or []
-        return Parity(status="fail" if problems else "not_run", reason="; ".join(problems) or cannot, tolerance=tol,
-                      validation=validation), runner.signature
+        return runner, validation, Parity(status="fail" if problems else "not_run",
+                                          reason="; ".join(problems) or cannot, tolerance=tol, validation=validation)
+    return runner, validation, None
+
+
+def _run_compare(model: Model, runner, samples, refs, tol: dict) -> Parity:
     names_src = [s.name for s in model.signature.outputs]
     order = verify.output_order(model.signature, runner.signature)
     if order is None:
         return Parity(status="fail", tolerance=tol, reason=f"the artifact has {len(runner.signature.outputs)} "
-                      f"outputs, the source {len(names_src)}"), runner.signature
+                      f"outputs, the source {len(names_src)}")
     gots = []
     try:
         for s in samples:
@@ -113,11 +118,34 @@ def _verify(model: Model, target: Target, path: Path, samples, refs, tol: dict) 
         if os.environ.get("EDGEKIT_DEBUG"):
             raise
         first = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-        return Parity(status="fail", tolerance=tol, validation=validation,
-                      reason=f"the artifact does not run on the samples: {first[:300]}"), runner.signature
-    parity = verify.compare(model, refs, gots, names_src, tol, verify.classifier_outputs(model))
+        return Parity(status="fail", tolerance=tol, reason=f"the artifact does not run on the samples: {first[:300]}")
+    return verify.compare(model, refs, gots, names_src, tol, verify.classifier_outputs(model))
+
+
+def _verify(model: Model, target: Target, path: Path, samples, refs, tol: dict) -> tuple[Parity, Signature, None]:
+    runner, validation, decided = _runner(model, target, path, tol)
+    parity = decided or _run_compare(model, runner, samples, refs, tol)
     parity.validation = validation
-    return parity, runner.signature
+    return parity, runner.signature, None
+
+
+def _verify_buckets(model: Model, target: Target, path: Path, plan: buckets.BucketPlan,
+                    tol: dict) -> tuple[Parity, Signature, dict]:
+    """Each bucket against the source on its own samples (real lengths padded to it), in the
+    artifact's signature for it where it has one per bucket; ``buckets`` for the manifest."""
+    runner, validation, decided = _runner(model, target, path, tol)
+    keys = plan.keys
+    per_sig = set(keys) <= set(getattr(runner, "signature_keys", None) or ())
+    per_bucket = []
+    for k in keys:
+        if per_sig:
+            runner.use(k)
+        per_bucket.append((k, decided or _run_compare(model, runner, plan.samples[k], plan.refs[k], tol)))
+    record = {"axes": plan.axes, "signatures": {k: k for k in keys} if per_sig else None, "pad": plan.pad,
+              "parity": [buckets.bucket_record(k, p, plan.lengths[k]) for k, p in per_bucket]}
+    parity = buckets.overall(per_bucket, tol)
+    parity.validation = {**(validation or {}), **(parity.validation or {})} if decided is None else parity.validation
+    return parity, runner.signature, record
 
 
 @dataclass
@@ -132,6 +160,9 @@ class ConvertOptions:
     force: bool = False  # replace a non-empty out folder edgekit did not write
     routes: tuple[str, ...] = ()  # force these routes (a route's name, tool or function) where they apply
     explain: bool = False  # locate the first divergent op of every artifact, not only of those failing parity
+    # shape buckets: ["sequence=16,32,64"] or {"sequence": [16, 32, 64] | "auto"} (edgekit._buckets)
+    shape_buckets: list[str] | dict | None = None
+    data: str | Path | None = None  # real samples for the buckets: their lengths (auto) and verification
 
     @classmethod
     def of(cls, options: ConvertOptions | None, overrides: dict) -> ConvertOptions:
@@ -157,6 +188,7 @@ class _Run:
     refs: list
     tol: dict
     stage: Stage
+    buckets: buckets.BucketPlan | None = None
 
 
 def convert(model: Model, targets: str | list[str], out: str | Path, options: ConvertOptions | None = None, *,
@@ -164,7 +196,9 @@ def convert(model: Model, targets: str | list[str], out: str | Path, options: Co
     """Convert ``model`` to each target under ``out``, verify each artifact, write manifest.json.
 
     ``options`` (or keyword overrides: ``precision``, ``inputs``, ``samples``, ``tolerance``,
-    ``simplify``, ``force``, ``routes``, ``explain``) as in :class:`ConvertOptions`. Converters' own output
+    ``simplify``, ``force``, ``routes``, ``explain``, ``shape_buckets``, ``data``) as in
+    :class:`ConvertOptions`. With shape buckets, each artifact is verified at every bucket (real
+    lengths of ``data``, or generated ones, padded to it). Converters' own output
     (C++ logs included) goes to ``out/logs/convert.log``; on failure nothing is left under
     ``out`` and the log's path is in the error.
     """
@@ -174,13 +208,16 @@ def convert(model: Model, targets: str | list[str], out: str | Path, options: Co
     chosen = _check_request(model, parse_targets(targets), opts)
     check_out(out, opts.force)
     data, inputs_desc = _samples(model, opts.inputs, opts.samples)
+    plan = _bucket_plan(model, opts)
+    inputs_desc = plan.description if plan else inputs_desc
     fd, log_name = tempfile.mkstemp(prefix=f"edgekit-{out.name}-", suffix=".log")
     os.close(fd)
     log = Path(log_name)
     try:
         with atomic_folder(out) as tmp:
             run = _Run(model, opts, tmp, ConvertContext(workdir=tmp, simplify=opts.simplify), data, [],
-                       verify.default_tolerance(opts.precision, opts.tolerance, model), stage)
+                       verify.default_tolerance(opts.precision, opts.tolerance, model), stage, plan)
+            run.ctx.buckets = plan.axes if plan else None
             with capture_output(log):
                 artifacts = _convert_all(run, chosen)
             (tmp / "logs").mkdir()
@@ -195,6 +232,13 @@ def convert(model: Model, targets: str | list[str], out: str | Path, options: Co
         raise
     final = [_moved(a, tmp, out) for a in artifacts]
     return ConvertResult(out, out / "manifest.json", final, model, run.ctx.notes + model.notes)
+
+
+def _bucket_plan(model: Model, opts: ConvertOptions) -> buckets.BucketPlan | None:
+    if opts.data is not None and not opts.shape_buckets:
+        raise EdgekitError("convert reads --data only for shape buckets",
+                           "add --shape-buckets (e.g. sequence=auto), or give verification inputs with --inputs")
+    return buckets.plan(model, opts.shape_buckets, opts.data, max(opts.samples, 3))
 
 
 def _check_request(model: Model, chosen: list[Target], opts: ConvertOptions) -> list[Target]:
@@ -223,6 +267,8 @@ def _convert_all(run: _Run, chosen: list[Target]) -> list[Artifact]:
     with run.stage("running the source model"):
         run_source = verify.source_runner(run.model)
         run.refs = [run_source(s) for s in run.data]
+        if run.buckets:
+            run.buckets.refs = {k: [run_source(s) for s in v] for k, v in run.buckets.samples.items()}
     artifacts = [_one_target(run, t) for t in chosen]
     for scratch in (".onnx-fp32", ".keras-savedmodel", ".failed-routes"):
         shutil.rmtree(run.tmp / scratch, ignore_errors=True)
@@ -236,11 +282,12 @@ def _one_target(run: _Run, target: Target) -> Artifact:
     sub = run.tmp / (target.name if precision == "fp32" else f"{target.name}-{precision}")
     sub.mkdir()
     run.ctx.used_onnx = False
-    checked: list[tuple[Parity, Signature]] = []  # one per artifact a route made, in order
+    checked: list[tuple[Parity, Signature, dict | None]] = []  # one per artifact a route made, in order
 
     def check(path: Path) -> str:
         with run.stage(f"verifying {target.name}"):
-            checked.append(_verify(model, target, path, run.data, run.refs, run.tol))
+            checked.append(_verify_buckets(model, target, path, run.buckets, run.tol) if run.buckets else
+                           _verify(model, target, path, run.data, run.refs, run.tol))
         return checked[-1][0].status
 
     with run.stage(f"converting to {target.name}"):
@@ -249,21 +296,23 @@ def _one_target(run: _Run, target: Target) -> Artifact:
                                                   check=check, only=run.options.routes)
         seconds = time.perf_counter() - t0
     made = [a for a in attempts if a["error"] is None]
-    parity, signature = checked[next(i for i, a in enumerate(made) if a.get("kept"))]
+    parity, signature, bucketed = checked[next(i for i, a in enumerate(made) if a.get("kept"))]
     lineage = [f"{model.format}:{model.sha256 or model.spec}"]
     if run.ctx.used_onnx:
         lineage.append(f"onnx:opset{run.ctx.opset}")
     lineage.append(f"{target.name}:{precision}")
-    _explain(run, target, path, parity, next(a["route"] for a in made if a.get("kept")))
+    if not (bucketed and bucketed["signatures"]):  # locate runs one shape: the run's, not a bucket's signature
+        _explain(run, target, path, parity, next(a["route"] for a in made if a.get("kept")))
     return Artifact(target=target.name, precision=precision, path=path, signature=signature,
                     sha256=sha256_of(sub), size_bytes=size_of(sub), convert_seconds=seconds,
                     tool_versions=tool_versions(target.name), parity=parity, notes=notes, lineage=lineage,
-                    attempts=attempts)
+                    attempts=attempts, buckets=bucketed)
 
 
 def _explain(run: _Run, target: Target, path: Path, parity: Parity, route: str) -> None:
-    """``parity.first_divergence`` (steps/locate.py) where the artifact ran and failed, or with ``explain``."""
-    if parity.status == "not_run" or not parity.outputs or (parity.status == "pass" and not run.options.explain):
+    """``parity.first_divergence`` (steps/locate.py) where the artifact ran and failed (wrong values or
+    an output of the wrong shape), or with ``explain``."""
+    if parity.status == "not_run" or (parity.status == "pass" and not run.options.explain):
         return
     from . import locate
 

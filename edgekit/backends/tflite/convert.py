@@ -21,8 +21,18 @@ from .._common import ConvertContext, fixed_axes_note, static_example
 from ._prepare import output_shapes, prepare_for_onnx2tf
 
 
-def _fixed_note(model: Model) -> list[str]:
+def _fixed_note(model: Model, ctx: ConvertContext | None = None) -> list[str]:
+    if ctx is not None and ctx.buckets:  # every bucketed axis has a signature per size
+        return fixed_axes_note(model, "LiteRT needs static shapes", skip=set(ctx.buckets))
     return fixed_axes_note(model, "LiteRT needs static shapes")
+
+
+def _no_buckets(ctx: ConvertContext, route: str) -> None:
+    if ctx.buckets:
+        raise ConversionError("tflite", f"shape buckets ({', '.join(ctx.buckets)}) need the litert-torch route: "
+                                        f"{route} writes one signature only",
+                              "convert from the torch model (a Hugging Face folder, .pt2, module:factory) with "
+                              "litert-torch installed, or drop --shape-buckets for LiteRT")
 
 
 @contextlib.contextmanager
@@ -34,12 +44,23 @@ def _quiet():
         yield buf
 
 
-def _from_torch(model: Model, dest: Path) -> None:
+def _from_torch(model: Model, dest: Path, buckets: dict[str, list[int]] | None = None) -> list[str]:
+    """One signature at the run's sizes; with ``buckets``, one signature per bucket (named by
+    ``_buckets.key``) in one file, the weights stored once and shared by every signature."""
     litert_torch = require("litert_torch", "torch to TFLite")
-    example = static_example(model)
+    if not buckets:
+        with _quiet():
+            litert_torch.convert(model.module, static_example(model)).export(str(dest))
+        return []
+    from ..._buckets import combos, key
+
+    every = combos(buckets)
+    converter = litert_torch.Converter()
+    for dims in every:
+        converter.signature(key(dims), model.module, static_example(model, dims))
     with _quiet():
-        edge = litert_torch.convert(model.module, example)
-        edge.export(str(dest))
+        converter.convert().export(str(dest))
+    return [f"one signature per shape bucket ({', '.join(key(d) for d in every)}), sharing the weights"]
 
 
 # written by onnx2tf as elementary ops: LiteRT has no builtin for them (Erf: GELU without Flex ops)
@@ -127,6 +148,7 @@ def _refuse_flex(path: Path) -> None:
 
 def copy_tflite(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
     """Route: the source is already a .tflite file."""
+    _no_buckets(ctx, "copying a .tflite")
     dest = dest_dir / "model.tflite"
     shutil.copyfile(model.path, dest)
     return dest, ["copied: the source is already a .tflite file"]
@@ -134,6 +156,7 @@ def copy_tflite(model: Model, dest_dir: Path, precision: str, ctx: ConvertContex
 
 def from_keras(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
     """Route: TensorFlow's TFLiteConverter from the Keras model."""
+    _no_buckets(ctx, "TFLiteConverter")
     tf = require("tensorflow", "Keras to TFLite")
     dest = dest_dir / "model.tflite"
     conv = tf.lite.TFLiteConverter.from_keras_model(model.keras)
@@ -148,8 +171,8 @@ def from_keras(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext
 def from_torch(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
     """Route: litert-torch from the torch graph (fp32)."""
     dest = dest_dir / "model.tflite"
-    _from_torch(model, dest)
-    return dest, _fixed_note(model) + ["litert-torch from the torch graph"]
+    notes = _from_torch(model, dest, ctx.buckets)
+    return dest, _fixed_note(model, ctx) + ["litert-torch from the torch graph", *notes]
 
 
 def from_onnx(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext,
@@ -158,6 +181,7 @@ def from_onnx(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext,
     converting to NHWC (``"tf"``, onnx2tf's default)."""
     from ..onnxruntime.convert import ensure_onnx
 
+    _no_buckets(ctx, "onnx2tf")
     dest = dest_dir / "model.tflite"
     done = _from_onnx(model, ensure_onnx(model, ctx), dest, precision, layout)
     how = "every input's shape kept (-kat)" if layout == "onnx" else "NHWC"
