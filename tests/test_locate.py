@@ -343,3 +343,27 @@ def test_a_located_drift_is_matched_against_known_failures(monkeypatch):
     assert found == {"cause": "openvino: OpenVINO resizes up_1 (Resize) differently", "fix": "use nearest mode"}
     assert _known_entry("tflite", {"op_type": "Resize", "node": "up_1"}) is None
     assert _known_entry("openvino", {"op_type": "Softmax", "node": "s"}) is None
+
+
+def _argmax(last: bool):
+    """x -> Mul(a) -> ArgMax(axis 1, keepdims 0) -> y (int64): an integer output whose value is the fault."""
+    a = np.round(_rng().standard_normal((1, 6)), 0).astype(np.float32)  # rounded: ties for select_last_index
+    nodes = [helper.make_node("Mul", ["x", "a"], ["xa"], name="scale"),
+             helper.make_node("ArgMax", ["xa"], ["y"], name="the_argmax", axis=1, keepdims=0,
+                              select_last_index=int(last))]
+    graph = helper.make_graph(nodes, "argmax", [helper.make_tensor_value_info("x", F, [4, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT64, [4])], [_const("a", a)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_an_integer_output_is_compared_and_located(tmp_path):
+    """ArgMax's select_last_index flipped in the artifact: only the int64 output differs, and the
+    locator names the ArgMax (integer graph outputs are compared; integer intermediates are not)."""
+    onnx.save(_argmax(False), tmp_path / "source.onnx")
+    onnx.save(_argmax(True), tmp_path / "changed.onnx")
+    samples = [{"x": np.ones((4, 6), np.float32)}]  # every row ties where a has equal entries
+    found = locate(tmp_path / "source.onnx", "onnx", tmp_path / "changed.onnx", samples, TOL)
+    assert found["node"] == "the_argmax" and found["op_type"] == "ArgMax", found
+    assert found["max_abs_err"] >= 1 and [i["kind"] for i in found["inputs"]] == ["tensor"]
+    assert found["inputs"][0]["max_abs_err"] == 0.0  # its float input is exact: ArgMax itself is at fault
+

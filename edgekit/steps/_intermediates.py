@@ -17,6 +17,10 @@ import numpy as np
 from .._lazy import require
 
 FLOATS = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}  # ONNX elem types compared
+# integer graph outputs are compared too (indices of TopK, ArgMax, NonMaxSuppression): a wrong index
+# is a divergence; integer intermediates are not (shape arithmetic, laid out differently by converters)
+INTS = {2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool", 12: "uint32",
+        13: "uint64"}
 
 
 @dataclass
@@ -26,7 +30,7 @@ class OnnxGraph:
     proto: object
     nodes: list  # NodeProto, in the graph's (topological) order
     producer: dict[str, int] = field(default_factory=dict)  # tensor -> index of the node making it
-    floats: dict[str, int] = field(default_factory=dict)  # float node outputs -> ONNX elem type
+    floats: dict[str, int] = field(default_factory=dict)  # compared: float node outputs, integer graph outputs
     constants: set[str] = field(default_factory=set)  # initializers and Constant outputs
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
@@ -65,10 +69,11 @@ def read_graph(path: Path, shapes: dict[str, tuple] | None = None) -> OnnxGraph:
             graph.producer[out] = i
             if node.op_type == "Constant" or (node.input and all(x in graph.constants for x in node.input if x)):
                 graph.constants.add(out)
-            elif types.get(out) in FLOATS:
+            elif types.get(out) in FLOATS or (types.get(out) in INTS and out in graph.outputs):
                 graph.floats[out] = types[out]
                 if out in dims and all(d >= 0 for d in dims[out]):
-                    graph.sizes[out] = int(np.prod(dims[out])) * np.dtype(FLOATS[types[out]].replace("b", "")).itemsize
+                    dtype = FLOATS.get(types[out], "").replace("b", "") or INTS[types[out]]
+                    graph.sizes[out] = int(np.prod(dims[out])) * np.dtype(dtype).itemsize
     return graph
 
 

@@ -246,7 +246,7 @@ def ranking(graph: inter.OnnxGraph, measured: dict[str, Measure], tol: dict, top
             if math.isfinite(added) and added > 0:
                 rows.append((added, node, out))
     rows.sort(key=lambda r: -r[0])
-    return [{"node": n.name, "op_type": n.op_type, "tensor": o, "added": round(a, 3),
+    return [{"node": n.name or o, "op_type": n.op_type, "tensor": o, "added": round(a, 3),
              **measured[o].to_dict()} for a, n, o in rows[:top]]
 
 
@@ -408,7 +408,7 @@ def locate(onnx_path: Path, target: str, artifact: Path, samples: list[dict], to
             except Exception as exc:  # noqa: BLE001 - a cut that does not convert: keep the inference
                 result["bisection"] = f"stopped: {type(exc).__name__}: {str(exc).strip()[:200]}"
     result["ranking"] = ranking(graph, measured, tol, layers=layers)
-    result["compared"] = f"{len(measured)} of {len(graph.floats)} float tensors of the ONNX graph"
+    result["compared"] = f"{len(measured)} of {len(graph.floats)} tensors of the ONNX graph (float; integer outputs)"
     result["seconds"] = round(time.perf_counter() - t0, 2)
     return result
 
