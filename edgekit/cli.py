@@ -274,6 +274,7 @@ def bench(
     memory_mb: Annotated[int | None, typer.Option(help="local: cap the runner's resident memory in MB; past it the runner is stopped, as a small device's OOM killer would.")] = None,
     python: Annotated[str | None, typer.Option(help="The device's Python (ssh default: the device profile's, else python3).")] = None,
     benchmark_binary: Annotated[Path | None, typer.Option(help="adb: LiteRT's benchmark_model binary for the device.")] = None,
+    lengths: Annotated[Path | None, typer.Option("--lengths", help="A file of sentences (tokenized with the folder's tokenizer/) or of integer lengths, one a line: also time one run per real length, padded to its bucket or the static shape.")] = None,
     no_profile: Annotated[bool, typer.Option("--no-profile", help="Skip the per-op profile.")] = False,
     top: Annotated[int, typer.Option(help="Slowest ops shown per artifact.")] = 5,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result JSON here.")] = None,
@@ -309,7 +310,7 @@ def bench(
         counts = [int(t) for t in threads.split(",")] if threads else None
         options = BenchOptions(on=on, device=device, threads=counts, runs=runs, warmup=warmup, batch=batch,
                                profile=not no_profile, cores=cores, memory_mb=memory_mb, python=python,
-                               benchmark_binary=benchmark_binary)
+                               benchmark_binary=benchmark_binary, lengths=lengths)
         result = api_bench(path, options, stage=_stage(console))
         result_doc = result.to_dict()
         _console(stderr=False).print(bench_table(result_doc, top))

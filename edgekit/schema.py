@@ -230,6 +230,10 @@ class BenchRun(_Doc):
     samples_ms: list[float] = Field(default_factory=list)
     rss_mb: dict[str, float | None] | None = None
     ops: list[dict[str, Any]] | None = None
+    # since 0.2, with --lengths: one run per real length at the shape it runs at (bucket, static
+    # shape or the length itself): axis, source, count, mean_length, mean_run_length, truncated,
+    # run_at, by_size, latency_ms {p50, p90, p99, mean, min, max}
+    real_lengths: dict[str, Any] | None = None
 
 
 class BenchDoc(_Doc):

@@ -63,6 +63,7 @@ class BenchOptions:
     python: str | None = None  # the device's Python (ssh)
     benchmark_binary: str | Path | None = None  # adb: LiteRT's benchmark_model for the device
     timeout: float = 900  # seconds per run
+    lengths: str | Path | None = None  # a file of sentences or integer lengths: latency over real lengths
 
     @classmethod
     def from_kwargs(cls, settings: dict) -> BenchOptions:
@@ -146,9 +147,12 @@ def bench(path: str | Path, options: BenchOptions | None = None, *, stage=None, 
         allowed = set(prof.get("runtimes", []))
         items = [i for i in items if i.format in allowed] or items
     if opts.on.startswith("adb://"):
+        if opts.lengths:
+            raise EdgekitError("--lengths runs through edgekit's runner; on adb:// LiteRT's benchmark_model runs a "
+                               "fixed shape", "drop --lengths, or bench the .tflite on ssh:// or here")
         return _bench_adb(opts, items, prof, stage)
     dev = _host_device(opts, prof)
-    results = _bench_host(opts, dev, items, stage)
+    results = _bench_host(opts, dev, items, stage, _lengths(opts, path))
     device_info = {"spec": dev.spec}
     first = next((r for r in results if r.get("device")), None)
     if first:
@@ -160,7 +164,19 @@ def bench(path: str | Path, options: BenchOptions | None = None, *, stage=None, 
 
 def _settings(opts: BenchOptions, batch: int | None = None, profile: bool | None = None) -> dict:
     return {"runs": opts.runs, "warmup": opts.warmup, "batch": opts.batch if batch is None else batch,
-            "threads": opts.threads, "profile": opts.profile if profile is None else profile}
+            "threads": opts.threads, "profile": opts.profile if profile is None else profile,
+            **({"lengths": str(opts.lengths)} if opts.lengths else {})}
+
+
+def _lengths(opts: BenchOptions, path):
+    """``--lengths``: the real lengths to time each artifact over (bench/lengths.py), or None."""
+    if not opts.lengths:
+        return None
+    if opts.batch != 1:
+        raise EdgekitError("--lengths times one input at a time", "drop --batch (or use --batch 1) with --lengths")
+    from .lengths import read_lengths
+
+    return read_lengths(opts.lengths, path)
 
 
 def _host_device(opts: BenchOptions, prof: dict | None):
@@ -174,8 +190,9 @@ def _host_device(opts: BenchOptions, prof: dict | None):
     raise EdgekitError(f"unknown place to run {opts.on!r}", "use local, ssh://user@host[:port] or adb://SERIAL")
 
 
-def _bench_host(opts: BenchOptions, dev, items, stage) -> list[dict]:
-    """Each artifact at each thread count, run by the device runner (bench/runner.py) on ``dev``."""
+def _bench_host(opts: BenchOptions, dev, items, stage, lengths=None) -> list[dict]:
+    """Each artifact at each thread count, run by the device runner (bench/runner.py) on ``dev``;
+    with ``lengths``, also one run per real length (``real_lengths``)."""
     from .host import SSHDevice
 
     args = ["--threads", "{t}", "--runs", str(opts.runs), "--warmup", str(opts.warmup)]
@@ -191,11 +208,14 @@ def _bench_host(opts: BenchOptions, dev, items, stage) -> list[dict]:
                     continue
                 if workdir:
                     dev.check_runtime(workdir, item.format)
+                real = _real_inputs(item, lengths, Path(tmp))
                 for t in opts.threads:
-                    a = [x.format(t=t) for x in args]
+                    a = [x.format(t=t) for x in args] + (["--lengths-inputs", str(real[0])] if real else [])
                     with stage(f"{item.label}, {t} thread{'s' if t > 1 else ''}"):
                         r = dev.run(item, inputs, a, opts.timeout, workdir) if workdir else dev.run(item, inputs, a,
                                                                                                    opts.timeout)
+                    if real and r.get("real_lengths"):
+                        r["real_lengths"] = {**real[1], **r["real_lengths"]}
                     results.append({**base, "threads": t, "error": None, **r})
                     if str(r.get("error") or "").startswith("not run"):
                         break  # e.g. Core ML on a Linux device: the same answer at every thread count
@@ -203,6 +223,18 @@ def _bench_host(opts: BenchOptions, dev, items, stage) -> list[dict]:
         if workdir:
             dev.close(workdir)
     return results
+
+
+def _real_inputs(item, lengths, tmp: Path):
+    """(the .npz of one feed per real length, its summary) for ``item``; None without --lengths."""
+    if lengths is None:
+        return None
+    if item.signature is None or not item.source_inputs:
+        raise EdgekitError(f"--lengths needs the output folder's manifest to know {item.label}'s sequence axis",
+                           "bench the folder edgekit convert wrote (or an artifact inside it)")
+    from .lengths import sample_feeds
+
+    return sample_feeds(item, lengths, tmp)
 
 
 def _inputs_for(opts: BenchOptions, item, tmp: Path) -> tuple[dict, Path | None]:

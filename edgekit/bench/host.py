@@ -35,6 +35,8 @@ class Item:
     dims: dict
     source_names: list[str] | None = None  # the source's input names, in order (they say what each input is)
     vocab_size: int | None = None
+    source_inputs: list[dict] | None = None  # the source's inputs with their axis names (--lengths)
+    buckets: dict | None = None  # the manifest's shape buckets of this artifact (axes, signatures, pad)
 
 
 def find_artifacts(path: Path) -> list[Item]:
@@ -59,10 +61,13 @@ def find_artifacts(path: Path) -> list[Item]:
     for manifest in manifests:
         doc = schema.load("manifest", manifest)
         names = [i.name for i in doc.source.signature.inputs] or None
+        source_inputs = [i.model_dump() for i in doc.source.signature.inputs]
         for a in doc.artifacts:
             p = manifest.parent / a.path
+            buckets = getattr(a, "buckets", None)
             items.append(Item(p, a.target, str(p.relative_to(path)), a.signature.model_dump(), doc.source.dims,
-                              names, doc.source.vocab_size))
+                              names, doc.source.vocab_size, source_inputs,
+                              buckets.model_dump() if hasattr(buckets, "model_dump") else buckets))
     report = path / "report.json"
     if report.is_file():  # compress: the variants too, with the fp32 source's signature
         sig_of = {i.format: i for i in items}
@@ -70,8 +75,11 @@ def find_artifacts(path: Path) -> list[Item]:
             p = path / v.path
             base = sig_of.get(v.target)
             if base is not None and p.exists():
+                buckets = getattr(v, "buckets", None)
                 items.append(Item(p, v.target, str(p.relative_to(path)), base.signature, base.dims,
-                                  base.source_names, base.vocab_size))
+                                  base.source_names, base.vocab_size, base.source_inputs,
+                                  (buckets.model_dump() if hasattr(buckets, "model_dump") else buckets)
+                                  or base.buckets))
     return items
 
 
@@ -287,7 +295,9 @@ class SSHDevice:
         sub = f"{workdir}/{abs(hash(item.label))}"
         self._ssh(f"mkdir -p {shlex.quote(sub)}")
         loader = device_loader(item.format)
-        self.push([RUNNER, CPU, inputs, *files_of(item), *([loader] if loader else [])], sub)
+        extra = [Path(args[i + 1]) for i, a in enumerate(args[:-1]) if a == "--lengths-inputs"]
+        args = [Path(a).name if a in map(str, extra) else a for a in args]  # pushed beside runner.py
+        self.push([RUNNER, CPU, inputs, *files_of(item), *([loader] if loader else []), *extra], sub)
         argv = [self.python, "runner.py", "--artifact", item.path.name, "--format", item.format,
                 "--inputs", inputs.name, "--out", "result.json", *(["--loader", loader.name] if loader else []), *args]
         remote = f"cd {shlex.quote(sub)} && " + shlex.join(argv)  # every argument quoted

@@ -111,17 +111,26 @@ def _tflite(path, threads):
 
     interp = Interpreter(model_path=path, num_threads=threads)
     sigs = interp.get_signature_list()
-    key = next(iter(sigs))
-    runner = interp.get_signature_runner(key)
-    details = runner.get_input_details()
-    names = list(sigs[key]["inputs"])
+    runners = {key: interp.get_signature_runner(key) for key in sigs}  # one per shape bucket, or one
+    details = {key: r.get_input_details() for key, r in runners.items()}
+
+    def signature_for(values):
+        """The signature whose input shapes are the feeds' (a multi-signature file: one per
+        bucket), else the first."""
+        shapes = [tuple(np.shape(v)) for v in values]
+        for key in sigs:
+            if [tuple(details[key][n]["shape"]) for n in sigs[key]["inputs"]] == shapes:
+                return key
+        return next(iter(sigs))
 
     def run(feeds):
-        args = {}
-        for i, n in enumerate(names):
-            arr = feeds[n] if n in feeds else list(feeds.values())[i]
-            args[n] = arr.astype(details[n]["dtype"]) if arr.dtype != np.dtype(details[n]["dtype"]) else arr
-        return runner(**args)
+        values = list(feeds.values())
+        key = signature_for(values) if len(sigs) > 1 else next(iter(sigs))
+        args, d = {}, details[key]
+        for i, n in enumerate(sigs[key]["inputs"]):
+            arr = feeds[n] if n in feeds else values[i]
+            args[n] = arr.astype(d[n]["dtype"]) if arr.dtype != np.dtype(d[n]["dtype"]) else arr
+        return runners[key](**args)
 
     from importlib.metadata import version
 
@@ -310,6 +319,7 @@ def _args(argv):
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--profile-runs", type=int, default=10)
+    ap.add_argument("--lengths-inputs", help="an .npz of one feed per real length (s{i}.{input}): timed once each")
     ap.add_argument("--out", required=True)
     return ap.parse_args(argv)
 
@@ -326,6 +336,8 @@ def main(argv=None) -> int:
     else:
         feeds = dict(np.load(args.inputs, allow_pickle=False))
         result.update(_timed(args, feeds))
+        if args.lengths_inputs:
+            result["real_lengths"] = _timed_lengths(args)
         _op_profile(args, feeds, result)
     with open(args.out, "w") as fh:
         json.dump(result, fh)
@@ -363,6 +375,34 @@ def _timed(args, feeds) -> dict:
                    "growth_idle": round(max(0.0, idle - after_load), 1)},
         "ops": None,
     }
+
+
+def _timed_lengths(args) -> dict:
+    """Each feed of ``--lengths-inputs`` (one per real length, at the shape it runs at) timed once,
+    after one warm-up run at each distinct shape: p50/p90/p99/mean over the distribution."""
+    import numpy as np
+
+    samples: dict[int, dict] = {}
+    with np.load(args.lengths_inputs, allow_pickle=False) as data:
+        for key in data.files:
+            index, _, name = key.partition(".")
+            samples.setdefault(int(index[1:]), {})[name] = data[key]
+    feeds = [samples[i] for i in sorted(samples)]
+    run, _, _ = _loader(args.format, args.loader)(args.artifact, args.threads)
+    warmed = set()
+    for f in feeds:
+        shape = tuple(tuple(v.shape) for v in f.values())
+        if shape not in warmed:
+            run(f)
+            warmed.add(shape)
+    times = np.empty(len(feeds))
+    for i, f in enumerate(feeds):
+        t0 = time.perf_counter()
+        run(f)
+        times[i] = (time.perf_counter() - t0) * 1000
+    p50, p90, p99 = (float(x) for x in np.percentile(times, [50, 90, 99]))
+    return {"latency_ms": {"p50": p50, "p90": p90, "p99": p99, "mean": float(times.mean()), "min": float(times.min()),
+                           "max": float(times.max())}, "shapes_warmed": len(warmed)}
 
 
 def _op_profile(args, feeds, result) -> None:

@@ -187,6 +187,31 @@ def _table(doc: dict) -> str:
             f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
+def _lengths_table(doc: dict) -> str:
+    """``bench --lengths``: latency over the real length distribution, beside the fixed shape."""
+    rows = []
+    for r in doc.get("results") or []:
+        real = r.get("real_lengths")
+        if r.get("error") or not real:
+            continue
+        lat, fixed = real.get("latency_ms") or {}, (r.get("latency_ms") or {}).get("p50")
+        by_size = ", ".join(f"{k}: {v}" for k, v in (real.get("by_size") or {}).items())
+        cells = [escape(str(real.get("count"))), _num(real.get("mean_length"), ".1f"),
+                 escape(f"{real.get('run_at')} (mean {real.get('mean_run_length')}; {by_size})"),
+                 escape(str(real.get("truncated", 0))), _ms(lat.get("p50")), _ms(lat.get("p90")), _ms(lat.get("mean")),
+                 _ms(fixed), _num(fixed / lat["mean"] if fixed and lat.get("mean") else None, ".2f")]
+        rows.append(f'<tr><td class="l">{escape(_label(r))}</td>{"".join(f"<td>{c}</td>" for c in cells)}</tr>')
+    if not rows:
+        return ""
+    cols = ["artifact", "inputs", "mean length", "run at (size: inputs)", "cut", "p50 ms", "p90 ms", "mean ms",
+            "fixed shape p50 ms", "fixed p50 / mean"]
+    head = "".join(f'<th{" class=l" if c == "artifact" else ""}>{escape(c)}</th>' for c in cols)
+    source = next(r["real_lengths"].get("source", "") for r in doc["results"] if r.get("real_lengths"))
+    return (f'<h2>Real lengths</h2><p class="meta">{escape(str(source))}: one run per input, at the shape the '
+            f'artifact runs it at</p><div class="wide"><table class="summary"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
 def render_html(doc: dict, path: Path) -> Path:
     """Write ``doc`` (an `edgekit bench` result, schema 1) as one self-contained HTML file."""
     device, settings = doc.get("device") or {}, doc.get("settings") or {}
@@ -199,7 +224,7 @@ def render_html(doc: dict, path: Path) -> Path:
         budgets = ", ".join(_budget(k, v) for k, v in (target.get("budgets") or {}).items())
         meta.append(f"Target: {target.get('name', '?')}" + (f" (budgets: {budgets})" if budgets else ""))
     parts = [f"<h1>{escape(title)}</h1>", *(f'<p class="meta">{escape(m)}</p>' for m in meta),
-             "<h2>Summary</h2>", _table(doc)]
+             "<h2>Summary</h2>", _table(doc), _lengths_table(doc)]
     ok = [r for r in doc.get("results") or [] if not r.get("error")]
     hists = [f'<div class="card"><h3>{escape(_label(r))}</h3>'
              f'{histogram_svg(r["samples_ms"], r.get("latency_ms") or {}, _colour(r.get("format")))}'

@@ -164,4 +164,20 @@ def bench_table(doc: dict, top: int):
         elif r.get("ops") and top:
             ops = ", ".join(f"{o['name']} {o['share']:.0%}" for o in r["ops"][:top])
             parts.append(f"{r['artifact']} ({r['threads']}t) slowest ops: {ops}")
+    parts += [real_lengths_line(r) for r in doc["results"] if r.get("real_lengths") and not r.get("error")]
     return Group(*parts)
+
+
+def real_lengths_line(r: dict) -> str:
+    """``bench --lengths``: latency over the real lengths, beside the fixed shape's p50."""
+    real, lat = r["real_lengths"], r["real_lengths"]["latency_ms"]
+    cut = f", {real['truncated']} cut to the largest" if real.get("truncated") else ""
+    return (f"{r['artifact']} ({r['threads']}t) real lengths ({real['count']}, mean {real['mean_length']:.1f} "
+            f"{real['axis']}, run at {real['run_at']}: mean {real['mean_run_length']:.1f}{cut}): p50 {lat['p50']:.2f} "
+            f"ms, p90 {lat['p90']:.2f} ms, mean {lat['mean']:.2f} ms; fixed shape {_first_shape(r)} p50 "
+            f"{r['latency_ms']['p50']:.2f} ms")
+
+
+def _first_shape(r: dict) -> str:
+    shapes = list((r.get("input_shapes") or {}).values())
+    return "x".join(map(str, shapes[0])) if shapes else "?"
