@@ -271,8 +271,20 @@ def _measure_artifact(graph: inter.OnnxGraph, target: str, artifact: Path, feeds
     if target == "openvino":
         return by_name(graph, refs, inter.openvino_artifact(artifact, list(refs[0]), feeds), tol)
     if target == "tflite":
-        return by_value(graph, refs, inter.tflite_artifact(artifact, feeds), tol)
+        arts = inter.tflite_artifact(artifact, feeds)
+        return {**_missing(graph, arts), **by_value(graph, refs, arts, tol)}
     raise ValueError(f"locating a drift is not available for {target} artifacts (onnx, openvino, tflite are)")
+
+
+def _missing(graph: inter.OnnxGraph, arts: list[dict]) -> dict[str, Measure]:
+    """Graph outputs a LiteRT artifact does not give at all, when it gives fewer outputs than the graph
+    (onnx2tf folds an output it can compute ahead, such as Shape's, away): each is a divergence of
+    the node making it."""
+    given = {k[len("output:"):] for k in arts[0] if k.startswith("output:")}
+    if len(given) >= len(graph.outputs):
+        return {}
+    return {o: _bad(f"{o} (not an output of the artifact)") for o in graph.outputs
+            if o in graph.floats and o not in given}
 
 
 def _input_errors(graph: inter.OnnxGraph, node, measured: dict[str, Measure], good: set[str]) -> list[dict]:
