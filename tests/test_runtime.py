@@ -253,3 +253,44 @@ def test_the_file_works_copied_alone_beside_an_artifact_folder(bert, tmp_path):
     lines = proc.stdout.strip().splitlines()
     assert float(lines[-3].split()[1]) < 1e-3 and lines[-2] == "False"
     assert lines[-1].startswith("error: model has no 'nope' artifact")
+
+
+@pytest.fixture(scope="module")
+def bucketed(bert, tmp_path_factory):
+    """The same BERT converted with --shape-buckets sequence=16,48: ONNX and OpenVINO stay
+    dynamic, LiteRT gets one signature per bucket."""
+    model, _ = bert
+    out = tmp_path_factory.mktemp("bucketed") / "out"
+    result = edgekit.convert(model, targets=["onnx", "openvino", "tflite"], out=out, shape_buckets={"sequence": [16, 48]})
+    assert all(a.parity.status == "pass" for a in result.artifacts), [(a.target, a.parity.reason) for a in result.artifacts]
+    return model, out
+
+
+@pytest.mark.parametrize("target", ["onnx", "openvino", "tflite"])
+def test_buckets_through_convert(bucketed, target):
+    model, out = bucketed
+    rt = runtime.load(out, target=target)  # pad values from the manifest: nothing to pass
+    assert rt.buckets == {"sequence": [16, 48]}
+    picked = set()
+    for sentence in _held_out(12):
+        feeds = _encode(model, sentence)
+        real, dims, key = rt.plan(feeds)
+        assert dims == {"sequence": 16 if real["sequence"] <= 16 else 48}
+        assert key == (f"sequence_{dims['sequence']}" if target == "tflite" else None)  # a signature per bucket
+        picked.add(dims["sequence"])
+        ref, got = _source(model, feeds)["last_hidden_state"], rt(feeds)["last_hidden_state"]
+        assert got.shape == ref.shape and _cosine(got, ref) >= 0.9999, (target, sentence)
+    assert picked == {16, 48}
+
+
+def test_bench_lengths_runs_each_bucket_signature(bucketed, tmp_path):
+    """bench --lengths on the multi-signature .tflite: each length at its bucket's signature."""
+    from edgekit.bench import bench
+
+    (tmp_path / "n.txt").write_text("5\n16\n17\n30\n48\n60\n")
+    result = bench(bucketed[1], runs=3, warmup=0, profile=False, lengths=tmp_path / "n.txt")
+    for r in result.to_dict()["results"]:
+        assert r["error"] is None, r
+        real = r["real_lengths"]
+        assert real["run_at"] == "bucket" and real["by_size"] == {"16": 2, "48": 4} and real["truncated"] == 1
+        assert real["shapes_warmed"] == 2  # two shapes: the two buckets
