@@ -87,6 +87,8 @@ def convert(
     trust_remote_code: Annotated[bool, typer.Option(help=_TRUST_REMOTE_CODE)] = False,
     force: Annotated[bool, typer.Option(help="Replace a non-empty --out folder edgekit did not write.")] = False,
     explain: Annotated[bool, typer.Option("--explain", help="Locate the first divergent op of every artifact (always done for one failing parity): parity.first_divergence.")] = False,
+    shape_buckets: Annotated[list[str] | None, typer.Option("--shape-buckets", help="Sizes of a dynamic axis to serve, e.g. sequence=16,32,64,128 or sequence=auto (from --data): LiteRT gets one signature per bucket; each artifact is verified at every bucket (repeat per axis).")] = None,
+    data: Annotated[str | None, typer.Option("--data", help="Real samples (.txt of sentences, .npz) for --shape-buckets: the lengths auto chooses from, and each bucket's verification samples.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON on stdout.")] = False,
     debug: Annotated[bool, typer.Option(help="Show full tracebacks.")] = False,
 ):
@@ -102,7 +104,7 @@ def convert(
             "targets": to, "precision": precision, "inputs": inputs, "samples": samples, "routes": route,
             "tolerance": tol, "simplify": simplify or None, "force": force or None, "input": input, "dims": dim,
             "shapes": shape, "task": task, "trust_pickle": trust_pickle or None,
-            "trust_remote_code": trust_remote_code or None})
+            "trust_remote_code": trust_remote_code or None, "shape_buckets": shape_buckets, "data": data})
         console = _console()
         step = _stage(console)
         with step("loading the model"):

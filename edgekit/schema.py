@@ -139,6 +139,27 @@ class Attempt(_Doc):
     kept: bool | None = None  # since 0.2: the attempt whose artifact is the one written
 
 
+class BucketParity(_Doc):
+    """One shape bucket's parity: its samples at real lengths padded to it, against the source."""
+
+    bucket: str  # edgekit._buckets.key: "sequence_16"
+    status: Literal["pass", "fail", "not_run"]
+    max_abs_err: float | None = None
+    cosine: float | None = None
+    samples: int
+    lengths: list[dict[str, int]] = Field(default_factory=list)  # each sample's real size per bucketed axis
+    reason: str | None = None
+
+
+class Buckets(_Doc):
+    """An artifact's shape buckets (``--shape-buckets``, since 0.2)."""
+
+    axes: dict[str, list[int]]  # axis (a dynamic axis of the source's signature) -> ascending sizes
+    signatures: dict[str, str] | None = None  # bucket key -> signature/method; None: one dynamic graph
+    pad: dict[str, int | float] = Field(default_factory=dict)  # input -> the value it is padded with
+    parity: list[BucketParity] = Field(default_factory=list)
+
+
 class ArtifactRecord(_Doc):
     target: str
     precision: str
@@ -152,6 +173,7 @@ class ArtifactRecord(_Doc):
     notes: list[str] = Field(default_factory=list)
     lineage: list[str] = Field(default_factory=list)
     attempts: list[Attempt] = Field(default_factory=list)  # since 0.2
+    buckets: Buckets | None = None  # since 0.2: with --shape-buckets
 
 
 class Manifest(_Doc):

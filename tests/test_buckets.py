@@ -101,3 +101,119 @@ def test_combos_and_key():
     assert [key(b) for b in both] == ["height_32_width_100", "height_48_width_100", "height_32_width_200",
                                       "height_48_width_200"]
     assert key({"sequence": 16}) == "sequence_16"
+
+
+# ---- conversion with buckets (real converters and runtimes) -----------------------------------------
+
+
+def _bert(folder, hidden: int = 256):
+    """A 2-layer BERT whose weights (5 MB) outweigh a signature's graph, as a real model's do."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(995)]
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(str(folder))
+    config = BertConfig(vocab_size=len(words), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=2 * hidden, max_position_embeddings=64)
+    torch.manual_seed(0)
+    BertModel(config).eval().save_pretrained(str(folder))
+    return folder
+
+
+def _sentences(path, n: int = 60, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    lines = [" ".join(f"w{w}" for w in rng.integers(5, 990, int(k))) for k in rng.integers(2, 28, n)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def bert(tmp_path_factory):
+    return _bert(tmp_path_factory.mktemp("bucket-bert"))
+
+
+@pytest.mark.integration
+def test_buckets_convert_to_onnx_openvino_and_one_multi_signature_tflite(bert, tmp_path):
+    pytest.importorskip("litert_torch")
+    pytest.importorskip("openvino")
+    from ai_edge_litert.interpreter import Interpreter
+
+    import edgekit
+
+    keys = ["sequence_8", "sequence_16", "sequence_32"]
+    multi = edgekit.convert(str(bert), ["onnx", "openvino", "tflite"], tmp_path / "multi",
+                            shape_buckets=["sequence=8,16,32"])
+    edgekit.convert(edgekit.load(str(bert), dims={"sequence": 32}), ["tflite"], tmp_path / "single")
+    by = {a["target"]: a for a in multi.manifest["artifacts"]}
+    assert multi.ok and set(by) == {"onnx", "openvino", "tflite"}
+    for target, art in by.items():
+        b = art["buckets"]
+        assert b["axes"] == {"sequence": [8, 16, 32]}
+        assert [p["bucket"] for p in b["parity"]] == keys
+        assert all(p["status"] == "pass" and p["samples"] == 3 for p in b["parity"]), (target, b["parity"])
+        assert b["pad"] == {"input_ids": 0, "token_type_ids": 0, "attention_mask": 0}
+        # real lengths inside each bucket, padded to it: above the next smaller bucket, up to the bucket
+        for p, (low, high) in zip(b["parity"], [(0, 8), (8, 16), (16, 32)], strict=True):
+            sizes = [x["sequence"] for x in p["lengths"]]
+            assert all(low < s <= high for s in sizes) and min(sizes) < high
+        assert art["parity"]["status"] == "pass"
+        assert (b["signatures"] is None) == (target != "tflite")
+    assert by["tflite"]["buckets"]["signatures"] == {k: k for k in keys}
+    files = sorted((tmp_path / "multi" / "tflite").glob("*.tflite"))
+    assert len(files) == 1
+    assert sorted(Interpreter(model_path=str(files[0])).get_signature_list()) == sorted(keys)
+    one = next((tmp_path / "single" / "tflite").glob("*.tflite"))
+    assert files[0].stat().st_size <= 1.05 * one.stat().st_size, (files[0].stat().st_size, one.stat().st_size)
+    # ONNX Runtime and OpenVINO stay dynamic on the bucketed axis
+    assert by["onnx"]["signature"]["inputs"][0]["shape"][1] == "sequence"
+    assert by["openvino"]["signature"]["inputs"][0]["shape"][1] == "sequence"
+    # the LiteRT runner runs a chosen signature
+    from edgekit.backends.tflite.runtime import LiteRTRunner
+
+    runner = LiteRTRunner(files[0])
+    assert runner.key == "sequence_32" and sorted(runner.signature_keys) == sorted(keys)
+    runner.use("sequence_8")
+    assert runner.signature.inputs[0].shape == (1, 8)
+    with pytest.raises(EdgekitError, match="no signature 'sequence_64'"):
+        runner.use("sequence_64")
+    # onnx2tf writes one signature only: buckets from an ONNX source are refused, naming the route to use
+    with pytest.raises(EdgekitError, match="need the litert-torch route"):
+        edgekit.convert(edgekit.load(str(tmp_path / "multi" / "onnx" / "model.onnx"), dims={"sequence": 16}),
+                        ["tflite"], tmp_path / "from-onnx", shape_buckets={"sequence": [8, 16]})
+    assert not (tmp_path / "from-onnx").exists()
+
+
+def test_auto_buckets_from_data_and_the_errors(bert, tmp_path):
+    import edgekit
+
+    data = _sentences(tmp_path / "s.txt")
+    result = edgekit.convert(str(bert), ["onnx"], tmp_path / "auto", shape_buckets={"sequence": "auto"}, data=data)
+    art = result.manifest["artifacts"][0]
+    sizes = art["buckets"]["axes"]["sequence"]
+    assert 1 < len(sizes) <= 4 and sizes[-1] == 64  # the largest: the model's sequence size (64 positions)
+    assert all(p["status"] == "pass" for p in art["buckets"]["parity"])
+    # the data's rows sit in their own bucket, at their real length
+    for p in art["buckets"]["parity"]:
+        size = int(p["bucket"].split("_")[1])
+        assert all(x["sequence"] <= size for x in p["lengths"])
+    assert "tokenized without padding" in result.manifest["verification_inputs"]
+    with pytest.raises(EdgekitError, match="no --data") as info:
+        edgekit.convert(str(bert), ["onnx"], tmp_path / "x", shape_buckets=["sequence=auto"])
+    assert "--shape-buckets sequence=16,32,64,128" in info.value.fix
+    with pytest.raises(EdgekitError, match="'seq', which is not a dynamic axis") as info:
+        edgekit.convert(str(bert), ["onnx"], tmp_path / "x", shape_buckets=["seq=8"])
+    assert "['batch', 'sequence']" in info.value.fix
+    with pytest.raises(EdgekitError, match="larger than the model allows"):
+        edgekit.convert(str(bert), ["onnx"], tmp_path / "x", shape_buckets=["sequence=16,128"])
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_shape_buckets_auto_needs_data(bert, tmp_path):
+    from tests.conftest import run_cli
+
+    code, _, err = run_cli("convert", str(bert), "--to", "onnx", "--out", str(tmp_path / "o"),
+                           "--shape-buckets", "sequence=auto")
+    assert code == 2 and "no --data was given" in err and "fix:" in err
+    assert not (tmp_path / "o").exists()
