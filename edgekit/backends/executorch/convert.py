@@ -4,7 +4,8 @@
       -> executorch.exir.to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
       -> .to_executorch().buffer -> model.pte
 
-Shapes are static: dynamic axes are fixed at the run's sizes (a note says so). What XNNPACK
+Shapes are static: dynamic axes are fixed at the run's sizes (a note says so), unless shape
+buckets are asked for (``ctx.buckets``, buckets.py: a dynamic program or a method per bucket). What XNNPACK
 does not take stays on ExecuTorch's portable CPU kernels; a note counts both. The inputs'
 and outputs' names go into the program as the constant method ``edgekit_io`` (device.py).
 """
@@ -53,8 +54,10 @@ def quiet():
         yield
 
 
-def io_json(signature: Signature) -> str:
-    return json.dumps({"inputs": [s.name for s in signature.inputs], "outputs": [s.name for s in signature.outputs]})
+def io_json(signature: Signature, extra: dict | None = None) -> str:
+    """``edgekit_io``: names, and where buckets were asked for, ``dynamic`` or ``methods`` (buckets.py)."""
+    doc = {"inputs": [s.name for s in signature.inputs], "outputs": [s.name for s in signature.outputs]}
+    return json.dumps({**doc, **(extra or {})})
 
 
 def delegation_note(graph_module: Any) -> str:
@@ -74,16 +77,18 @@ def delegation_note(graph_module: Any) -> str:
     return text + f"; {sum(left.values())} on the portable CPU kernels ({listed})"
 
 
-def lower(exported: Any, signature: Signature, dest: Path) -> list[str]:
-    """Lower an ExportedProgram to XNNPACK (portable kernels for the rest) and write ``dest``."""
+def lower(exported: Any, signature: Signature, dest: Path, io_extra: dict | None = None) -> list[str]:
+    """Lower an ExportedProgram (or a dict of them: one method each) to XNNPACK (portable
+    kernels for the rest) and write ``dest``."""
     need("executorch", "ExecuTorch")
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
     with quiet():
         edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()],
-                                           constant_methods={IO_METHOD: io_json(signature)})
-        note = delegation_note(edge.exported_program().graph_module)
+                                           constant_methods={IO_METHOD: io_json(signature, io_extra)})
+        first = next(iter(exported)) if isinstance(exported, dict) else "forward"
+        note = delegation_note(edge.exported_program(first).graph_module)
         program = edge.to_executorch()
     dest.write_bytes(program.buffer)
     return [note]
@@ -102,6 +107,10 @@ def from_torch(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext
         raise ConversionError("executorch", f"precision {precision!r} is not available for ExecuTorch",
                               "use --precision fp32; int8 is `edgekit compress --quantize static-int8`")
     dest = dest_dir / PTE
+    if getattr(ctx, "buckets", None):
+        from . import buckets
+
+        return dest, buckets.convert(model, dest, ctx)
     notes = fixed_note(model)
     exported = export(model.module, example_inputs(model))
     notes += lower(exported, model.signature, dest)

@@ -11,7 +11,9 @@ bench host copies this file beside ``runner.py`` on a device; edgekit's own runn
 Input and output names: a .pte has none of its own. edgekit's converter writes them into
 the program as a constant method, ``edgekit_io``, returning a JSON string
 ``{"inputs": [...], "outputs": [...]}``. Programs without it get ``input_0``,
-``output_0``... and are fed by position.
+``output_0``... and are fed by position. With shape buckets the document also has
+``dynamic`` (``forward`` runs at any size of the named axes, up to the largest bucket) or
+``methods`` (bucket key -> method, one static method per bucket and no ``forward``).
 """
 
 from __future__ import annotations
@@ -61,26 +63,53 @@ def load_program(path: str):
     return Runtime.get().load_program(str(path))
 
 
-def io_names(program) -> tuple[list[str], list[str]]:
-    """(input names, output names) of ``forward``: from ``edgekit_io`` where the program has it."""
-    meta = program.metadata(METHOD)
+def io_doc(program) -> dict:
+    """The program's ``edgekit_io`` document (names; ``dynamic`` or ``methods`` for shape
+    buckets), or {} where it has none."""
+    if IO_METHOD not in program.method_names:
+        return {}
+    try:
+        doc = json.loads(program.load_method(IO_METHOD).execute([])[0])
+    except (ValueError, TypeError, IndexError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def methods(program, doc: dict | None = None) -> dict[str, str]:
+    """Bucket key -> method name of a program with one method per shape bucket; {} otherwise."""
+    doc = io_doc(program) if doc is None else doc
+    found = doc.get("methods") or {}
+    return {str(k): str(v) for k, v in found.items() if v in program.method_names}
+
+
+def main_method(program, doc: dict | None = None) -> str:
+    """``forward``, or (one method per bucket) the first bucket's method."""
+    if METHOD in program.method_names:
+        return METHOD
+    found = methods(program, doc)
+    if not found:
+        raise ValueError(f"the program has no {METHOD!r} method (it has {sorted(program.method_names)})")
+    return next(iter(found.values()))
+
+
+def io_names(program, method: str | None = None, doc: dict | None = None) -> tuple[list[str], list[str]]:
+    """(input names, output names) of ``method`` (default: ``main_method``): from ``edgekit_io``
+    where the program has it."""
+    doc = io_doc(program) if doc is None else doc
+    meta = program.metadata(method or main_method(program, doc))
     n_in, n_out = meta.num_inputs(), meta.num_outputs()
     ins, outs = [f"input_{i}" for i in range(n_in)], [f"output_{i}" for i in range(n_out)]
-    if IO_METHOD in program.method_names:
-        try:
-            doc = json.loads(program.load_method(IO_METHOD).execute([])[0])
-        except (ValueError, TypeError, IndexError):
-            doc = {}
-        if len(doc.get("inputs", [])) == n_in:
-            ins = [str(n) for n in doc["inputs"]]
-        if len(doc.get("outputs", [])) == n_out:
-            outs = [str(n) for n in doc["outputs"]]
+    if len(doc.get("inputs", [])) == n_in:
+        ins = [str(n) for n in doc["inputs"]]
+    if len(doc.get("outputs", [])) == n_out:
+        outs = [str(n) for n in doc["outputs"]]
     return ins, outs
 
 
-def tensor_infos(program, inputs: bool) -> list[tuple[tuple[int, ...], str]]:
-    """(shape, numpy dtype name) of each input (or output) of ``forward``."""
-    meta = program.metadata(METHOD)
+def tensor_infos(program, inputs: bool, method: str | None = None) -> list[tuple[tuple[int, ...], str]]:
+    """(shape, numpy dtype name) of each input (or output) of ``method`` (default: ``main_method``);
+    a dynamic program gives its largest shape."""
+    meta = program.metadata(method or main_method(program))
     count = meta.num_inputs() if inputs else meta.num_outputs()
     get = meta.input_tensor_meta if inputs else meta.output_tensor_meta
     out = []
@@ -109,18 +138,46 @@ def make_call(method, names: list[str], dtypes: list[str]):
     return call
 
 
+def make_dispatch(program, names: list[str], dtypes: list[str], by_shape: dict[tuple, str]):
+    """One method per bucket: feeds -> the method whose input shapes they have."""
+    calls: dict[str, Any] = {}
+
+    def call(feeds: dict[str, Any]) -> list[np.ndarray]:
+        values = list(feeds.values())
+        shapes = tuple(tuple(np.shape(feeds[n] if n in feeds else values[i])) for i, n in enumerate(names))
+        method = by_shape.get(shapes)
+        if method is None:
+            raise ValueError(f"no method of the program takes inputs of shapes {[list(s) for s in shapes]} "
+                             f"(its buckets: {[[list(s) for s in k] for k in by_shape]}): pad to a bucket")
+        if method not in calls:
+            calls[method] = make_call(program.load_method(method), names, dtypes)
+        return calls[method](feeds)
+
+    return call
+
+
+def shapes_of(program, method: str) -> tuple:
+    return tuple(shape for shape, _ in tensor_infos(program, True, method))
+
+
 def load(path: str, threads: int | None = None):
-    """The bench runner's loader contract: ``(run, handle, runtime_info)``."""
+    """The bench runner's loader contract: ``(run, handle, runtime_info)``. A program with one
+    method per shape bucket runs the method whose input shapes the feeds have."""
     from importlib.metadata import version
 
     set_threads(threads)
     program = load_program(path)
-    names, _ = io_names(program)
+    doc = io_doc(program)
+    names, _ = io_names(program, doc=doc)
     dtypes = [d for _, d in tensor_infos(program, inputs=True)]
-    method = program.load_method(METHOD)
     info = {"name": "executorch", "version": version("executorch"),
             "threads": _POOL["threads"], "backends": sorted(_registered_backends())}
-    return make_call(method, names, dtypes), program, info
+    per_bucket = methods(program, doc)
+    if per_bucket and METHOD not in program.method_names:
+        info["methods"] = list(per_bucket)
+        by_shape = {shapes_of(program, m): m for m in per_bucket.values()}
+        return make_dispatch(program, names, dtypes, by_shape), program, info
+    return make_call(program.load_method(METHOD), names, dtypes), program, info
 
 
 def _registered_backends() -> list[str]:
