@@ -346,6 +346,7 @@ def serve(
     threads: Annotated[int | None, typer.Option(help="Runtime threads per model (per replica on ray).")] = None,
     name: Annotated[list[str] | None, typer.Option(help="Model name in the URL (once per PATH; default from the path).")] = None,
     max_dim: Annotated[list[str] | None, typer.Option(help="Largest size of a dynamic axis, e.g. sequence=512 or batch=64.")] = None,
+    shape_buckets: Annotated[list[str] | None, typer.Option("--shape-buckets", help="Batch by bucket: each request padded to the smallest of these sizes it fits, e.g. sequence=16,32,64,128 (repeat per axis; default: the manifest's buckets).")] = None,
     replicas: Annotated[int, typer.Option(help="ray: model replicas.")] = 1,
     replica_cpus: Annotated[float, typer.Option(help="ray: CPUs reserved per replica.")] = 1.0,
     address: Annotated[str | None, typer.Option(help="ray: an existing cluster (e.g. ray://head:10001); default: start a local Ray.")] = None,
@@ -359,7 +360,19 @@ def serve(
         api_serve(paths, host=host, port=port, backend=backend, token_file=token_file, insecure=insecure,
                   max_body_mb=max_body_mb, max_elements=max_elements, max_batch_size=1 if no_batching else max_batch_size,
                   batch_wait_ms=batch_wait_ms, threads=threads, names=name, limits=parse_dims(max_dim),
-                  replicas=replicas, replica_cpus=replica_cpus, address=address)
+                  replicas=replicas, replica_cpus=replica_cpus, address=address,
+                  buckets=_serve_buckets(shape_buckets))
+
+
+def _serve_buckets(spec: list[str] | None) -> dict[str, list[int]] | None:
+    from ._buckets import AUTO, parse_buckets
+
+    buckets = parse_buckets(spec)
+    if any(v == AUTO for v in buckets.values()):
+        raise EdgekitError("edgekit serve --shape-buckets takes sizes, not auto (it has no data to choose from)",
+                           "give the sizes, e.g. --shape-buckets sequence=16,32,64,128, or convert with auto "
+                           "and serve the folder (its manifest's buckets are used)")
+    return buckets or None
 
 
 def _warn(text: str) -> None:

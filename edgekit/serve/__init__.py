@@ -37,6 +37,9 @@ class ServeConfig:
     threads: int | None = None  # runtime threads per model (per replica on Ray)
     names: list[str] | None = None
     limits: dict[str, int] = field(default_factory=dict)  # axis -> largest size, e.g. {"sequence": 512}
+    # shape buckets, e.g. {"sequence": [16, 32, 64, 128]}: requests padded to their bucket and batched by it;
+    # None: the artifact's manifest's buckets where it has some, else exact shapes
+    buckets: dict[str, list[int]] | None = None
     replicas: int = 1  # ray
     replica_cpus: float = 1.0  # ray: CPUs reserved per replica
     address: str | None = None  # ray: an existing cluster; None starts a local Ray
@@ -56,13 +59,15 @@ class ServeConfig:
 
 def load_models(config: ServeConfig, open_runtimes: bool = True):
     """(infos, runners by name): every model located, opened once and described."""
-    from ._model import describe, locate, open_runner
+    from ._model import describe, locate, manifest_buckets, open_runner, with_buckets
 
     infos, runners = [], {}
     for i, p in enumerate(config.paths):
         path, fmt = locate(p)
         runner = open_runner(path, fmt, config.threads)
-        info = describe(path, runner, fmt, config.names[i] if config.names else None, config.limits)
+        info = describe(path, runner, fmt, config.names[i] if config.names else None, dict(config.limits))
+        axes, pad = manifest_buckets(path)
+        info = with_buckets(info, config.buckets or axes, pad)
         if info.name in runners:
             raise EdgekitError(f"two models are named {info.name!r}", "name them with --name, once per PATH")
         infos.append(info)

@@ -104,6 +104,8 @@ def create_app(models: list[ModelInfo], predictor: Predictor, *, token: str | No
     fastapi = require("fastapi", "serving")
     served = _Served(models, predictor, max_batch_size, max_elements)
     predictor.on_batch = lambda model, size: served.metrics.batch_size.labels(model).observe(size)
+    if hasattr(predictor, "on_bucket"):
+        predictor.on_bucket = served.metrics.bucket
     app = fastapi.FastAPI(title="edgekit serve", lifespan=served.lifespan(), docs_url=None, redoc_url=None,
                           openapi_url=None)
     _info_routes(app, served)
@@ -181,17 +183,22 @@ class LocalPredictor:
     """Each model's runtime in this process, behind its own LocalBatcher."""
 
     def __init__(self, runners: dict[str, object], infos: list[ModelInfo], max_batch_size: int, wait_s: float):
-        from ._batching import LocalBatcher
+        from ._batching import Bucketing, LocalBatcher
 
-        self.on_batch = None
+        self.on_batch = self.on_bucket = None
         self.batchers = {}
         for info in infos:
             size = max_batch_size if info.batchable else 1
+            bucketing = Bucketing(info.buckets, info.signature, info.pad) if info.buckets else None
             self.batchers[info.name] = LocalBatcher(runners[info.name].run, size, wait_s,
-                                                    on_batch=self._counter(info.name))
+                                                    on_batch=self._counter(info.name), bucketing=bucketing,
+                                                    on_group=self._bucket_counter(info.name))
 
     def _counter(self, name: str):
         return lambda size: self.on_batch and self.on_batch(name, size)
+
+    def _bucket_counter(self, name: str):
+        return lambda bucket, size: self.on_bucket and bucket and self.on_bucket(name, bucket, size)
 
     async def start(self) -> None:
         for b in self.batchers.values():

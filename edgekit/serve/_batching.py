@@ -1,6 +1,12 @@
 """Adaptive batching: requests that arrive while the model is busy (or within a short window)
 run as one call, stacked on axis 0, then split back. The grouping is shared by the local
-backend's event-loop batcher and the Ray Serve replicas (`@serve.batch`)."""
+backend's event-loop batcher and the Ray Serve replicas (`@serve.batch`).
+
+With shape buckets (``Bucketing``: ``edgekit serve --shape-buckets sequence=16,32,64,128``, or
+the buckets in the artifact's manifest) each request is padded to the smallest bucket its
+lengths fit, so requests of different lengths in one bucket share a call, each padded only to
+its bucket; outputs are cut back to each request's real lengths.
+"""
 
 from __future__ import annotations
 
@@ -9,27 +15,70 @@ import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import numpy as np
 
 Feeds = dict[str, np.ndarray]
 
 
-def run_batch(run: Callable[[Feeds], list[np.ndarray]], batch: list[Feeds]) -> list[list[np.ndarray] | Exception]:
+@dataclass
+class Bucketing:
+    """Shape buckets: axis name -> ascending sizes; the signature names each input's and
+    output's axes; ``pad_values``: each input's fill (0 unless given)."""
+
+    axes: dict[str, list[int]]
+    signature: object  # a Signature whose dynamic axes are named (e.g. input_ids ["batch", "sequence"])
+    pad_values: dict[str, float] = field(default_factory=dict)
+
+    def fit(self, feeds: Feeds) -> tuple[Feeds, dict[str, int], str]:
+        """(feeds padded to their bucket, the real sizes, the bucket's key such as ``sequence_32``)."""
+        from ..runtime import axis_sizes, pad, pick_bucket
+
+        real = axis_sizes(feeds, self.signature.inputs, self.axes)
+        dims = pick_bucket(self.axes, real)
+        if dims is None:
+            raise ValueError(f"lengths {real} are over the largest bucket {({a: s[-1] for a, s in self.axes.items()})}")
+        key = "_".join(f"{a}_{n}" for a, n in dims.items())
+        return pad(feeds, self.signature.inputs, dims, self.pad_values), real, key
+
+    def cut(self, outs: list[np.ndarray], real: dict[str, int]) -> list[np.ndarray]:
+        """One request's outputs (in the signature's order) cut back to its real sizes."""
+        from ..runtime import unpad
+
+        names = [s.name for s in self.signature.outputs]
+        cut = unpad(dict(zip(names, outs, strict=False)), self.signature.outputs, real)
+        return [np.ascontiguousarray(cut[n]) if n in cut else o for n, o in zip(names, outs, strict=False)]
+
+
+def run_batch(run: Callable[[Feeds], list[np.ndarray]], batch: list[Feeds], bucketing: Bucketing | None = None,
+              on_group: Callable[[str, int], None] | None = None) -> list[list[np.ndarray] | Exception]:
     """Run ``batch`` (one feeds dict per request) with as few calls as shapes allow.
 
     Only requests whose inputs agree on every axis but the first can be stacked (a
     sequence of 12 tokens cannot share a tensor with one of 40), so the batch is grouped
     by those shapes; each group is one call. A failing group fails only its requests.
+    With ``bucketing`` each request is first padded to its bucket (and its outputs cut back
+    after); ``on_group(bucket key, requests)`` is told of each call.
     """
-    groups: dict[tuple, list[int]] = {}
-    for i, feeds in enumerate(batch):
-        key = tuple((n, a.shape[1:], a.dtype.str) for n, a in feeds.items())
-        groups.setdefault(key, []).append(i)
     results: list = [None] * len(batch)
-    for idx in groups.values():
+    fitted: dict[int, tuple[Feeds, dict[str, int], str]] = {}
+    for i, feeds in enumerate(batch):
         try:
-            outs = _run_group(run, [batch[i] for i in idx])
+            fitted[i] = bucketing.fit(feeds) if bucketing else (feeds, {}, "")
+        except Exception as exc:  # noqa: BLE001 - handed back to its caller
+            results[i] = exc
+    groups: dict[tuple, list[int]] = {}
+    for i, (feeds, _, bucket) in fitted.items():
+        key = (bucket, *((n, a.shape[1:], a.dtype.str) for n, a in feeds.items()))
+        groups.setdefault(key, []).append(i)
+    for key, idx in groups.items():
+        if on_group:
+            on_group(key[0], len(idx))
+        try:
+            outs = _run_group(run, [fitted[i][0] for i in idx])
+            if bucketing:
+                outs = [bucketing.cut(o, fitted[i][1]) for i, o in zip(idx, outs, strict=True)]
         except Exception as exc:  # noqa: BLE001 - handed back to each caller
             outs = [exc] * len(idx)
         for i, o in zip(idx, outs, strict=True):
@@ -61,9 +110,10 @@ class LocalBatcher:
     """
 
     def __init__(self, run: Callable[[Feeds], list[np.ndarray]], max_batch_size: int = 32, wait_s: float = 0.002,
-                 on_batch: Callable[[int], None] | None = None):
+                 on_batch: Callable[[int], None] | None = None, bucketing: Bucketing | None = None,
+                 on_group: Callable[[str, int], None] | None = None):
         self.run, self.max_batch_size, self.wait_s = run, max(1, max_batch_size), wait_s
-        self.on_batch = on_batch
+        self.on_batch, self.bucketing, self.on_group = on_batch, bucketing, on_group
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgekit-infer")
@@ -112,7 +162,8 @@ class LocalBatcher:
             if self.on_batch:
                 self.on_batch(len(batch))
             try:
-                results = await loop.run_in_executor(self._pool, run_batch, self.run, [f for f, _ in batch])
+                results = await loop.run_in_executor(self._pool, run_batch, self.run, [f for f, _ in batch],
+                                                     self.bucketing, self.on_group)
             except Exception as exc:  # noqa: BLE001 - the pool itself failed
                 results = [exc] * len(batch)
             for (_, fut), res in zip(batch, results, strict=True):

@@ -27,8 +27,18 @@ class Metrics:
         self.errors = prom.Counter("edgekit_errors_total",
                                    "Refused or failed requests, by kind (bad_request, validation, auth, too_large, "
                                    "not_found, internal).", ["kind"], registry=self.registry)
+        self.bucket_requests = prom.Counter("edgekit_bucket_requests_total",
+                                            "Requests run padded to each shape bucket (--shape-buckets).",
+                                            ["model", "bucket"], registry=self.registry)
+        self.bucket_calls = prom.Counter("edgekit_bucket_calls_total", "Model calls (batches) per shape bucket.",
+                                         ["model", "bucket"], registry=self.registry)
         self.inflight = prom.Gauge("edgekit_inflight_requests", "Predict requests being handled now.",
                                    registry=self.registry)
+
+    def bucket(self, model: str, bucket: str, size: int) -> None:
+        """One model call of ``size`` requests padded to ``bucket`` (e.g. sequence_32)."""
+        self.bucket_requests.labels(model, bucket).inc(size)
+        self.bucket_calls.labels(model, bucket).inc()
 
     def reject(self, status: int, kind: str) -> None:
         self.errors.labels(kind).inc()

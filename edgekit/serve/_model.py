@@ -36,11 +36,14 @@ class ModelInfo:
     signature: Signature
     batchable: bool
     limits: dict[str, int] = field(default_factory=dict)  # axis name -> largest size allowed
+    buckets: dict[str, list[int]] | None = None  # shape buckets: axis -> sizes each request is padded up to
+    pad: dict[str, float] = field(default_factory=dict)  # input -> the value it is padded with (default 0)
 
     def to_dict(self, max_batch_size: int) -> dict:
         return {
             "name": self.name, "version": self.version, "format": self.format,
             "signature": self.signature.to_dict(), "limits": self.limits,
+            "buckets": {"axes": self.buckets, "pad": self.pad} if self.buckets else None,
             "batching": {"enabled": self.batchable and max_batch_size > 1,
                          "max_batch_size": max_batch_size if self.batchable else 1,
                          "reason": None if self.batchable else "axis 0 is not dynamic: one request at a time"},
@@ -99,6 +102,44 @@ def describe(path: Path, runner, fmt: str, name: str | None = None,
             default = DEFAULT_MAX_ROWS if i == 0 else DEFAULT_MAX_DIM
             lim[axis] = (limits or {}).get(axis, lim.get(axis, default))
     return ModelInfo(name or default_name(path), digest[:12], path, fmt, sig, batchable, lim)
+
+
+def manifest_buckets(path: Path) -> tuple[dict[str, list[int]] | None, dict[str, float]]:
+    """(axes, pad values) of the artifact's shape buckets in the convert folder's manifest.json
+    (``artifacts[i]["buckets"]``), or (None, {}) where there is none."""
+    import json
+
+    path = Path(path).resolve()
+    for folder in list(path.parents)[:3]:
+        manifest = folder / "manifest.json"
+        if not manifest.is_file():
+            continue
+        try:
+            doc = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            return None, {}
+        for entry in doc.get("artifacts", []):
+            if (folder / str(entry.get("path", ""))).resolve() == path and entry.get("buckets"):
+                spec = entry["buckets"]
+                axes = {str(a): sorted(int(n) for n in s) for a, s in (spec.get("axes") or {}).items()}
+                return axes or None, dict(spec.get("pad") or {})
+        return None, {}
+    return None, {}
+
+
+def with_buckets(info: ModelInfo, buckets: dict[str, list[int]] | None, pad: dict[str, float]) -> ModelInfo:
+    """``info`` serving ``buckets``: each must be a named dynamic axis (not the batch axis) of
+    its inputs; the axis's limit becomes its largest bucket (longer requests: 422)."""
+    if not buckets:
+        return info
+    axes = {a for s in info.signature.inputs for i, a in s.dynamic_axes.items() if i > 0}
+    for axis, sizes in buckets.items():
+        if axis not in axes:
+            raise EdgekitError(f"shape buckets for {axis!r}, which is not a dynamic axis of {info.name}'s inputs",
+                               f"its dynamic axes (besides the batch) are {sorted(axes) or 'none'}")
+        info.limits[axis] = min(info.limits.get(axis, DEFAULT_MAX_DIM), max(sizes))
+    info.buckets, info.pad = {a: sorted(s) for a, s in buckets.items()}, dict(pad)
+    return info
 
 
 def default_name(path: Path) -> str:

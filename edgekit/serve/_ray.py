@@ -31,17 +31,20 @@ QUIET = {"enable_access_log": False, "log_level": "WARNING"}  # a log line per r
 class ModelReplica:
     """One replica: the artifact's runtime, fed batches by Ray Serve."""
 
-    def __init__(self, path: str, fmt: str, threads: int | None, max_batch_size: int, wait_s: float):
+    def __init__(self, path: str, fmt: str, threads: int | None, max_batch_size: int, wait_s: float,
+                 buckets: dict | None = None, pad: dict | None = None):
+        from ._batching import Bucketing
         from ._model import open_runner
 
         self.runner = open_runner(Path(path), fmt, threads)
+        self.bucketing = Bucketing(buckets, self.runner.signature, pad or {}) if buckets else None
         self.predict.set_max_batch_size(max_batch_size)
         self.predict.set_batch_wait_timeout_s(wait_s)
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
     async def predict(self, batch: list[dict]) -> list[tuple]:
         """Each request gets (outputs, batch size, first in its batch?, error or None)."""
-        results = await asyncio.to_thread(run_batch, self.runner.run, batch)
+        results = await asyncio.to_thread(run_batch, self.runner.run, batch, self.bucketing)
         return [(None, len(batch), i == 0, f"{type(r).__name__}: {r}") if isinstance(r, Exception)
                 else (r, len(batch), i == 0, None) for i, r in enumerate(results)]
 
@@ -100,7 +103,8 @@ def build_app(config: ServeConfig, token: str | None = None):
         dep = serve.deployment(ModelReplica, name=f"model-{info.name}", num_replicas=config.replicas,
                                ray_actor_options={"num_cpus": config.replica_cpus},
                                max_ongoing_requests=max(2 * size, 8))
-        handles.append(dep.bind(str(info.path), info.format, config.threads, size, config.batch_wait_ms / 1000))
+        handles.append(dep.bind(str(info.path), info.format, config.threads, size, config.batch_wait_ms / 1000,
+                                info.buckets, info.pad))
         if not info.batchable:
             log.info("%s: axis 0 is not dynamic: one request at a time", info.name)
     ingress = serve.deployment(Ingress, name="ingress", ray_actor_options={"num_cpus": 0},
