@@ -2,13 +2,23 @@
 
     .venv/bin/python benchmarks/serve_load.py --requests 5000 --concurrency 64
     .venv/bin/python benchmarks/serve_load.py --backend ray --replicas 2 --requests 5000 --concurrency 64
+    .venv/bin/python benchmarks/serve_load.py --minilm --buckets sequence=16,32,64,128 --concurrency 1,8,32
 
 Starts the real server (`edgekit serve`, a subprocess on loopback) once per configuration,
 sends every request from an asyncio client (aiohttp, keep-alive, ``--concurrency`` at
 once), and checks every answer against ONNX Runtime in this process on the same input.
 Prints a markdown table (for docs/benchmarks.md) and writes JSON to ``--out``.
 
-The model: the digits CNN (`edgekit.zoo.digits`) converted to ONNX with a dynamic batch
+``--buckets SPEC`` compares serving with shape buckets (``edgekit serve --shape-buckets SPEC``:
+each request padded to the smallest bucket its length fits, batched with its bucket) against a
+fixed size, every request padded to the largest bucket (``--shape-buckets sequence=128``, the
+compute of a client padding to 128), and against each request at its exact length (batched
+only with requests of the same length), at each ``--concurrency`` (a comma list sweeps it: the
+throughput at the same p99 is read off the sweep). ``--minilm``: all-MiniLM-L6-v2 in ONNX
+(`edgekit convert --recipe models/minilm-l6.toml --to onnx`, made under build/serve/minilm when
+missing), fed the real sentences of models/data/sentences.txt at their own token lengths.
+
+The model (without ``--minilm``): the digits CNN (`edgekit.zoo.digits`) converted to ONNX with a dynamic batch
 axis (`edgekit convert edgekit.zoo.digits:cnn --input image:batchx1x8x8:float32 --to onnx`),
 made under build/serve/digits when missing; ``--model`` takes any other .onnx.
 """
@@ -30,6 +40,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "build" / "serve" / "digits"
+MINILM = ROOT / "build" / "serve" / "minilm"
+SENTENCES = ROOT / "models" / "data" / "sentences.txt"
 
 
 def free_port() -> int:
@@ -137,7 +149,8 @@ async def run_load(url: str, model: str, inputs: list[dict[str, np.ndarray]], co
 
 
 def summarize(result: dict, expected: list[list[np.ndarray]], atol: float = 1e-5) -> dict:
-    """Throughput, p50/p99, 5xx, lost and mismatched answers against ``expected``."""
+    """Throughput, p50/p99, 5xx, lost and mismatched answers against ``expected`` (an answer
+    of another shape than expected counts as a mismatch)."""
     st = np.array(result["status"])
     ok = st == 200
     lat = np.array(result["latency_s"])[ok] * 1000
@@ -176,6 +189,44 @@ def make_inputs(signature, n: int, seed: int = 0, dims: dict[str, int] | None = 
     return [{s.name: one(s) for s in signature.inputs} for _ in range(n)]
 
 
+def minilm_model() -> Path:
+    """all-MiniLM-L6-v2 in ONNX (dynamic batch and sequence), converted once."""
+    onnx = MINILM / "onnx" / "model.onnx"
+    if not onnx.is_file():
+        import edgekit
+
+        edgekit.convert(recipe=str(ROOT / "models" / "minilm-l6.toml"), out=MINILM, targets=["onnx"], force=True)
+    return onnx
+
+
+def sentence_inputs(model: Path, n: int, max_len: int = 128) -> list[dict[str, np.ndarray]]:
+    """``n`` requests of batch 1: the real sentences (cycled), tokenized with the folder's tokenizer
+    at their own lengths (cut to ``max_len``)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model.parent.parent / "tokenizer" / "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(max_len)
+    lines = [ln.strip() for ln in SENTENCES.read_text().splitlines() if ln.strip()]
+    out = []
+    for enc in tok.encode_batch([lines[i % len(lines)] for i in range(n)]):
+        ids = np.array([enc.ids], np.int64)
+        out.append({"input_ids": ids, "token_type_ids": np.zeros_like(ids), "attention_mask": np.ones_like(ids)})
+    return out
+
+
+def bucket_configs(spec: str | None, batching: str) -> list[tuple[str, list[str]]]:
+    """(label, server flags) per configuration: batching on/off, or with ``spec`` (``sequence=16,32,64,128``)
+    every request padded to the largest bucket, each at its exact length (batched only with
+    requests of the same length), and the buckets."""
+    if not spec:
+        return [(mode, ["--no-batching"] if mode == "off" else []) for mode in batching.split(",")]
+    axis, _, sizes = spec.partition("=")
+    top = max(int(x) for x in sizes.split(","))
+    return [(f"fixed {axis}={top}", ["--shape-buckets", f"{axis}={top}"]), ("exact lengths", []),
+            (f"buckets {sizes}", ["--shape-buckets", spec])]
+
+
 def digits_model() -> Path:
     onnx = DIGITS / "onnx" / "model.onnx"
     if not onnx.is_file():
@@ -186,51 +237,67 @@ def digits_model() -> Path:
     return onnx
 
 
-def main() -> None:
+def _args():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, help="an .onnx (default: the digits CNN)")
+    ap.add_argument("--minilm", action="store_true", help="all-MiniLM-L6-v2 on the real sentences at their lengths")
     ap.add_argument("--requests", type=int, default=5000)
-    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--concurrency", default="64", help="requests in flight; a comma list sweeps it")
     ap.add_argument("--backend", default="local", choices=["local", "ray"])
     ap.add_argument("--replicas", type=int, default=1)
     ap.add_argument("--batching", default="on,off", help="on, off or on,off")
+    ap.add_argument("--buckets", help="e.g. sequence=16,32,64,128: shape buckets against every request padded "
+                                      "to the largest")
     ap.add_argument("--max-batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, help="runtime threads in the server (default: the runtime's)")
     ap.add_argument("--dim", action="append", default=[], help="size of a dynamic axis, e.g. sequence=128")
+    ap.add_argument("--atol", type=float, default=1e-5, help="largest difference from local ONNX Runtime")
+    ap.add_argument("--json-every", type=int, default=4, help="every Nth request as JSON (0: all .npz)")
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "benchmarks" / "serve_load.json")
-    args = ap.parse_args()
+    return ap.parse_args()
 
+
+def _one(args, model: Path, label: str, flags: list[str], concurrency: int, inputs, expected) -> dict:
+    """One configuration at one concurrency: a fresh server, a warm-up, the measured run."""
+    port, name, token = free_port(), "model", "bench-token"
+    extra = ["--name", name, "--backend", args.backend, *flags]
+    extra += [] if "--no-batching" in flags else ["--max-batch-size", str(args.max_batch_size)]
+    extra += ["--threads", str(args.threads)] if args.threads else []
+    if args.backend == "ray":
+        extra += ["--replicas", str(args.replicas), "--replica-cpus", str(min(1.0, 2 / args.replicas))]
+    log = args.out.with_name(f"serve_load-{args.backend}-{label.replace(' ', '_').replace(',', '-')}.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    proc = start_server(model, port, *extra, token=token, log=log, timeout=300)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        asyncio.run(run_load(url, name, inputs[:200], concurrency, token, args.json_every))  # warm-up
+        res = asyncio.run(run_load(url, name, inputs, concurrency, token, args.json_every))
+    finally:
+        stop_server(proc)
+    return {"backend": args.backend, "replicas": args.replicas, "batching": label,
+            "concurrency": concurrency, **summarize(res, expected, args.atol)}
+
+
+def main() -> None:
+    args = _args()
     from edgekit.backends.onnxruntime.runtime import OrtRunner
 
-    model = args.model or digits_model()
-    runner = OrtRunner(model)
+    model = args.model or (minilm_model() if args.minilm else digits_model())
+    runner = OrtRunner(model, threads=1)
     dims = {k: int(v) for k, v in (d.split("=") for d in args.dim)}
-    inputs = make_inputs(runner.signature, args.requests, dims=dims)
+    inputs = (sentence_inputs(model, args.requests) if args.minilm
+              else make_inputs(runner.signature, args.requests, dims=dims))
     expected = [runner.run(x) for x in inputs]
-    name = "model"
     rows = []
-    token = "bench-token"
-    for mode in args.batching.split(","):
-        port = free_port()
-        extra = ["--name", name, "--backend", args.backend]
-        extra += ["--no-batching"] if mode == "off" else ["--max-batch-size", str(args.max_batch_size)]
-        extra += ["--threads", str(args.threads)] if args.threads else []
-        if args.backend == "ray":
-            extra += ["--replicas", str(args.replicas), "--replica-cpus", str(min(1.0, 2 / args.replicas))]
-        log = args.out.with_name(f"serve_load-{args.backend}-{mode}.log")
-        log.parent.mkdir(parents=True, exist_ok=True)
-        proc = start_server(model, port, *extra, token=token, log=log, timeout=300)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            asyncio.run(run_load(url, name, inputs[:200], args.concurrency, token))  # warm-up
-            res = asyncio.run(run_load(url, name, inputs, args.concurrency, token))
-        finally:
-            stop_server(proc)
-        row = {"backend": args.backend, "replicas": args.replicas, "batching": mode,
-               "concurrency": args.concurrency, **summarize(res, expected)}
-        rows.append(row)
-        print(json.dumps(row), file=sys.stderr)
-    args.out.write_text(json.dumps({"model": str(model), "rows": rows}, indent=1) + "\n")
+    for concurrency in [int(c) for c in str(args.concurrency).split(",")]:
+        for label, flags in bucket_configs(args.buckets, args.batching):
+            row = _one(args, model, label, flags, concurrency, inputs, expected)
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr)
+    lengths = [int(next(iter(x.values())).shape[-1]) for x in inputs]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"model": str(model), "mean_length": float(np.mean(lengths)), "rows": rows},
+                                   indent=1) + "\n")
     print("| backend | batching | requests | concurrency | throughput req/s | p50 ms | p99 ms | 5xx | lost | mismatches |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
