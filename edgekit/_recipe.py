@@ -140,7 +140,7 @@ def dump_recipe(recipe: Recipe, path: str | Path) -> Path:
 _TRAIN_FLAGS = {"train_steps": "steps", "lr": "lr", "batch_size": "batch_size", "train_minutes": "minutes",
                 "train_device": "device", "tracking_uri": "tracking_uri", "backend": "backend", "address": "address",
                 "workers": "workers", "storage": "storage"}
-_MODEL_FLAGS = ("task", "inputs", "trust_remote_code")
+_MODEL_FLAGS = ("task", "inputs", "trust_remote_code", "shape_buckets")
 
 
 def _renamed(given: dict) -> dict:
@@ -162,6 +162,10 @@ def resolve_compress(recipe: Recipe | None, source: str | None, flags: dict) -> 
     """The run ``edgekit compress`` does: the given ``flags`` (None: not given) over the recipe's
     [model] and [compress] sections, over the defaults. What --dump-recipe writes."""
     given = _renamed({k: v for k, v in flags.items() if v is not None})
+    if given.get("shape_buckets") is not None and not isinstance(given["shape_buckets"], dict):
+        from ._buckets import parse_buckets
+
+        given["shape_buckets"] = parse_buckets(given["shape_buckets"]) or None  # CLI form -> the recipe's table
     source = source or (recipe.model.source if recipe else None)
     if source is None:
         raise EdgekitError("no model given", "pass MODEL, or --recipe models/NAME.toml")

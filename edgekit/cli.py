@@ -172,6 +172,7 @@ def compress(
     dim: Annotated[list[str] | None, typer.Option(help="Size of a dynamic axis, e.g. sequence=128.")] = None,
     task: Annotated[str | None, typer.Option(help="Hugging Face task (inferred when not given).")] = None,
     trust_remote_code: Annotated[bool, typer.Option(help=_TRUST_REMOTE_CODE)] = False,
+    shape_buckets: Annotated[list[str] | None, typer.Option("--shape-buckets", help="Sizes of a dynamic axis, e.g. sequence=16,32,64,128 or sequence=auto (from --data): LiteRT gets one signature per bucket, calibrated per bucket; quality and latency at the data's real lengths, each padded to its bucket.")] = None,
     force: Annotated[bool, typer.Option(help="Replace a non-empty --out folder edgekit did not write.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print report.json on stdout.")] = False,
     debug: Annotated[bool, typer.Option(help="Show full tracebacks.")] = False,
@@ -196,7 +197,7 @@ def compress(
             train_steps=train_steps, lr=lr, batch_size=batch_size, train_minutes=train_minutes, train_device=train_device,
             tracking_uri=tracking_uri, backend=backend, address=address, workers=workers, storage=storage,
             task=task, inputs=input, dims=parse_dims(dim) if dim else None,
-            trust_remote_code=trust_remote_code or None)
+            trust_remote_code=trust_remote_code or None, shape_buckets=shape_buckets)
         resolved = resolve_compress(load_recipe(recipe) if recipe else None, model, flags)
         if dump_recipe:
             write_recipe(resolved, dump_recipe)

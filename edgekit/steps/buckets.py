@@ -165,3 +165,96 @@ def overall(per_bucket: list[tuple[str, Parity]], tol: dict) -> Parity:
         tolerance=tol, outputs=worst.outputs,
         validation={"buckets": [k for k, _ in per_bucket], "worst_bucket": worst_key},
     )
+
+
+# ---- compress: calibration per signature, evaluation and latency at real lengths ----------------------
+
+def real_lengths(model: Model, samples: list[dict], axes: dict[str, list[int]]) -> list[dict]:
+    """Padded samples (``--data`` read at the model's sizes) cut back to their real length (and
+    to the largest bucket, as a device truncates what no bucket holds)."""
+    from .._datasets import _cut_to_mask
+
+    top = {a: sizes[-1] for a, sizes in axes.items()}
+    out = []
+    for s in samples:
+        row = _cut_to_mask(s, model, list(axes))
+        real = axis_sizes(row, model.signature.inputs, list(axes))
+        out.append(_cut(model, row, top) if any(real.get(a, 0) > n for a, n in top.items()) else row)
+    return out
+
+
+def per_signature(model: Model, rows: list[dict], axes: dict[str, list[int]], pads: dict, count: int) -> dict:
+    """Calibration samples for each bucket (key -> padded rows): the rows whose bucket it is, topped
+    up with the longest that fit (or rows cut to it) where it has fewer than ``count``."""
+    out = {}
+    for dims in combos(axes):
+        own = sum(1 for r in rows if pick_bucket(axes, axis_sizes(r, model.signature.inputs, list(axes))) == dims)
+        chosen = _from_rows(model, rows, axes, dims, max(count, own))
+        out[key(dims)] = [pad(r, model.signature.inputs, dims, pads) for r in chosen]
+    return out
+
+
+class BucketedRunner:
+    """An artifact run as a device would run it: each sample at its real length, padded to the
+    smallest bucket that holds it (that bucket's signature, where the file has one per bucket),
+    its outputs cut back to the real length. ``run(sample)`` -> outputs in the source's order."""
+
+    def __init__(self, model: Model, runner, axes: dict[str, list[int]], pads: dict):
+        from .verify import output_order
+
+        self.model, self.runner, self.axes, self.pads = model, runner, axes, pads
+        self.per_sig = {key(d) for d in combos(axes)} <= set(getattr(runner, "signature_keys", None) or ())
+        self.order = output_order(model.signature, runner.signature)
+
+    def prepare(self, sample: dict) -> tuple[str, dict, dict]:
+        """(bucket key, the feeds for the runtime, the real sizes) of one sample."""
+        from .verify import adapt_feeds
+
+        real = axis_sizes(sample, self.model.signature.inputs, list(self.axes))
+        dims = pick_bucket(self.axes, real)
+        if dims is None:
+            raise EdgekitError(f"a sample of size {real} is over the largest bucket {self.axes}",
+                               "add a larger bucket to --shape-buckets")
+        if self.per_sig:
+            self.runner.use(key(dims))
+        feeds = adapt_feeds(pad(sample, self.model.signature.inputs, dims, self.pads), self.model.signature,
+                            self.runner.signature)
+        return key(dims), feeds, real
+
+    def run(self, sample: dict) -> list[np.ndarray]:
+        from ..runtime import unpad
+
+        _, feeds, real = self.prepare(sample)
+        got = self.runner.run(feeds)
+        names = [s.name for s in self.model.signature.outputs]
+        outs = unpad({n: got[i] for n, i in zip(names, self.order, strict=True)}, self.model.signature.outputs, real)
+        return [outs[n] for n in names]
+
+
+def measure(bucketed: BucketedRunner, samples: list[dict], threads: int, warmup: int = 2) -> dict:
+    """Latency over ``samples`` at their real lengths (each padded to its bucket): one timed run
+    per sample after ``warmup`` runs of every bucket they use; the figures profile.Latency has."""
+    import time
+
+    prepared = [bucketed.prepare(s)[:2] for s in samples]
+    firsts = {k: f for k, f in reversed(prepared)}
+    for k, f in firsts.items():
+        for _ in range(warmup):
+            _run_at(bucketed, k, f)
+    times = np.empty(len(prepared))
+    for i, (k, f) in enumerate(prepared):
+        t0 = time.perf_counter()
+        _run_at(bucketed, k, f)
+        times[i] = (time.perf_counter() - t0) * 1000.0
+    p50, p90, p99 = np.percentile(times, [50, 90, 99])
+    return {"threads": threads, "p50": round(float(p50), 4), "p90": round(float(p90), 4), "p99": round(float(p99), 4),
+            "mean": round(float(times.mean()), 4), "min": round(float(times.min()), 4),
+            "max": round(float(times.max()), 4), "std": round(float(times.std()), 4), "runs": len(prepared),
+            "lengths": "real lengths of the evaluation data, each padded to its bucket",
+            "per_bucket": {k: sum(1 for kk, _ in prepared if kk == k) for k in firsts}}
+
+
+def _run_at(bucketed: BucketedRunner, k: str, feeds: dict) -> None:
+    if bucketed.per_sig and bucketed.runner.key != k:
+        bucketed.runner.use(k)
+    bucketed.runner.run(feeds)

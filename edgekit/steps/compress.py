@@ -58,6 +58,7 @@ class CompressOptions:
     plan: Any = None  # a steps.student.StudentPlan: prune and/or distill a student first
     train_data: Any = None  # the student's training data (default: data minus its held-out split)
     locate: bool = True  # locate each quantized or failing variant's drift (steps/locate.py)
+    shape_buckets: Any = None  # ["sequence=16,32"] or {"sequence": [16, 32] | "auto"}: see edgekit._buckets
 
     @classmethod
     def from_kwargs(cls, options: dict) -> CompressOptions:
@@ -111,10 +112,19 @@ class RunContext:
     source_q: float = 0.0  # the source's value on the evaluation split (accuracy, or cosine x 100)
     tune_base: float = 0.0  # the value a variant's tuning value is compared with
     baselines: dict[str, dict] = field(default_factory=dict)  # per target: the fp32 artifact's entry
+    buckets: dict | None = None  # shape buckets (the fp32 manifest's axes, pad): evaluated at real lengths
+    eval_real: list = field(default_factory=list)  # with buckets: the evaluation samples at their real lengths
 
     @property
     def stage(self):
         return self.progress.stage
+
+    def bucketed(self, model: Model, target: str, path: Path, fp32: bool, threads: int | None = None):
+        from .buckets import BucketedRunner
+
+        runner = runner_for(TARGETS[target], path, source=model.signature,
+                            **({"threads": threads} if threads else {}), **_runner_kwargs(target, fp32, self.cpu))
+        return BucketedRunner(model, runner, self.buckets["axes"], self.buckets["pad"])
 
     @property
     def feeds(self) -> dict:
@@ -125,6 +135,11 @@ class RunContext:
         """``path``'s quality on the evaluation split; None where this host cannot run it."""
         if TARGETS[target].cannot_run():
             return None
+        if self.buckets:  # each sample at its real length, padded to its bucket
+            from .evaluate import score
+
+            run = self.bucketed(model, target, path, fp32)
+            return score(model, self.eval_refs, [run.run(s) for s in self.eval_real], self.data.evaluation.labels)
         return evaluate(model, target, path, self.data.evaluation.samples, self.eval_refs, self.data.evaluation.labels,
                         **_runner_kwargs(target, fp32, self.cpu))
 
@@ -132,6 +147,11 @@ class RunContext:
         if TARGETS[target].cannot_run():
             return {}
         runs = self.options.runs
+        if self.buckets:  # over the evaluation samples' real lengths (the first ``runs`` x 2)
+            from .buckets import measure
+
+            return {str(t): measure(self.bucketed(model, target, path, fp32, t), self.eval_real[:2 * runs], t)
+                    for t in self.counts}
         return {str(t): profile.measure(target, path, self.feeds, model.signature, t, runs=runs,
                                         warmup=max(3, runs // 10), **_runner_kwargs(target, fp32, self.cpu)).to_dict()
                 for t in self.counts}
@@ -184,6 +204,7 @@ def compress(model: Model, *, targets: str | list[str], modes: str | list[str] |
     else for this host (``EDGEKIT_CPU_FEATURES`` overrides its detection)."""
     opts, progress = options or CompressOptions(), progress or Progress()
     size_axes(model)  # every dynamic axis needs a size before data is read at it
+    _largest_bucket_dims(model, opts)
     cpu = for_device(opts.device)
     out = Path(out).resolve()  # backends resolve their paths; relative_to(tmp) needs the same form
     chosen, todo, skipped = _pairs(targets, modes, opts)
@@ -198,7 +219,8 @@ def compress(model: Model, *, targets: str | list[str], modes: str | list[str] |
         (tmp / "logs").mkdir()
         run = _context(model, ds, tmp, opts, progress, cpu)
         with run.stage("converting the fp32 baselines"):
-            fp32 = export.convert(model, chosen, tmp / "fp32", stage=run.stage)
+            fp32 = export.convert(model, chosen, tmp / "fp32", stage=run.stage, **_bucket_args(opts, data))
+            _use_buckets(run, model, fp32.artifacts)
         with capture_output(tmp / "logs" / "compress.log"):
             _references(run, model)
             _measure_baselines(run, model, fp32.artifacts)
@@ -213,6 +235,37 @@ def compress(model: Model, *, targets: str | list[str], modes: str | list[str] |
                         variants.append(_variant(run, work, art, mode))
         _write_report(run, model, variants, {"skipped": skipped, "student": student_info})
     return CompressResult(out, out / "report.json", variants, run.baselines)
+
+
+def _bucket_args(opts: CompressOptions, data) -> dict:
+    """export.convert's shape-bucket keywords: the buckets, and the data when it is a file."""
+    if not opts.shape_buckets:
+        return {}
+    return {"shape_buckets": opts.shape_buckets, "data": data if isinstance(data, str | Path) else None}
+
+
+def _largest_bucket_dims(model: Model, opts: CompressOptions) -> None:
+    """With shape buckets, a bucketed axis's size is its largest bucket: the data is read (and cut)
+    at it, and the fp32 baselines and the tuning samples run at it, as a device runs what is longest."""
+    from .._buckets import AUTO, parse_buckets
+
+    for axis, sizes in parse_buckets(opts.shape_buckets).items():
+        if sizes != AUTO and model.dims.get(axis) != sizes[-1]:
+            model.notes.append(f"{axis} set to {sizes[-1]}, the largest shape bucket (was {model.dims.get(axis)})")
+            model.dims[axis] = sizes[-1]
+            model.meta.setdefault("dim_sources", {})[axis] = "the largest --shape-buckets size"
+
+
+def _use_buckets(run: RunContext, model: Model, artifacts) -> None:
+    """With shape buckets: evaluation samples at their real lengths (the source's references too,
+    unpadded), each padded to its bucket when an artifact runs it."""
+    record = next((a.buckets for a in artifacts if a.buckets), None)
+    if record is None:
+        return
+    from .buckets import real_lengths
+
+    run.buckets = {"axes": record["axes"], "pad": record["pad"]}
+    run.eval_real = real_lengths(model, run.data.evaluation.samples, record["axes"])
 
 
 def _pairs(targets, modes, opts: CompressOptions) -> tuple[list[str], list[tuple[str, str]], list[dict]]:
@@ -258,7 +311,7 @@ def _context(model: Model, ds: Data, tmp: Path, opts: CompressOptions, progress:
 def _references(run: RunContext, model: Model) -> None:
     """The source's outputs on the evaluation and tuning splits, and its values there."""
     with run.stage("running the source on the evaluation and tuning data"):
-        run.eval_refs = run_source(model, run.data.evaluation.samples)
+        run.eval_refs = run_source(model, run.eval_real or run.data.evaluation.samples)
         run.tune_refs = run_source(model, run.tune)
     run.source_q = _source_value(model, run.eval_refs, run.data.evaluation.labels)
     run.tune_base = _source_value(model, run.tune_refs, run.tune_labels)
@@ -383,11 +436,31 @@ def _quantize(run: RunContext, model: Model, art, mode: str, dest: Path):
         labels = run.tune_labels[:len(outs)] if run.tune_labels is not None else None
         return score(model, run.tune_refs[:len(outs)], outs, labels).value
 
-    job = RepairJob(src=art.path, dest_dir=dest, mode=mode, calib=[adapt(s) for s in run.calib],
+    if run.buckets and target == "tflite":  # one signature per bucket: calibration samples per signature
+        calib = _calibration_per_signature(run, model, art.path)
+    else:
+        calib = [adapt(s) for s in run.calib]
+    job = RepairJob(src=art.path, dest_dir=dest, mode=mode, calib=calib,
                     tune=[adapt(s) for s in run.tune], value_of=value_of, baseline=run.tune_base,
                     max_drop=run.options.max_drop)
     result, _ = quantize_with_repair(target, job, replace(run.quant, model=model), ov_validate=ov_validate)
     return result
+
+
+def _calibration_per_signature(run: RunContext, model: Model, path: Path) -> dict[str, list[dict]]:
+    """Signature key -> calibration samples at real lengths padded to that bucket, fed as the
+    signature takes them."""
+    from .buckets import per_signature, real_lengths
+
+    axes = run.buckets["axes"]
+    rows = real_lengths(model, run.calib, axes)
+    by_key = per_signature(model, rows, axes, run.buckets["pad"], 8)  # a bucket with fewer real rows: topped up
+    runner = runner_for(TARGETS["tflite"], path, source=model.signature)
+    out = {}
+    for k, samples in by_key.items():
+        runner.use(k)
+        out[k] = [adapt_feeds(s, model.signature, runner.signature) for s in samples]
+    return out
 
 
 def _variant(run: RunContext, model: Model, art, mode: str) -> dict:
@@ -461,7 +534,7 @@ def compress_recipe(recipe, *, out: str | Path | None = None, force: bool = Fals
                               keep_float=list(rc.keep_float), calibration_method=rc.calibration_method,
                               threads=rc.threads, runs=rc.runs, int8_io=rc.int8_io, keep_names=rc.keep_names,
                               skip_unsupported=rc.skip_unsupported, device=rc.device, force=force, plan=plan,
-                              train_data=rc.train_data)
+                              train_data=rc.train_data, shape_buckets=ms.shape_buckets)
     return compress(model, targets=rc.targets, modes=rc.quantize or None, data=rc.data,
                     out=out or Path("edgekit-out") / f"{model.name}-compressed", options=options, progress=progress)
 

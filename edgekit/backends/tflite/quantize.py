@@ -56,8 +56,8 @@ def _build(src: Path, mode: str, calib: list[dict] | None, opts: QuantOptions, c
         qt = quantizer.Quantizer(str(src), make(algorithm_key=AlgorithmName.GPTQ))
         qt.add_dynamic_config(".*", "EMBEDDING_LOOKUP", 8, qtyping.QuantGranularity.CHANNELWISE,
                               AlgorithmName.MIN_MAX_UNIFORM_QUANT)
-        calib = calib[:GPTQ_SAMPLES]
-        note += f"; weights rounded by GPTQ on {len(calib)} calibration samples"
+        calib = {k: v[:GPTQ_SAMPLES] for k, v in calib.items()} if isinstance(calib, dict) else calib[:GPTQ_SAMPLES]
+        note += f"; weights rounded by GPTQ on {_count(calib)} calibration samples"
     elif mode in ("static-int8", "mixed") and opts.integer_ops:  # the repair's narrower recipe
         qt = quantizer.Quantizer(str(src), [])
         for op in opts.integer_ops:
@@ -82,11 +82,18 @@ def _build(src: Path, mode: str, calib: list[dict] | None, opts: QuantOptions, c
         notes.append("int8 inputs and outputs (scale and zero point in the model's tensor details)")
     result = calibration
     if qt.need_calibration and calibration is None:  # samples arrive keyed and typed for this .tflite's signature
-        key, _ = _signature_inputs(src)
-        result = qt.calibrate({key: calib})
+        # a dict: signature key -> its samples (one signature per shape bucket)
+        result = qt.calibrate(calib if isinstance(calib, dict) else {_signature_inputs(src)[0]: calib})
         if not gptq:
-            notes.append(f"{len(calib)} calibration samples")
+            notes.append(f"{_count(calib)} calibration samples")
     return qt, result, notes
+
+
+def _count(calib) -> str:
+    """'300', or '120 over 4 signatures' for calibration samples per signature."""
+    if isinstance(calib, dict):
+        return f"{sum(len(v) for v in calib.values())} (over {len(calib)} signatures: {', '.join(f'{k} {len(v)}' for k, v in calib.items())})"
+    return str(len(calib))
 
 
 WEIGHT_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
