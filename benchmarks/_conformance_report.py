@@ -162,12 +162,49 @@ def _rates(nodes: dict | None, zoo: dict | None) -> list[str]:
     return lines
 
 
-def render(nodes: dict | None, zoo: dict | None) -> str:
+def _failures(doc: dict) -> list[tuple[str, str, dict]]:
+    """(case or model, target, answer) of every parity failure in a nodes or zoo result."""
+    rows = [(c["name"], t, a) for c in doc.get("cases", []) for t, a in (c.get("edgekit") or {}).items()]
+    rows += [(m["name"], t, a.get("with_dims") or a) for m in doc.get("models", [])
+             for t, a in m["targets"].items()]
+    return [r for r in rows if r[2].get("status") == "fail"]
+
+
+def _divergence_cell(fd: dict | None) -> str:
+    if not fd:
+        return "not recorded"
+    if not fd.get("node"):
+        return f"not located: {fd.get('error') or 'no compared tensor out of tolerance'}"
+    how = "exposed" if fd.get("exposed") else (fd.get("method") or "inferred")
+    err = fd.get("max_abs_err")
+    return (f"`{fd['op_type']}` {_cell(fd['node'], 60)} ({how}; "
+            f"{'max abs err ' + format(err, '.3g') if err is not None else 'wrong shape or missing'})")
+
+
+def _located_section(docs: list[dict]) -> list[str]:
+    """Every parity failure of the given runs with the op its first_divergence names."""
+    rows = [r for d in docs for r in _failures(d)]
+    located = sum(bool((a.get("first_divergence") or {}).get("node")) for _, _, a in rows)
+    commands = "; ".join(f"`{d['meta']['command']}`" for d in docs)
+    lines = ["## Where each parity failure drifts", "",
+             f"Each artifact that converted but failed parity, with `parity.first_divergence` (edgekit/steps/"
+             f"locate.py; docs/verification.md): the first op of the ONNX graph whose output is out of "
+             f"tolerance while its inputs are not. Located: **{_pct(located, len(rows))}**. "
+             f"Runs (commit {docs[0]['meta'].get('commit', '')}): {commands}.", "",
+             "| case / model | target | parity failure | first divergence |", "|---|---|---|---|"]
+    lines += [f"| {_cell(name, 70)} | {t} | {_cell(a.get('error') or '', 90)} | "
+              f"{_divergence_cell(a.get('first_divergence'))} |" for name, t, a in rows]
+    return lines
+
+
+def render(nodes: dict | None, zoo: dict | None, located: list[dict] | None = None) -> str:
     parts = [_header(nodes, zoo), _rates(nodes, zoo)]
     if zoo:
         parts.append(_zoo_section(zoo))
     if nodes:
         parts.append(_nodes_section(nodes))
+    if located:
+        parts.append(_located_section(located))
     return "\n\n".join("\n".join(p) for p in parts) + "\n"
 
 
@@ -177,7 +214,8 @@ def cmd_report(args) -> int:
     if not nodes and not zoo:
         raise SystemExit("give --nodes and/or --zoo")
     out = Path(args.out)
-    out.write_text(render(nodes, zoo))
+    located = [json.loads(Path(f).read_text()) for f in args.located or []]
+    out.write_text(render(nodes, zoo, located))
     print(f"wrote {out}")
     return 0
 
@@ -186,5 +224,7 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("report", help="write docs/conformance.md from nodes/zoo JSON")
     p.add_argument("--nodes", help="JSON from `conformance.py nodes --json`")
     p.add_argument("--zoo", help="JSON from `conformance.py zoo --json`")
+    p.add_argument("--located", action="append", help="JSON of a run of the parity failures (nodes --match, zoo "
+                   "--only) whose first divergences are listed; repeat")
     p.add_argument("--out", default=str(ROOT / "docs" / "conformance.md"))
     p.set_defaults(func=cmd_report)

@@ -367,3 +367,33 @@ def test_an_integer_output_is_compared_and_located(tmp_path):
     assert found["max_abs_err"] >= 1 and [i["kind"] for i in found["inputs"]] == ["tensor"]
     assert found["inputs"][0]["max_abs_err"] == 0.0  # its float input is exact: ArgMax itself is at fault
 
+
+
+def test_openvino_intermediates_are_fed_by_port_not_by_merged_names(tmp_path):
+    """OpenVINO merges the names of tensors a no-op joins, so an input port may be named after a tensor
+    deep in the graph (ONNX's expanded Attention: input K is also 'KAttentionInput'); fed by that name
+    once intermediates are outputs, an input was left unfed. Fed by port, every intermediate of an
+    ONNX backend case equals ONNX Runtime's."""
+    ov = pytest.importorskip("openvino")
+    from onnx.backend.test.case.node import collect_testcases
+
+    from edgekit.backends.onnxruntime.runtime import OrtRunner
+    from edgekit.backends.openvino.runtime import OpenVINORunner
+    from edgekit.steps import _intermediates as inter
+    from edgekit.steps.locate import _feeds
+
+    name = "test_attention_23_boolmask_fullymasked_row_nan_robustness_expanded"
+    case = next(c for c in collect_testcases() if c.name == name)
+    onnx.save(case.model, tmp_path / "m.onnx")
+    ov.save_model(ov.convert_model(str(tmp_path / "m.onnx")), str(tmp_path / "m.xml"))
+    feeds = [{i.name: np.asarray(a) for i, a in zip(case.model.graph.input, case.data_sets[0][0], strict=True)}]
+    graph = inter.read_graph(tmp_path / "m.onnx")
+    named = OpenVINORunner(tmp_path / "m.xml").signature  # names as OpenVINO gives them
+    assert any(s.name not in feeds[0] for s in named.inputs)  # the merged names this is about
+    adapted = _feeds("openvino", tmp_path / "m.xml", feeds, OrtRunner(tmp_path / "m.onnx").signature)
+    got = inter.openvino_artifact(tmp_path / "m.xml", list(graph.floats), adapted)[0]
+    ref = inter.reference(graph, feeds)[0]
+    k_side = [n for n in graph.floats if n.endswith(("KUnsqueezed", "KExpanded", "KTranspose")) and n in got]
+    assert k_side
+    for n in k_side:
+        np.testing.assert_allclose(got[n], ref[n], rtol=1e-5, atol=1e-6, err_msg=n)

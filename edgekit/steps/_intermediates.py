@@ -155,7 +155,7 @@ def openvino_artifact(path: Path, wanted: list[str], feeds_list: list[dict]) -> 
     request = compiled.create_infer_request()
     results = []
     for feeds in feeds_list:
-        res = request.infer(feeds)
+        res = request.infer(_by_port(compiled.inputs, feeds))
         got: dict[str, np.ndarray] = {}
         for port in compiled.outputs:
             value = np.array(res[port])
@@ -163,6 +163,18 @@ def openvino_artifact(path: Path, wanted: list[str], feeds_list: list[dict]) -> 
                 got[name] = value
         results.append(got)
     return results
+
+
+def _by_port(ports, feeds: dict) -> list:
+    """Feeds in input-port order. By name OpenVINO may resolve a name elsewhere once intermediates are
+    outputs too: it merges the names of tensors a no-op (Identity, Reshape) joins, so an input port can
+    be named after a tensor deep in the graph, which an added output then names as well."""
+    ordered = []
+    for i, port in enumerate(ports):
+        names = port.get_names()
+        key = next((k for k in feeds if k in names), None)
+        ordered.append(feeds[key] if key is not None else list(feeds.values())[i])
+    return ordered
 
 
 def tflite_artifact(path: Path, feeds_list: list[dict]) -> list[dict[str, np.ndarray]]:
