@@ -217,3 +217,77 @@ def test_cli_shape_buckets_auto_needs_data(bert, tmp_path):
                            "--shape-buckets", "sequence=auto")
     assert code == 2 and "no --data was given" in err and "fix:" in err
     assert not (tmp_path / "o").exists()
+
+
+# ---- per-bucket parity, real lengths from .npz data ---------------------------------------------------
+
+
+def test_one_failing_bucket_fails_the_artifact():
+    from edgekit._types import OutputParity, Parity
+    from edgekit.steps.buckets import overall
+
+    tol = {"atol": 1e-4, "rtol": 1e-3, "min_cosine": 0.999}
+
+    def p(status, err, cos, reason=None):
+        return Parity(status=status, max_abs_err=err, mean_abs_err=err / 10, cosine=cos, worst_output="y",
+                      reason=reason, outputs=[OutputParity("y", err, err / 10, cos, None)])
+
+    ok = overall([("sequence_8", p("pass", 1e-6, 0.99999)), ("sequence_16", p("pass", 2e-6, 0.99998))], tol)
+    assert ok.status == "pass" and ok.max_abs_err == 2e-6 and ok.cosine == 0.99998
+    assert ok.validation["worst_bucket"] == "sequence_16"
+    bad = overall([("sequence_8", p("pass", 1e-6, 0.99999)), ("sequence_16", p("fail", 0.5, 0.9, "output 'y': big")),
+                   ("sequence_32", p("pass", 1e-6, 0.99999))], tol)
+    assert bad.status == "fail" and bad.reason == "bucket sequence_16: output 'y': big"
+    assert bad.max_abs_err == 0.5 and bad.cosine == 0.9 and bad.validation["worst_bucket"] == "sequence_16"
+
+
+def test_npz_rows_are_cut_to_their_mask_and_padded_per_bucket(bert, tmp_path):
+    import edgekit
+    from edgekit._datasets import real_rows
+    from edgekit.steps.buckets import per_signature, real_lengths
+
+    model = edgekit.load(str(bert), dims={"sequence": 32})
+    lengths = [3, 7, 9, 20, 32]
+    ids = np.zeros((5, 32), np.int64)
+    mask = np.zeros((5, 32), np.int64)
+    for i, n in enumerate(lengths):
+        ids[i, :n], mask[i, :n] = 100 + i, 1
+    np.savez(tmp_path / "d.npz", input_ids=ids, attention_mask=mask, token_type_ids=np.zeros_like(ids))
+    rows, _ = real_rows(tmp_path / "d.npz", model, ["sequence"])
+    assert [r["input_ids"].shape[1] for r in rows] == lengths
+    assert all(r["attention_mask"].all() for r in rows)
+    padded = [{k: v[i:i + 1] for k, v in {"input_ids": ids, "attention_mask": mask,
+                                            "token_type_ids": np.zeros_like(ids)}.items()} for i in range(5)]
+    assert [r["input_ids"].shape[1] for r in real_lengths(model, padded, {"sequence": [8, 16]})] == [3, 7, 9, 16, 16]
+    by_key = per_signature(model, rows, {"sequence": [8, 16, 32]}, {"input_ids": 0, "attention_mask": 0,
+                                                                     "token_type_ids": 0}, 2)
+    assert {k: [int(s["attention_mask"].sum()) for s in v] for k, v in by_key.items()} == {
+        "sequence_8": [3, 7], "sequence_16": [9, 7], "sequence_32": [20, 32]}
+    assert all(s["input_ids"].shape == (1, int(k.split("_")[1])) for k, v in by_key.items() for s in v)
+    with pytest.raises(EdgekitError, match="text or .npz"):
+        real_rows(tmp_path, model, ["sequence"])
+
+
+@pytest.mark.integration
+def test_compress_with_buckets_calibrates_each_signature_and_runs_real_lengths(bert, tmp_path):
+    pytest.importorskip("ai_edge_quantizer")
+    pytest.importorskip("litert_torch")
+    from ai_edge_litert.interpreter import Interpreter
+
+    import edgekit
+
+    data = _sentences(tmp_path / "s.txt", n=80)
+    result = edgekit.compress(str(bert), ["onnx", "tflite"], ["dynamic-int8"], str(data), tmp_path / "c",
+                              shape_buckets=["sequence=8,16,32"], runs=5, threads="1", calibration=40, evaluation=20)
+    rep = result.report
+    by = {v["target"]: v for v in rep["variants"]}
+    assert set(by) == {"onnx", "tflite"}
+    for v in [*by.values(), *rep["baselines"].values()]:
+        lat = v["latency_ms"]["1"]
+        assert lat["lengths"].startswith("real lengths") and lat["runs"] == 10
+        assert set(lat["per_bucket"]) <= {"sequence_8", "sequence_16", "sequence_32"} and len(lat["per_bucket"]) >= 2
+    assert all(v["status"] == "pass" and v["value"] > 99 for v in by.values()), by
+    tfl = by["tflite"]
+    assert "over 3 signatures" in " ".join(tfl["notes"])
+    keys = Interpreter(model_path=str(tmp_path / "c" / tfl["path"])).get_signature_list()
+    assert sorted(keys) == ["sequence_16", "sequence_32", "sequence_8"]
