@@ -122,6 +122,10 @@ def convert(
         for a in result.artifacts:
             for note in a.notes:
                 console.print(f"note ({a.target}): {note}", style="dim", markup=False)
+            if a.buckets:
+                console.print(f"buckets ({a.target}): " + ", ".join(
+                    f"{p['bucket']} {p['status']}" + (f" (cosine {p['cosine']:.6f})" if p["cosine"] is not None else "")
+                    for p in a.buckets["parity"]), markup=False)
         console.print(f"manifest: {result.manifest_path}")
         if not result.ok:
             worst = [a for a in result.artifacts if a.parity and a.parity.status == "fail"]
