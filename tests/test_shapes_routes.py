@@ -168,3 +168,17 @@ def test_recipe_from_python_and_cli_resolve_alike(tmp_path):
     res = edgekit.convert(recipe=tmp_path / "r.toml", out=tmp_path / "o")
     assert [a.target for a in res.artifacts] == ["onnx"] and res.ok
     assert res.manifest["source"]["dims"]["images.2"] == 24
+
+
+def test_parity_reads_a_channels_last_output_of_any_rank_transposed_back():
+    """onnx2tf hands 3D to 5D outputs back channels-last (NWC, NHWC, NDHWC): parity compares them moved
+    back to channels-first; the same values in any other arrangement are not taken for them."""
+    from edgekit.steps.verify import _align
+
+    rng = np.random.default_rng(0)
+    for shape in [(1, 3, 31), (2, 4, 5, 6), (1, 2, 3, 4, 5)]:
+        ref = rng.standard_normal(shape).astype(np.float32)
+        n = ref.ndim
+        last = np.moveaxis(ref, 1, n - 1)  # channels-last
+        np.testing.assert_array_equal(_align(ref, last), ref)
+        assert not np.array_equal(_align(ref, last.reshape(last.shape[::-1])), ref)

@@ -138,11 +138,13 @@ def output_order(source: Signature, runtime: Signature) -> list[int] | None:
 
 
 def _align(ref: np.ndarray, got: np.ndarray) -> np.ndarray | None:
-    """The artifact's output in the source's layout, where it is a known permutation (NHWC)."""
+    """The artifact's output in the source's layout, where it is a known permutation: channels-last
+    (NWC, NHWC, NDHWC, as onnx2tf hands back 3D to 5D tensors) moved back to channels-first."""
     if got.shape == ref.shape:
         return got
-    if got.size == ref.size and got.ndim == ref.ndim == 4 and got.transpose(0, 3, 1, 2).shape == ref.shape:
-        return got.transpose(0, 3, 1, 2)
+    n = got.ndim
+    if got.size == ref.size and n == ref.ndim >= 3 and got.transpose(0, n - 1, *range(1, n - 1)).shape == ref.shape:
+        return got.transpose(0, n - 1, *range(1, n - 1))
     if got.size == ref.size:
         return got.reshape(ref.shape)
     return None

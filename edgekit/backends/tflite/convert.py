@@ -114,7 +114,7 @@ def _from_onnx(model: Model, onnx_path: Path, dest: Path, precision: str, layout
 
 
 def _moved_outputs(path: Path, want: dict[str, tuple[int, ...]]) -> list[str]:
-    """A note for each output onnx2tf handed back in another layout than ONNX's (a 4D output
+    """A note for each output onnx2tf handed back in another layout than ONNX's (a 3D to 5D output
     channels-last, which parity compares transposed back; any other change fails parity, and the
     next route is tried)."""
     from ai_edge_litert.interpreter import Interpreter
@@ -127,7 +127,7 @@ def _moved_outputs(path: Path, want: dict[str, tuple[int, ...]]) -> list[str]:
     moved = [f"{name} {[int(x) for x in d['shape']]} (ONNX: {list(want[name])})"
              for name, d in details.items() if name in want and tuple(int(x) for x in d["shape"]) != want[name]]
     return [f"output(s) in another layout than the source's: {', '.join(moved)}; transpose them on the "
-            "device (0, 3, 1, 2 for NHWC)"] if moved else []
+            "device (0, 2, 1 for NWC; 0, 3, 1, 2 for NHWC; 0, 4, 1, 2, 3 for NDHWC)"] if moved else []
 
 
 def _refuse_flex(path: Path) -> None:
