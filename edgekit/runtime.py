@@ -234,10 +234,11 @@ class _ExecuTorchEngine(_Engine):
     def __init__(self, path: Path, threads: int | None):
         from executorch.runtime import Runtime as _ETRuntime
 
-        if threads:
+        if threads:  # one process-wide pool: resizing it strands methods loaded before (load those again)
             from executorch.extension.pybindings import portable_lib
 
-            portable_lib._unsafe_reset_threadpool(int(threads))
+            if portable_lib._threadpool_get_thread_count() != threads:
+                portable_lib._unsafe_reset_threadpool(int(threads))
         self.program = _ETRuntime.get().load_program(str(path))
         self.methods: dict[str, object] = {}
         self.signatures = [m for m in self.program.method_names if m != "edgekit_io"]

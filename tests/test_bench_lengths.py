@@ -1,7 +1,9 @@
 """`edgekit bench --lengths`: one run per real length, at the shape each artifact runs it at."""
 
 import json
+import os
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ import pytest
 import edgekit
 from edgekit import EdgekitError
 from edgekit.bench import bench
+from tests import sshd
 from tests.conftest import ROOT, run_cli
 
 SENTENCES = ROOT / "models" / "data" / "sentences.txt"
@@ -99,3 +102,20 @@ def test_bad_lengths_files(bert_out, tmp_path):
         bench(lone / "model.onnx", runs=1, warmup=0, profile=False, lengths=tmp_path / "n.txt")
     with pytest.raises(EdgekitError, match="one input at a time"):
         bench(bert_out, runs=1, warmup=0, profile=False, batch=2, lengths=tmp_path / "n.txt")
+
+
+@pytest.mark.skipif(not os.path.exists(sshd.SSHD) or shutil.which("ssh") is None,
+                    reason="needs OpenSSH (make system-deps installs openssh-server)")
+def test_over_ssh_the_lengths_travel_with_the_runner(bert_out, tmp_path, monkeypatch):
+    srv = sshd.start(tmp_path / "sshd")
+    try:
+        for k, v in srv.env().items():
+            monkeypatch.setenv(k, v)
+        (tmp_path / "n.txt").write_text("4\n12\n30\n")
+        result = bench(bert_out / "onnx" / "model.onnx", on=srv.url, python=sys.executable, runs=2, warmup=0,
+                       profile=False, lengths=tmp_path / "n.txt")
+    finally:
+        srv.stop()
+    (r,) = result.to_dict()["results"]
+    assert r["error"] is None and r["real_lengths"]["by_size"] == {"4": 1, "12": 1, "24": 1}
+    _check_latency(r["real_lengths"])
