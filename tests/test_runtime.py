@@ -221,9 +221,32 @@ def test_choosing_the_artifact(bert, tmp_path):
         runtime.load(folder, target="onnx")
     with pytest.raises(EdgekitError, match="holds no manifest.json"):
         runtime.load(tmp_path)
+    if sys.platform != "darwin":  # Core ML's runtime is macOS's: a clear error elsewhere
+        doc = json.loads((out / "manifest.json").read_text())
+        doc["artifacts"].append({**doc["artifacts"][0], "target": "coreml", "path": "coreml/model.mlpackage"})
+        (folder / "manifest.json").write_text(json.dumps(doc))
+        (folder / "coreml" / "model.mlpackage").mkdir(parents=True)
+        with pytest.raises(EdgekitError, match="Core ML runtime runs on macOS only") as err:
+            runtime.load(folder, target="coreml")
+        assert "another target" in err.value.fix
     rt = runtime.load(out, target="onnx")
     with pytest.raises(EdgekitError, match=r"no value for input\(s\) \['attention_mask'\]"):
         rt.run({"input_ids": np.ones((1, 4), np.int64), "token_type_ids": np.zeros((1, 4), np.int64)})
+
+
+def test_a_compress_folder_fp32_and_variants(bert, tmp_path):
+    """A compress folder: fp32/ (the convert) and report.json's variants, chosen by folder name."""
+    model, out = bert
+    folder = tmp_path / "q"
+    shutil.copytree(out, folder / "fp32")
+    shutil.copytree(out / "onnx", folder / "onnx-dynamic-int8")  # stands in for the quantized file
+    (folder / "report.json").write_text(json.dumps({"variants": [
+        {"target": "onnx", "mode": "dynamic-int8", "path": "onnx-dynamic-int8/model.onnx", "precision": "int8"}]}))
+    rt = runtime.load(folder, target="onnx-dynamic-int8")
+    assert rt.path == folder / "onnx-dynamic-int8" / "model.onnx" and rt.precision == "int8"
+    assert runtime.load(folder, target="onnx").path == folder / "fp32" / "onnx" / "model.onnx"
+    feeds = _encode(model, _held_out(1)[0])
+    assert _cosine(rt(feeds)["last_hidden_state"], _source(model, feeds)["last_hidden_state"]) >= 0.9999
 
 
 def test_the_file_works_copied_alone_beside_an_artifact_folder(bert, tmp_path):
