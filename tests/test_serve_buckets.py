@@ -132,3 +132,38 @@ def test_serve_refuses_buckets_on_an_axis_the_model_lacks(model, tmp_path):
     assert code != 0 and "not a dynamic axis" in out + err and "['sequence']" in out + err
     code, out, err = run_cli("serve", str(model), "--shape-buckets", "sequence=auto", "--port", str(free_port()))
     assert code != 0 and "not auto" in out + err
+
+
+@pytest.mark.integration
+def test_serving_a_bucketed_convert_folder_uses_its_buckets(tiny_bert, tmp_path):
+    """A folder from `convert --shape-buckets` is served with its manifest's buckets, no flag."""
+    import edgekit
+
+    out = tmp_path / "bert"
+    edgekit.convert(edgekit.load(tiny_bert, dims={"sequence": 32}), targets=["onnx"], out=out,
+                    shape_buckets={"sequence": [8, 16, 32]})
+    from edgekit.serve._model import manifest_buckets
+
+    axes, pad = manifest_buckets(out / "onnx" / "model.onnx")
+    assert axes == {"sequence": [8, 16, 32]} and set(pad) == {"input_ids", "token_type_ids", "attention_mask"}
+    port = free_port()
+    proc = start_server(out, port, token=TOKEN, log=tmp_path / "server.log")
+    try:
+        info = json.loads(request(port, "GET", "/v1/models")[1])["models"][0]
+        assert info["buckets"]["axes"] == {"sequence": [8, 16, 32]} and info["limits"]["sequence"] == 32
+        ids = np.array([[2, 17, 99, 3]], np.int64)
+        feeds = {"input_ids": ids, "token_type_ids": np.zeros_like(ids), "attention_mask": np.ones_like(ids)}
+        status, body = request(port, "POST", f"/v1/models/{info['name']}:predict",
+                               json.dumps({"inputs": {k: v.tolist() for k, v in feeds.items()}}),
+                               {"content-type": "application/json"})
+        assert status == 200, body
+        got = np.asarray(json.loads(body)["outputs"]["last_hidden_state"], np.float32)
+        from edgekit.backends.onnxruntime.runtime import OrtRunner
+
+        want = OrtRunner(out / "onnx" / "model.onnx").run(feeds)[0]
+        assert got.shape == want.shape == (1, 4, 64)
+        np.testing.assert_allclose(got, want, atol=1e-5)
+        text = request(port, "GET", "/metrics")[1].decode()
+        assert _metric(text, "edgekit_bucket_requests_total", "sequence_8") == 1
+    finally:
+        stop_server(proc)

@@ -95,6 +95,10 @@ def _convert_buckets(model: Model, buckets: dict[str, list[int]], precision: str
     """(MLModel, notes): enumerated shapes on the bucketed inputs, else a range dim."""
     ct = require("coremltools", "Core ML")
     torch = require("torch")
+    if model.format == "torchscript":  # tracing bakes the traced sizes into reshapes: other shapes would be wrong
+        raise ConversionError("coreml", "shape buckets need torch.export's dynamic dims; a TorchScript module is "
+                              "traced at one shape", "give the eager module (module:factory) or a .pt2, or convert "
+                              "without --shape-buckets")
     largest = {**model.dims, **{a: max(s) for a, s in buckets.items()}}
     example = tuple(t if tuple(t.shape) == s.concrete(largest) else torch.zeros(s.concrete(largest), dtype=t.dtype)
                     for s, t in zip(model.signature.inputs, model.meta["example"], strict=True))
@@ -102,7 +106,7 @@ def _convert_buckets(model: Model, buckets: dict[str, list[int]], precision: str
     dynamic = tuple({i: dims[d] for i, d in enumerate(s.shape) if isinstance(d, str) and d in dims} or None
                     for s in model.signature.inputs)
     try:
-        graph = _graph(model, example, None if model.format == "torchscript" else dynamic)
+        graph = _graph(model, example, dynamic)
     except Exception as exc:
         raise ConversionError("coreml", f"torch.export with the bucketed axes dynamic failed: {exc}",
                               "convert without --shape-buckets (one static shape) for Core ML") from exc
