@@ -119,3 +119,25 @@ def test_over_ssh_the_lengths_travel_with_the_runner(bert_out, tmp_path, monkeyp
     (r,) = result.to_dict()["results"]
     assert r["error"] is None and r["real_lengths"]["by_size"] == {"4": 1, "12": 1, "24": 1}
     _check_latency(r["real_lengths"])
+
+
+def test_compare_gates_the_real_length_mean(bert_out, tmp_path):
+    import copy
+
+    from edgekit.bench.compare import compare, format_table
+
+    (tmp_path / "n.txt").write_text("6\n20\n")
+    old = bench(bert_out / "onnx" / "model.onnx", runs=2, warmup=0, profile=False, lengths=tmp_path / "n.txt").to_dict()
+    new = copy.deepcopy(old)
+    new["results"][0]["real_lengths"]["latency_ms"]["mean"] *= 1.3
+    (row,) = compare(old, new, threshold=0.10)
+    assert row["regressed"] == ["real_mean_ms"] and row["real_mean_ms"]["change"] == pytest.approx(0.3)
+    from rich.console import Console
+
+    console = Console(record=True, width=250)
+    console.print(format_table([row]))
+    assert "real lengths mean ms" in console.export_text()
+    plain = copy.deepcopy(old)
+    plain["results"][0].pop("real_lengths")
+    console.print(format_table(compare(plain, plain)))
+    assert console.export_text().count("real lengths mean ms") == 0  # no --lengths: no such column

@@ -1,7 +1,8 @@
 """`edgekit bench --compare OLD.json NEW.json`: what changed between two bench results.
 
-Results are matched by (artifact, threads). A pair is a regression when its p50, p90, peak RSS
-or size grew by more than ``threshold`` (relative), or when it ran before and fails now.
+Results are matched by (artifact, threads). A pair is a regression when its p50, p90, peak RSS,
+size or (with ``--lengths``) mean latency over the real lengths grew by more than ``threshold``
+(relative), or when it ran before and fails now.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ METRICS: dict[str, tuple[tuple[str, ...], str]] = {
     "p90_ms": (("latency_ms", "p90"), "p90 ms"),
     "peak_rss_mb": (("rss_mb", "peak"), "peak RSS MB"),
     "size_bytes": (("size_bytes",), "size"),
+    "real_mean_ms": (("real_lengths", "latency_ms", "mean"), "real lengths mean ms"),  # bench --lengths
 }
+OPTIONAL = {"real_mean_ms"}  # a column only when a result has the figure
 
 
 def _get(result: dict | None, path: tuple[str, ...]):
@@ -101,11 +104,13 @@ def format_table(rows: list[dict]):
     t = Table(title=title, title_justify="left")
     t.add_column("artifact", no_wrap=True)
     t.add_column("threads", justify="right")
-    for _path, label in METRICS.values():
-        t.add_column(label, justify="right", no_wrap=True)
+    shown = [n for n in METRICS if n not in OPTIONAL or any(r[n]["old"] is not None or r[n]["new"] is not None
+                                                            for r in rows)]
+    for name in shown:
+        t.add_column(METRICS[name][1], justify="right", no_wrap=True)
     t.add_column("status")
     for r in rows:
-        cells = [_cell(r[name], name, name in r["regressed"]) for name in METRICS]
+        cells = [_cell(r[name], name, name in r["regressed"]) for name in shown]
         status = r["status"]
         err = r.get("new_error") or r.get("old_error")
         if err and status in ("error", "fixed", "not run", "still failing"):
