@@ -291,3 +291,28 @@ def test_compress_with_buckets_calibrates_each_signature_and_runs_real_lengths(b
     assert "over 3 signatures" in " ".join(tfl["notes"])
     keys = Interpreter(model_path=str(tmp_path / "c" / tfl["path"])).get_signature_list()
     assert sorted(keys) == ["sequence_16", "sequence_32", "sequence_8"]
+
+
+@pytest.mark.integration
+def test_vision_buckets_on_two_axes(tmp_path):
+    pytest.importorskip("litert_torch")
+    from ai_edge_litert.interpreter import Interpreter
+
+    import edgekit
+
+    model = edgekit.load("tests.fixtures:tiny_cnn_module", inputs=["pixels:1x3xheightxwidth:float32"],
+                         dims={"height": 32, "width": 48})
+    result = edgekit.convert(model, ["onnx", "tflite"], tmp_path / "v",
+                             shape_buckets=["height=16,32", "width=16,48"])
+    keys = ["height_16_width_16", "height_32_width_16", "height_16_width_48", "height_32_width_48"]
+    for art in result.manifest["artifacts"]:
+        b = art["buckets"]
+        assert b["axes"] == {"height": [16, 32], "width": [16, 48]} and b["pad"] == {"pixels": 0.0}
+        assert [p["bucket"] for p in b["parity"]] == keys and all(p["status"] == "pass" for p in b["parity"])
+        # generated images at sizes inside each bucket (over the next smaller one), padded to it
+        h32_w48 = b["parity"][3]["lengths"]
+        assert all(16 < x["height"] <= 32 and 16 < x["width"] <= 48 for x in h32_w48)
+    tfl = next(a for a in result.manifest["artifacts"] if a["target"] == "tflite")
+    assert tfl["buckets"]["signatures"] == {k: k for k in keys}
+    sigs = Interpreter(model_path=str(tmp_path / "v" / tfl["path"])).get_signature_list()
+    assert sorted(sigs) == sorted(keys)
