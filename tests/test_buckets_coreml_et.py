@@ -73,9 +73,16 @@ def et_modules():
     return buckets, convert, ExecuTorchRunner
 
 
-def test_executorch_dynamic_program_runs_every_bucket(bert, et_modules, tmp_path):
-    _, et_convert, Runner = et_modules
-    path, notes = et_convert.from_torch(bert, tmp_path, "fp32", ConvertContext(buckets={"sequence": SIZES}))
+@pytest.fixture(scope="module")
+def dynamic_pte(bert, et_modules, tmp_path_factory):
+    et_convert = et_modules[1]
+    return et_convert.from_torch(bert, tmp_path_factory.mktemp("et-dynamic"), "fp32",
+                                 ConvertContext(buckets={"sequence": SIZES}))
+
+
+def test_executorch_dynamic_program_runs_every_bucket(bert, et_modules, dynamic_pte):
+    Runner = et_modules[2]
+    path, notes = dynamic_pte
     assert notes[0].startswith("shape buckets: one dynamic program") and "sequence 8..32" in notes[0], notes
     runner = Runner(path, threads=1, source=bert.signature)
     assert runner.signature_keys == []  # one dynamic graph: no method per bucket
@@ -125,6 +132,26 @@ def test_executorch_device_loader_dispatches_by_shape(bert, per_bucket_pte):
     for n in SIZES:
         feeds = _feeds(bert, n)
         assert _cosine(run(feeds)[0], _torch(bert, feeds)) >= 0.9999
+
+
+@pytest.mark.parametrize("mode", ["dynamic-int8", "static-int8"])
+def test_executorch_int8_follows_the_fp32_programs_buckets(bert, et_modules, dynamic_pte, tmp_path, mode):
+    """int8 (pt2e) from a bucketed fp32 .pte is one dynamic program too, calibrated on samples
+    of several lengths (each padded to its bucket), and runs at every bucket."""
+    from edgekit.backends._quant import QuantOptions
+    from edgekit.backends.executorch import quantize as et_quantize
+
+    Runner = et_modules[2]
+    calib = [_feeds(bert, n, seed=i) for i, n in enumerate((5, 12, 20, 32, 9, 30))]
+    res = et_quantize.quantize(dynamic_pte[0], tmp_path, mode, calib, QuantOptions(transformer=True), model=bert)
+    assert any(n.startswith("shape buckets {'sequence': [8, 16, 32]}: one dynamic program") for n in res.notes)
+    runner = Runner(res.path, threads=1, source=bert.signature)
+    assert [s.shape for s in runner.signature.inputs] == [(1, "sequence")] * 3
+    for n in (8, 13, 16, 32):
+        feeds = _feeds(bert, n, seed=7)
+        got, ref = runner.run(feeds)[0], _torch(bert, feeds)
+        assert got.shape == ref.shape == (1, n, 64) and _cosine(got, ref) >= 0.99, (n, _cosine(got, ref))
+        assert float(np.abs(got - ref).max()) > 0  # quantized: not the fp32 program
 
 
 # ---- Core ML ----------------------------------------------------------------------------------

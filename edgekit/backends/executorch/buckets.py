@@ -8,7 +8,8 @@
                 (``sequence_16``); ``forward`` is absent
 
 ``edgekit_io`` records which: ``"dynamic"`` (input/output name -> {axis index: axis name}) for
-the dynamic program, ``"methods"`` (bucket key -> method name) for the other.
+the dynamic program, ``"methods"`` (bucket key -> method name) for the other; and ``"buckets"``
+(axis -> sizes), which int8 quantization (quantize.py) follows: its program is dynamic too.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ def example_at(model: Model, dims: dict[str, int]) -> tuple:
     return tuple(example)
 
 
-def export_dynamic(model: Model, buckets: dict[str, list[int]]) -> Any:
-    """torch.export with a ``Dim`` per bucketed axis, ranging over the buckets."""
+def export_dynamic(model: Model, buckets: dict[str, list[int]], module: Any = None) -> Any:
+    """torch.export of ``module`` (default: the model's) with a ``Dim`` per bucketed axis,
+    ranging over the buckets."""
     torch = need("torch")
     from .convert import quiet
 
@@ -53,7 +55,7 @@ def export_dynamic(model: Model, buckets: dict[str, list[int]]) -> Any:
     shapes = tuple({i: dims[a] for i, a in named.get(s.name, {}).items()} or None for s in model.signature.inputs)
     example = example_at(model, {a: max(s) for a, s in buckets.items()})
     with quiet():
-        return torch.export.export(model.module, example, dynamic_shapes=shapes)
+        return torch.export.export(model.module if module is None else module, example, dynamic_shapes=shapes)
 
 
 def export_each(model: Model, buckets: dict[str, list[int]]) -> dict[str, Any]:
@@ -62,6 +64,24 @@ def export_each(model: Model, buckets: dict[str, list[int]]) -> dict[str, Any]:
     from .convert import export
 
     return {_buckets.key(dims): export(model.module, example_at(model, dims)) for dims in _buckets.combos(buckets)}
+
+
+def io_extra(model: Model, buckets: dict[str, list[int]]) -> dict:
+    """``edgekit_io``'s fields for a dynamic program: its named axes and the buckets."""
+    return {"dynamic": axis_names(model.signature, buckets), "buckets": buckets}
+
+
+def program_buckets(path: Path) -> dict[str, list[int]] | None:
+    """The shape buckets a .pte was converted with (its ``edgekit_io``), or None."""
+    from . import device
+
+    need("executorch", "ExecuTorch")
+    try:
+        doc = device.io_doc(device.load_program(str(path)))
+    except Exception:  # noqa: BLE001 - not a readable .pte: no buckets to follow
+        return None
+    found = doc.get("buckets") or {}
+    return {str(a): sorted(int(n) for n in s) for a, s in found.items()} or None
 
 
 def _range(buckets: dict[str, list[int]]) -> str:
@@ -77,7 +97,7 @@ def convert(model: Model, dest: Path, ctx: ConvertContext, per_bucket: bool = Fa
     if not per_bucket:
         try:
             exported = export_dynamic(model, buckets)
-            notes = lower(exported, model.signature, dest, {"dynamic": axis_names(model.signature, buckets)})
+            notes = lower(exported, model.signature, dest, io_extra(model, buckets))
             return [f"shape buckets: one dynamic program (torch.export.Dim: {_range(buckets)}); "
                     "it runs at every bucket, and at any size between"] + notes
         except Exception as exc:  # torch.export or the lowering refused the dynamic axes
@@ -91,5 +111,5 @@ def convert(model: Model, dest: Path, ctx: ConvertContext, per_bucket: bool = Fa
         raise ConversionError("executorch", f"torch.export failed at a bucket shape: {exc}",
                               "check the buckets fit the model (e.g. its maximum positions)") from exc
     methods = {k: k for k in programs}
-    notes = lower(programs, model.signature, dest, {"methods": methods})
+    notes = lower(programs, model.signature, dest, {"methods": methods, "buckets": buckets})
     return [f"shape buckets: {reason}one method per bucket ({', '.join(methods)}) in one .pte"] + notes

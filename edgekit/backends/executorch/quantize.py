@@ -21,6 +21,7 @@ import numpy as np
 from ..._errors import EdgekitError
 from ..._types import Model
 from ._deps import need
+from .buckets import example_at, export_dynamic, io_extra, program_buckets
 from .convert import PTE, check_source, example_inputs, export, lower, quiet
 from .spec import SPEC
 
@@ -56,21 +57,30 @@ def quantize(src: Path, dest_dir: Path, mode: str, calib: list[dict] | None, opt
     per_channel = bool(getattr(opts, "per_channel", True))
     dest = Path(dest_dir) / PTE
     transformer = bool(getattr(opts, "transformer", False))
-    converted, used = _quantized_module(model, mode, calib or [], keep, per_channel, transformer)
+    buckets = getattr(opts, "buckets", None) or (program_buckets(Path(src)) if src is not None else None)
+    converted, used = _quantized_module(model, mode, calib or [], keep, per_channel, transformer, buckets)
     notes = [_DESCRIBE[mode] if per_channel else _DESCRIBE[mode].replace("per-channel", "per-tensor")]
+    if buckets:
+        notes.append(f"shape buckets {buckets}: one dynamic program, as the fp32 one "
+                     f"(torch.export.Dim on {', '.join(buckets)})")
     if transformer and mode == "static-int8":
         notes.append("transformer: linear layers only; adds, the attention mask and LayerNorm stay float")
     if used:
         notes.append(f"{used} calibration samples")
     if keep:
         notes.append(f"{len(keep)} modules kept in float: {', '.join(keep[:5])}{' ...' if len(keep) > 5 else ''}")
-    notes += lower(export(converted, example_inputs(model)), model.signature, dest)
+    if buckets:
+        notes += lower(export_dynamic(model, buckets, converted), model.signature, dest, io_extra(model, buckets))
+    else:
+        notes += lower(export(converted, example_inputs(model)), model.signature, dest)
     return QuantResult(dest, notes, keep)
 
 
 def _quantized_module(model: Model, mode: str, calib: list[dict], keep: list[str], per_channel: bool,
-                      transformer: bool = False):
-    """The converted (quantize/dequantize) torch module and how many samples calibrated it."""
+                      transformer: bool = False, buckets: dict[str, list[int]] | None = None):
+    """The converted (quantize/dequantize) torch module and how many samples calibrated it.
+    With ``buckets`` the graph is captured with the bucketed axes dynamic, and calibration
+    samples may have any size within them."""
     torch = need("torch")
     need("executorch", "ExecuTorch quantization")
     need("torchao", "ExecuTorch quantization (pt2e)")
@@ -92,12 +102,13 @@ def _quantized_module(model: Model, mode: str, calib: list[dict], keep: list[str
         quantizer.set_global(config)
     if keep:
         quantizer.set_filter_function(_outside(keep))
-    example = example_inputs(model)
+    example = example_at(model, {a: max(s) for a, s in buckets.items()}) if buckets else example_inputs(model)
     samples = [] if mode == "dynamic-int8" else calib
     with quiet(), torch.no_grad():
-        prepared = prepare_pt2e(export(model.module, example).module(), quantizer)
+        captured = export_dynamic(model, buckets) if buckets else export(model.module, example)
+        prepared = prepare_pt2e(captured.module(), quantizer)
         for feeds in samples:
-            prepared(*_tensors(model, feeds, example))
+            prepared(*_tensors(model, feeds, example, buckets))
         if not samples:
             prepared(*example)  # observers need one pass even where they record nothing
         converted = convert_pt2e(prepared)
@@ -133,15 +144,23 @@ def _float_scalars_to_attrs(model):
     return model
 
 
-def _tensors(model: Model, feeds: dict[str, np.ndarray], example: tuple) -> list:
-    """One sample as torch tensors in signature order, at the example's shapes and dtypes."""
+def _tensors(model: Model, feeds: dict[str, np.ndarray], example: tuple, buckets: dict | None = None) -> list:
+    """One sample as torch tensors in signature order, at the example's shapes and dtypes (with
+    ``buckets``: padded with 0 to its bucket, as it runs)."""
     import torch
 
+    if buckets:
+        from ...runtime import axis_sizes, pad, pick_bucket
+
+        dims = pick_bucket(buckets, axis_sizes(feeds, model.signature.inputs, buckets))
+        feeds = pad(feeds, model.signature.inputs, dims, {}) if dims else feeds
     values = list(feeds.values())
     out = []
     for i, (spec, ex) in enumerate(zip(model.signature.inputs, example, strict=True)):
         arr = np.asarray(feeds[spec.name] if spec.name in feeds else values[i])
-        if tuple(arr.shape) != tuple(ex.shape):
+        free = {a for a, d in enumerate(spec.shape) if buckets and d in buckets}
+        if arr.ndim != ex.ndim or any(n != e if a not in free else n > e
+                                      for a, (n, e) in enumerate(zip(arr.shape, ex.shape, strict=True))):
             raise EdgekitError(f"calibration input {spec.name!r} has shape {list(arr.shape)}, the ExecuTorch program "
                                f"{list(ex.shape)}", "give samples of the converted static shape (set axes with --dim)")
         out.append(torch.from_numpy(np.ascontiguousarray(arr)).to(ex.dtype))
