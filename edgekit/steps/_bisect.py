@@ -18,8 +18,9 @@ Prefix = Callable[[str], list[np.ndarray]]  # tensor -> the converted prefix's o
 class Cutter:
     """Cuts of one ONNX graph (``onnx.utils.Extractor``): the graph is read and shape-inferred once."""
 
-    def __init__(self, onnx_path: Path, inputs: list[str]):
+    def __init__(self, onnx_path: Path, inputs: list[str], feeds: dict | None = None):
         self.onnx_path, self.inputs, self._extractor = Path(onnx_path), inputs, None
+        self.feeds = feeds  # a sample: sizes the cut's output where shape inference cannot
 
     def __call__(self, tensor: str, dest: Path) -> Path:
         """The graph from the inputs up to ``tensor`` (its only output), written to ``dest``."""
@@ -27,19 +28,33 @@ class Cutter:
         if self._extractor is None:
             proto = onnx.load(str(self.onnx_path))
             if proto.ByteSize() < 1_800_000_000:
-                proto = onnx.shape_inference.infer_shapes(proto, strict_mode=False)
+                proto = onnx.shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
             self._extractor = onnx.utils.Extractor(proto)
         part = self._extractor.extract_model(self.inputs, [tensor])
+        if not part.graph.output[0].type.tensor_type.HasField("shape") and self.feeds is not None:
+            self._size_output(part)
         big = part.ByteSize() > 1_800_000_000
         onnx.save(part, str(dest), save_as_external_data=big, location=dest.name + ".data" if big else None)
         return dest
+
+
+    def _size_output(self, part) -> None:
+        """The cut's output shaped as ONNX Runtime computes it on the sample (an ONNX file needs its
+        outputs' shapes; inference leaves some unknown, e.g. a reduction over axes given as a tensor)."""
+        ort = require("onnxruntime", "ONNX Runtime")
+        session = ort.InferenceSession(part.SerializeToString(), providers=["CPUExecutionProvider"])
+        names = {i.name for i in session.get_inputs()}
+        value = session.run(None, {k: v for k, v in self.feeds.items() if k in names})[0]
+        dims = part.graph.output[0].type.tensor_type.shape
+        for size in np.shape(value):
+            dims.dim.add().dim_value = int(size)
 
 
 def openvino_prefix(onnx_path: Path, inputs: list[str], feeds: list[dict]) -> Prefix:
     """Each prefix read by OpenVINO's ONNX frontend (the openvino target's route; compiled from the
     file directly: 4x faster than ``convert_model`` then compile on MiniLM), run at f32."""
     ov = require("openvino", "OpenVINO")
-    cut = Cutter(onnx_path, inputs)
+    cut = Cutter(onnx_path, inputs, feeds[0] if feeds else None)
     core = ov.Core()
 
     def run(tensor: str) -> list[np.ndarray]:
@@ -60,7 +75,7 @@ def tflite_prefix(onnx_path: Path, inputs: list[str], samples: list[dict], layou
     from . import verify
     from .ingest import load
 
-    cut = Cutter(onnx_path, inputs)
+    cut = Cutter(onnx_path, inputs, samples[0] if samples else None)
 
     def run(tensor: str) -> list[np.ndarray]:
         with tempfile.TemporaryDirectory(prefix="edgekit-bisect-") as tmp:

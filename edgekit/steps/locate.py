@@ -82,7 +82,7 @@ def _views(got: np.ndarray, shape: tuple) -> list[np.ndarray]:
     n = got.ndim
     if n >= 3:
         moved = got.transpose(0, n - 1, *range(1, n - 1))
-        if moved.shape == shape and moved.shape != got.shape:
+        if moved.shape == shape:  # also where both read the same ([3, 2, 2]): channels-last is the other
             views.append(moved)
     if not views and got.size == math.prod(shape) and \
             tuple(d for d in got.shape if d != 1) == tuple(d for d in shape if d != 1):
@@ -382,11 +382,34 @@ def refine(graph: inter.OnnxGraph, found: tuple[int, bool], measured: dict[str, 
                              "above is inferred from the artifact's tensors only"}
     if tensor is None:
         return None
+    tensor, more = _walk_back(graph, tensor, measured, is_bad)
+    cuts += more
     node = graph.nodes[graph.producer[tensor]]
     return {"node": node.name or tensor, "op_type": node.op_type, "tensor": tensor, "exposed": False,
             "method": f"bisection ({cuts} cuts of the graph converted and run)",
             "inputs": _input_errors(graph, node, {**measured, **seen}, good),
             "target_tensor": seen[tensor].target_tensor, **seen[tensor].to_dict()}
+
+
+def _walk_back(graph: inter.OnnxGraph, tensor: str, measured: dict[str, Measure], is_bad, steps: int = 8):
+    """The cut found may have a divergent input after all: "implied good" trusts a tensor a later good
+    one depends on, and a difference the later ops mask (-inf written as -FLT_MAX before a Softmax)
+    is still where the values first part. While an unmeasured input of the culprit's node diverges
+    when the graph is cut there, that input's node is the culprit. Returns (tensor, cuts made)."""
+    cuts = 0
+    for _ in range(steps):
+        node = graph.nodes[graph.producer[tensor]]
+        ins = [x for x in node.input if x in graph.floats and x in graph.producer and x not in measured]
+        bad_in = None
+        for x in ins:
+            cuts += 1
+            if is_bad(x):
+                bad_in = x
+                break
+        if bad_in is None:
+            return tensor, cuts
+        tensor = bad_in
+    return tensor, cuts
 
 
 def locate(onnx_path: Path, target: str, artifact: Path, samples: list[dict], tol: dict,
