@@ -197,12 +197,39 @@ def _located_section(docs: list[dict]) -> list[str]:
     return lines
 
 
-def render(nodes: dict | None, zoo: dict | None, located: list[dict] | None = None) -> str:
+def _predictions_section(runs: list[tuple[str, list[dict]]]) -> list[str]:
+    """How well `edgekit check` predicted the conversions (rows of benchmarks/check_predictions.py --json)."""
+    from check_predictions import summary
+
+    lines = ["## `edgekit check`: predicted before converting", "",
+             "`edgekit check` run on each model with the same inputs before the conversion is known "
+             "(`benchmarks/check_predictions.py RESULTS.json --json ROWS.json`); a conversion failure is an "
+             "error, a known failure or no route (a parity failure is not: the artifact was made). "
+             "docs/check.md explains the verdicts.", "",
+             "| run | target | conversion failures | predicted (will fail + may fail) | converted | "
+             "flagged among them |", "|---|---|---|---|---|---|"]
+    total = [0, 0, 0, 0]
+    for label, rows in runs:
+        for target, s in summary(rows).items():
+            hit, flagged = s["predicted_fail"] + s["predicted_risk"], s["false_fail"] + s["false_risk"]
+            total = [total[0] + s["failures"], total[1] + hit, total[2] + s["converted"], total[3] + flagged]
+            lines.append(f"| {label} | {target} | {s['failures']} | {_pct(hit, s['failures'])} "
+                         f"({s['predicted_fail']} + {s['predicted_risk']}) | {s['converted']} | "
+                         f"{_pct(flagged, s['converted'])} |")
+    lines += ["", f"In all: **{_pct(total[1], total[0])}** of the conversion failures predicted; "
+                  f"**{_pct(total[3], total[2])}** of the conversions that succeeded flagged."]
+    return lines
+
+
+def render(nodes: dict | None, zoo: dict | None, located: list[dict] | None = None,
+           predictions: list[tuple[str, list[dict]]] | None = None) -> str:
     parts = [_header(nodes, zoo), _rates(nodes, zoo)]
     if zoo:
         parts.append(_zoo_section(zoo))
     if nodes:
         parts.append(_nodes_section(nodes))
+    if predictions:
+        parts.append(_predictions_section(predictions))
     if located:
         parts.append(_located_section(located))
     return "\n\n".join("\n".join(p) for p in parts) + "\n"
@@ -215,7 +242,9 @@ def cmd_report(args) -> int:
         raise SystemExit("give --nodes and/or --zoo")
     out = Path(args.out)
     located = [json.loads(Path(f).read_text()) for f in args.located or []]
-    out.write_text(render(nodes, zoo, located))
+    predictions = [(label, json.loads(Path(f).read_text()))
+                   for label, _, f in (p.partition("=") for p in args.predictions or [])]
+    out.write_text(render(nodes, zoo, located, predictions))
     print(f"wrote {out}")
     return 0
 
@@ -226,5 +255,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--zoo", help="JSON from `conformance.py zoo --json`")
     p.add_argument("--located", action="append", help="JSON of a run of the parity failures (nodes --match, zoo "
                    "--only) whose first divergences are listed; repeat")
+    p.add_argument("--predictions", action="append", help="LABEL=ROWS.json of benchmarks/check_predictions.py "
+                   "--json: how well edgekit check predicted that run; repeat")
     p.add_argument("--out", default=str(ROOT / "docs" / "conformance.md"))
     p.set_defaults(func=cmd_report)

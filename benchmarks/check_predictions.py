@@ -60,7 +60,8 @@ def predict(doc: dict) -> list[dict]:
     return rows
 
 
-def score(rows: list[dict], verbose: bool = False) -> dict:
+def summary(rows: list[dict]) -> dict:
+    """Per target: failures, those predicted (will fail / may fail), conversions made, those flagged."""
     out = {}
     for target in sorted({r["target"] for r in rows}):
         mine = [r for r in rows if r["target"] == target]
@@ -71,6 +72,14 @@ def score(rows: list[dict], verbose: bool = False) -> dict:
                        "predicted_risk": sum(r["predicted"] == "risk" for r in failed),
                        "converted": len(made), "false_fail": sum(r["predicted"] == "fail" for r in made),
                        "false_risk": sum(r["predicted"] == "risk" for r in made)}
+    return out
+
+
+def score(rows: list[dict], verbose: bool = False) -> dict:
+    out = summary(rows)
+    for target in out:
+        mine = [r for r in rows if r["target"] == target]
+        failed = [r for r in mine if r["actual"] in FAILED]
         print(f"{target}: {out[target]}")
         for r in mine if verbose else []:
             if (r in failed) != (r["predicted"] in ("fail", "risk")):
