@@ -11,10 +11,18 @@ from .._quant import QuantOptions, QuantResult, RepairJob, clear
 GPTQ_SAMPLES = 64  # more gave nothing on MiniLM (256: same cosine within 0.0001) and cost time
 
 
-def _signature_inputs(src: Path) -> tuple[str, list[str]]:
+def _signature_inputs(src: Path, feeds: dict | None = None) -> tuple[str, list[str]]:
+    """The signature samples go to: the first, or (a file with one signature per shape bucket)
+    the one whose inputs have the shapes of ``feeds``."""
     interp = require("ai_edge_litert.interpreter", "LiteRT").Interpreter(model_path=str(src))
     sigs = interp.get_signature_list()
     key = next(iter(sigs))
+    if feeds is not None and len(sigs) > 1:
+        for k in sigs:
+            details = interp.get_signature_runner(k).get_input_details()
+            if all(n in feeds and tuple(d["shape"]) == tuple(feeds[n].shape) for n, d in details.items()):
+                key = k
+                break
     return key, list(sigs[key]["inputs"])
 
 
@@ -149,12 +157,14 @@ def _rank_fully_connected(src: Path, qt, tune: list[dict]) -> list[str]:
     from ai_edge_quantizer.utils import tfl_flatbuffer_utils as fu
     from ai_edge_quantizer.utils import validation_utils as vu
 
-    key, _ = _signature_inputs(src)
+    key, _ = _signature_inputs(src, tune[0])
     res = qt.validate({key: tune[:4]}, error_metrics=[vu.ValidationErrorMetric.COSINE_SIMILARITY])
     consts = set(res.get_signature_comparison_result(key).constant_tensors)
     err = {name: 1.0 - next(iter(v.values())) for name, v in res.get_all_tensor_results().items()}
     model = fu.read_model(str(src))
-    graph = model.subgraphs[0]
+    graph = model.subgraphs[next((d.subgraphIndex for d in model.signatureDefs or []
+                                  if (d.signatureKey.decode() if isinstance(d.signatureKey, bytes) else d.signatureKey)
+                                  == key), 0)]  # the tuning samples' signature (one per shape bucket)
     codes = {qtyping.BuiltinOperator.FULLY_CONNECTED}
 
     def name(i: int) -> str:
