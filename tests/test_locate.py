@@ -397,3 +397,20 @@ def test_openvino_intermediates_are_fed_by_port_not_by_merged_names(tmp_path):
     assert k_side
     for n in k_side:
         np.testing.assert_allclose(got[n], ref[n], rtol=1e-5, atol=1e-6, err_msg=n)
+
+
+@pytest.mark.integration
+def test_explain_on_a_tflite_with_a_signature_per_bucket(tmp_path, tiny_bert):
+    """A .tflite with one signature per shape bucket: the locator runs the signature that takes the
+    run's shape (it ran the first, at another length, and stopped on a reshape)."""
+    pytest.importorskip("litert_torch")
+    import edgekit
+
+    model = edgekit.load(str(tiny_bert), dims={"sequence": 16})
+    res = edgekit.convert(model, targets=["tflite"], out=tmp_path / "o", explain=True,
+                          shape_buckets={"sequence": [8, 16]})
+    (art,) = res.artifacts
+    assert art.buckets and len(art.buckets["signatures"]) == 2
+    fd = art.parity.first_divergence
+    assert fd is not None and not fd.get("error"), fd
+    assert int(fd["compared"].split(" of ")[0]) > 10  # the signature's own tensors were read

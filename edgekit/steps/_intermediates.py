@@ -177,6 +177,17 @@ def _by_port(ports, feeds: dict) -> list:
     return ordered
 
 
+def _signature_for(interp, feeds: dict) -> str:
+    """The signature whose inputs take the feeds' shapes (a .tflite with one signature per shape
+    bucket); the first where none does exactly."""
+    keys = list(interp.get_signature_list())
+    for key in keys:
+        details = interp.get_signature_runner(key).get_input_details()
+        if all(name in feeds and tuple(d["shape"]) == tuple(np.shape(feeds[name])) for name, d in details.items()):
+            return key
+    return keys[0]
+
+
 def tflite_artifact(path: Path, feeds_list: list[dict]) -> list[dict[str, np.ndarray]]:
     """Every tensor LiteRT computes (no delegate, so none is fused away), keyed by its TFLite name;
     the signature's outputs also under their own (ONNX) names."""
@@ -184,18 +195,19 @@ def tflite_artifact(path: Path, feeds_list: list[dict]) -> list[dict[str, np.nda
 
     interp = lite.Interpreter(model_path=str(path), experimental_preserve_all_tensors=True,
                               experimental_op_resolver_type=lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    key = next(iter(interp.get_signature_list()))
+    key = _signature_for(interp, feeds_list[0])
     runner = interp.get_signature_runner(key)
+    sub = int(getattr(runner, "_subgraph_index", 0))  # a signature per bucket: each its own subgraph
     results = []
     for feeds in feeds_list:
         outs = runner(**feeds)
         got, kept = {}, 0
-        for d in interp.get_tensor_details():
+        for d in interp.get_tensor_details(sub):
             size = int(np.prod(d["shape"])) * np.dtype(d["dtype"]).itemsize
             if np.dtype(d["dtype"]).kind != "f" or kept + size > BUDGET // len(feeds_list):
                 continue  # past the budget, the rest are left to inference
             try:
-                got[d["name"]] = np.array(interp.get_tensor(d["index"]))
+                got[d["name"]] = np.array(interp.get_tensor(d["index"], sub))
             except ValueError:  # a tensor with no data (an unused buffer)
                 continue
             kept += size

@@ -301,8 +301,8 @@ def _one_target(run: _Run, target: Target) -> Artifact:
     if run.ctx.used_onnx:
         lineage.append(f"onnx:opset{run.ctx.opset}")
     lineage.append(f"{target.name}:{precision}")
-    if not (bucketed and bucketed["signatures"]):  # locate runs one shape: the run's, not a bucket's signature
-        _explain(run, target, path, parity, next(a["route"] for a in made if a.get("kept")))
+    # locate runs the run's shape (the largest bucket): the signature taking it, in a .tflite with one per bucket
+    _explain(run, target, path, parity, next(a["route"] for a in made if a.get("kept")))
     return Artifact(target=target.name, precision=precision, path=path, signature=signature,
                     sha256=sha256_of(sub), size_bytes=size_of(sub), convert_seconds=seconds,
                     tool_versions=tool_versions(target.name), parity=parity, notes=notes, lineage=lineage,
