@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from ._errors import EdgekitError
 
 AUTO = "auto"
-_FORM = "give AXIS=SIZE,SIZE,... (e.g. --shape-buckets sequence=16,32,64,128) or AXIS=auto"
+_FORM = "give AXIS=SIZE,SIZE,... (e.g. --shape-buckets sequence=16,32,64,128), AXIS=auto or AXIS=auto:N"
 
 
 def parse_buckets(spec: list[str] | tuple[str, ...] | dict | str | None) -> dict[str, list[int] | str]:
@@ -41,9 +41,22 @@ def parse_buckets(spec: list[str] | tuple[str, ...] | dict | str | None) -> dict
     return out
 
 
+def is_auto(sizes: object) -> bool:
+    """``"auto"`` or ``"auto:N"``: sizes to choose from the data."""
+    return isinstance(sizes, str) and sizes.split(":")[0] == AUTO
+
+
+def auto_count(sizes: object, default: int = 4) -> int:
+    """How many buckets ``"auto:N"`` asks for (``"auto"``: ``default``)."""
+    return int(sizes.split(":")[1]) if isinstance(sizes, str) and ":" in sizes else default
+
+
 def _sizes(axis: str, sizes: object) -> list[int] | str:
-    if isinstance(sizes, str) and sizes.strip().lower() == AUTO:
-        return AUTO
+    if isinstance(sizes, str) and sizes.strip().lower().split(":")[0] == AUTO:
+        _, colon, n = sizes.strip().lower().partition(":")
+        if colon and not (n.isdigit() and 1 <= int(n) <= 32):
+            raise EdgekitError(f"shape buckets {axis}={sizes} asks for {n!r} buckets", "give auto:N with N from 1 to 32")
+        return f"{AUTO}:{int(n)}" if colon else AUTO
     parts = sizes.split(",") if isinstance(sizes, str) else sizes
     if not isinstance(parts, list | tuple) or not parts:
         raise EdgekitError(f"shape buckets for {axis!r} are {sizes!r}, not a list of sizes", _FORM)
@@ -65,7 +78,7 @@ def check_axes(buckets: dict, dynamic_axes: Iterable[str], max_sizes: dict[str, 
             raise EdgekitError(f"shape buckets for {axis!r}, which is not a dynamic axis of the model",
                                f"its dynamic axes are {dynamic or 'none (every shape is static)'}")
         top = (max_sizes or {}).get(axis)
-        if top is not None and sizes != AUTO and max(sizes) > top:
+        if top is not None and not is_auto(sizes) and max(sizes) > top:
             raise EdgekitError(f"shape bucket {axis}={max(sizes)} is larger than the model allows ({axis} <= {top})",
                                f"keep the buckets of {axis!r} at {top} or below")
 

@@ -370,10 +370,10 @@ def serve(
 
 
 def _serve_buckets(spec: list[str] | None) -> dict[str, list[int]] | None:
-    from ._buckets import AUTO, parse_buckets
+    from ._buckets import is_auto, parse_buckets
 
     buckets = parse_buckets(spec)
-    if any(v == AUTO for v in buckets.values()):
+    if any(is_auto(v) for v in buckets.values()):
         raise EdgekitError("edgekit serve --shape-buckets takes sizes, not auto (it has no data to choose from)",
                            "give the sizes, e.g. --shape-buckets sequence=16,32,64,128, or convert with auto "
                            "and serve the folder (its manifest's buckets are used)")

@@ -27,6 +27,13 @@ def test_parse_flags_and_recipe_agree():
     assert parse_buckets(["sequence=auto"]) == {"sequence": "auto"}
     assert parse_buckets({"sequence": "AUTO"}) == {"sequence": "auto"}
     assert parse_buckets(None) == {} and parse_buckets([]) == {}
+    from edgekit._buckets import auto_count, is_auto
+
+    eight = parse_buckets(["sequence=auto:8"])["sequence"]  # auto with N buckets
+    assert is_auto(eight) and auto_count(eight) == 8 and auto_count("auto") == 4 and not is_auto([16, 32])
+    for bad in ("auto:0", "auto:x", "auto:", "auto:99"):
+        with pytest.raises(EdgekitError, match="auto:N with N from 1 to 32"):
+            parse_buckets([f"sequence={bad}"])
 
 
 @pytest.mark.parametrize("bad, said", [

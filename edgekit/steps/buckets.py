@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._buckets import AUTO, check_axes, choose_auto, combos, key, parse_buckets
+from .._buckets import auto_count, check_axes, choose_auto, combos, is_auto, key, parse_buckets
 from .._errors import EdgekitError
 from .._types import Model, Parity
 from ..runtime import axis_sizes, pad, pick_bucket
@@ -48,7 +48,7 @@ def plan(model: Model, spec, data=None, count: int = 3, n_auto: int = 4) -> Buck
         return None
     dynamic = [a for s in model.signature.inputs for a in s.dynamic_axes.values()]
     check_axes(asked, dynamic, declared_max(model))
-    auto = [a for a, v in asked.items() if v == AUTO]
+    auto = [a for a, v in asked.items() if is_auto(v)]
     if auto and data is None:
         raise EdgekitError(f"--shape-buckets {auto[0]}=auto chooses the sizes from the lengths of --data, "
                            "and no --data was given",
@@ -61,9 +61,9 @@ def plan(model: Model, spec, data=None, count: int = 3, n_auto: int = 4) -> Buck
         rows, described = real_rows(data, model, list(asked))
     axes: dict[str, list[int]] = {}
     for a, sizes in asked.items():
-        if sizes == AUTO:
+        if is_auto(sizes):
             lengths = [axis_sizes(r, model.signature.inputs, [a]).get(a, 0) for r in rows]
-            sizes = choose_auto([x for x in lengths if x], n_auto, model.dims.get(a))
+            sizes = choose_auto([x for x in lengths if x], auto_count(sizes, n_auto), model.dims.get(a))
         axes[a] = list(sizes)
     check_axes(axes, dynamic, declared_max(model))
     result = BucketPlan(axes, pad_values(model))

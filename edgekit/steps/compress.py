@@ -247,10 +247,10 @@ def _bucket_args(opts: CompressOptions, data) -> dict:
 def _largest_bucket_dims(model: Model, opts: CompressOptions) -> None:
     """With shape buckets, a bucketed axis's size is its largest bucket: the data is read (and cut)
     at it, and the fp32 baselines and the tuning samples run at it, as a device runs what is longest."""
-    from .._buckets import AUTO, parse_buckets
+    from .._buckets import is_auto, parse_buckets
 
     for axis, sizes in parse_buckets(opts.shape_buckets).items():
-        if sizes != AUTO and model.dims.get(axis) != sizes[-1]:
+        if not is_auto(sizes) and model.dims.get(axis) != sizes[-1]:
             model.notes.append(f"{axis} set to {sizes[-1]}, the largest shape bucket (was {model.dims.get(axis)})")
             model.dims[axis] = sizes[-1]
             model.meta.setdefault("dim_sources", {})[axis] = "the largest --shape-buckets size"
