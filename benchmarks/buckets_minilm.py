@@ -1,4 +1,4 @@
-# Run: .venv/bin/python benchmarks/buckets_minilm.py [--work build/buckets-minilm] [--buckets 16,32,64,128]
+# Run: .venv/bin/python benchmarks/buckets_minilm.py [--work build/buckets-minilm] [--buckets auto:8 | 16,32,64,128]
 """Shape buckets on MiniLM: mean latency per sentence with buckets against the same artifact padded
 to 128, on the 500 held-out sentences, batch 1, one thread; and the best peer as its users run it.
 
@@ -48,7 +48,7 @@ def split() -> tuple[list[str], list[str]]:
     return [lines[i] for i in order[:EVAL]], [lines[i] for i in order[EVAL:EVAL + CALIB]]
 
 
-def compress(work: Path, buckets: list[int], redo: bool) -> dict:
+def compress(work: Path, buckets: list[int] | str, redo: bool) -> dict:
     import edgekit
 
     out = work / "compress"
@@ -68,9 +68,9 @@ def tokenize(sentences: list[str], pad_to: int | None = None) -> list[dict]:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(get_model_path())
-    kw = {"padding": "max_length", "max_length": pad_to} if pad_to else {}
-    return [{k: v.astype("int64") for k, v in tok(s, truncation=True, max_length=SEQ, return_tensors="np", **kw).items()}
-            for s in sentences]
+    kw = {"padding": "max_length"} if pad_to else {}
+    return [{k: v.astype("int64") for k, v in tok(s, truncation=True, max_length=pad_to or SEQ, return_tensors="np",
+                                                  **kw).items()} for s in sentences]
 
 
 def pooled(hidden, mask):
@@ -131,7 +131,9 @@ def edgekit_rows(work: Path, real, padded, refs) -> list[dict]:
 
     rows = []
     for target, folder in VARIANTS:
-        runtime = rt.load(work / "compress" / folder.split("/")[0], target=folder.split("/")[-1], threads=1)
+        # fp32/<target>: the baseline in compress's fp32/ folder; else a variant by its folder's name
+        base, _, name = folder.rpartition("/")
+        runtime = rt.load(work / "compress" / base, target=name, threads=1)
         out_name = next(n for n in runtime.outputs if "sentence" in n or "embedding" in n)
         row = measure(runtime.run, lambda out, _f, n=out_name: out[n], real, padded, refs)
         rows.append({"tool": "edgekit", "artifact": f"{target} {folder.split('/')[-1].replace(target + '-', '')}",
@@ -188,14 +190,14 @@ def table(rows: list[dict], cpu: str, mean_tokens: float) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=REPO / "build" / "buckets-minilm")
-    ap.add_argument("--buckets", default="16,32,64,128")
+    ap.add_argument("--buckets", default="auto:8", help="sizes (16,32,64,128) or auto:N (chosen from the data)")
     ap.add_argument("--redo", action="store_true", help="compress again even if --work has a run")
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--sentences", type=int, default=EVAL, help="measure the first N held-out sentences (a quick look)")
     args = ap.parse_args()
     from edgekit._cpu import host
 
-    buckets = [int(b) for b in args.buckets.split(",")]
+    buckets = args.buckets if args.buckets.startswith("auto") else [int(b) for b in args.buckets.split(",")]
     args.work.mkdir(parents=True, exist_ok=True)
     compress(args.work, buckets, args.redo)
     held, cal = split()
@@ -207,7 +209,7 @@ def main() -> int:
         rows.append(peer_row(args.work, tokenize(cal, pad_to=SEQ), real, padded, refs))
     cpu = host().model
     lengths = [int(f["attention_mask"].sum()) for f in real]
-    doc = {"cpu": cpu, "buckets": buckets, "mean_tokens": round(sum(lengths) / len(lengths), 1),
+    doc = {"cpu": cpu, "buckets": rows[0]["bucket_sizes"], "asked": buckets, "mean_tokens": round(sum(lengths) / len(lengths), 1),
            "command": " ".join(sys.argv), "rows": rows}
     (args.work / "result.json").write_text(json.dumps(doc, indent=2) + "\n")
     print(table(rows, cpu, doc["mean_tokens"]))
