@@ -136,7 +136,7 @@ def edgekit_rows(work: Path, real, padded, refs) -> list[dict]:
         runtime = rt.load(work / "compress" / base, target=name, threads=1)
         out_name = next(n for n in runtime.outputs if "sentence" in n or "embedding" in n)
         row = measure(runtime.run, lambda out, _f, n=out_name: out[n], real, padded, refs)
-        rows.append({"tool": "edgekit", "artifact": f"{target} {folder.split('/')[-1].replace(target + '-', '')}",
+        rows.append({"tool": "edgekit", "artifact": f"{target} {'fp32' if base == 'fp32' else name[len(target) + 1:]}",
                      "bucket_sizes": runtime.buckets, **row})
         print(json.dumps(rows[-1]), file=sys.stderr)
     return rows
