@@ -414,3 +414,33 @@ def test_explain_on_a_tflite_with_a_signature_per_bucket(tmp_path, tiny_bert):
     fd = art.parity.first_divergence
     assert fd is not None and not fd.get("error"), fd
     assert int(fd["compared"].split(" of ")[0]) > 10  # the signature's own tensors were read
+
+
+def _reshaper(cols: int):
+    """x [n] -> Mul(a) -> Reshape([2, cols]) -> Relu -> y: the artifact asks for a shape x cannot take."""
+    nodes = [helper.make_node("Mul", ["x", "a"], ["xa"], name="scale"),
+             helper.make_node("Reshape", ["xa", "shape"], ["r"], name="the_reshape"),
+             helper.make_node("Relu", ["r"], ["y"], name="act")]
+    inits = [_const("a", [2.0]), numpy_helper.from_array(np.array([2, cols], np.int64), "shape")]
+    graph = helper.make_graph(nodes, "reshaper", [helper.make_tensor_value_info("x", F, ["n"])],
+                              [helper.make_tensor_value_info("y", F, [2, None])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_an_artifact_that_does_not_run_is_located_by_its_cuts(tmp_path):
+    """The artifact fails on the samples (a Reshape to a size the input cannot take): every output
+    is divergent, and cutting the graph before each op finds the Reshape (the cut after it does
+    not run), not the Mul before it."""
+    onnx.save(_reshaper(3), tmp_path / "source.onnx")
+    onnx.save(_reshaper(4), tmp_path / "changed.onnx")
+    samples = [{"x": np.arange(6, dtype=np.float32)}]
+
+    def prefix(tensor):  # the changed graph cut at ``tensor``, run in ONNX Runtime
+        from edgekit.steps._bisect import Cutter
+        from edgekit.steps._intermediates import _ort_run
+
+        cut = onnx.load(Cutter(tmp_path / "changed.onnx", ["x"], samples[0])(tensor, tmp_path / f"cut-{tensor}.onnx"))
+        return [r[0] for r in _ort_run(cut, samples, True)[1]]
+
+    found = locate(tmp_path / "source.onnx", "onnx", tmp_path / "changed.onnx", samples, TOL, prefix=prefix)
+    assert found["node"] == "the_reshape" and found["op_type"] == "Reshape", found

@@ -18,6 +18,7 @@ leads to a divergent tensor (``exposed: false``). That guess is then refined by 
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -35,6 +36,21 @@ GROWTH = 10.0  # a culprit's output is this many times further out of tolerance 
 BISECT_SECONDS = 120  # a bisection converting cuts stops past this (onnx2tf takes a while on a large graph)
 NODE_RTOL = 1e-3  # an intermediate's error may reach 1e-3 of its scale: runtimes' kernels round differently
 # (OpenVINO's CPU convolutions differ from ONNX Runtime's by ~3e-4 of their scale in f32)
+
+
+@functools.cache
+def _run_errors() -> tuple[type, ...]:
+    """What a runtime raises when a model does not run on its inputs (ONNX Runtime's own ``Fail`` is
+    neither a RuntimeError nor a ValueError); not conversion errors, which stop a bisection."""
+    errors: tuple[type, ...] = (RuntimeError, ValueError)
+    try:
+        from onnxruntime.capi.onnxruntime_pybind11_state import Fail, RuntimeException
+
+        errors += (Fail, RuntimeException)
+    except ImportError:
+        pass
+    return errors
+
 
 
 def node_tolerance(tol: dict) -> dict:
@@ -372,7 +388,12 @@ def refine(graph: inter.OnnxGraph, found: tuple[int, bool], measured: dict[str, 
     def is_bad(tensor: str) -> bool:
         if time.perf_counter() > deadline:
             raise TimeoutError(f"past {BISECT_SECONDS} s ({len(seen) - 1} cuts converted)")
-        m = measure([r[tensor] for r in refs], prefix(tensor), tol, f"{tensor} (the graph cut there, converted)")
+        try:
+            got = prefix(tensor)
+        except _run_errors() as exc:  # the cut converts but does not run: diverged there
+            seen[tensor] = _bad(f"{tensor} (the graph cut there does not run: {str(exc).strip()[:80]})")
+            return True
+        m = measure([r[tensor] for r in refs], got, tol, f"{tensor} (the graph cut there, converted)")
         seen[tensor] = m or _bad(tensor)
         return seen[tensor].excess(tol) > threshold
 
@@ -432,12 +453,18 @@ def locate(onnx_path: Path, target: str, artifact: Path, samples: list[dict], to
 
         source = OrtRunner(Path(onnx_path)).signature
     refs = inter.reference(graph, samples, inter.within_budget(graph, len(samples)))
-    measured = _measure_artifact(graph, target, Path(artifact), _feeds(target, Path(artifact), samples, source),
-                                 refs, tol)
+    try:
+        measured = _measure_artifact(graph, target, Path(artifact), _feeds(target, Path(artifact), samples, source),
+                                     refs, tol)
+    except _run_errors() as exc:  # the artifact does not run on the samples: bisect for the op
+        said = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)[:120]
+        measured = {o: _bad(f"{o} (the artifact does not run: {said})") for o in graph.outputs if o in graph.floats}
     found = first_divergence(graph, measured, tol)
     result: dict = {"node": None}
     if found is not None:
-        result = {**_describe(graph, found, measured, tol), "method": "exposed tensors"}
+        runs = not any("(the artifact does not run" in m.target_tensor for m in measured.values())
+        result = {**_describe(graph, found, measured, tol),
+                  "method": "exposed tensors" if runs else "the artifact does not run: the node making its output"}
         if not found[1]:
             result["method"] = "inferred: its output is not exposed in the artifact (fused)"
             if prefix == "auto":
