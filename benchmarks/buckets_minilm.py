@@ -193,6 +193,7 @@ def main() -> int:
     ap.add_argument("--buckets", default="auto:8", help="sizes (16,32,64,128) or auto:N (chosen from the data)")
     ap.add_argument("--redo", action="store_true", help="compress again even if --work has a run")
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--compress-only", action="store_true", help="make the artifacts, measure later")
     ap.add_argument("--sentences", type=int, default=EVAL, help="measure the first N held-out sentences (a quick look)")
     args = ap.parse_args()
     from edgekit._cpu import host
@@ -200,6 +201,8 @@ def main() -> int:
     buckets = args.buckets if args.buckets.startswith("auto") else [int(b) for b in args.buckets.split(",")]
     args.work.mkdir(parents=True, exist_ok=True)
     compress(args.work, buckets, args.redo)
+    if args.compress_only:
+        return 0
     held, cal = split()
     held = held[:args.sentences]
     real, padded = tokenize(held), tokenize(held, pad_to=SEQ)
