@@ -112,8 +112,11 @@ def pad(feeds: dict[str, np.ndarray], signature_inputs, dims: dict[str, int],
                 if extra < 0:
                     raise ValueError(f"{name} has {arr.shape[i]} along {dim}, more than {dims[dim]}")
                 widths[i] = (0, extra)
-        if any(w for _, w in widths):
-            arr = np.pad(arr, widths, constant_values=np.asarray(pad_values.get(name, 0)).astype(arr.dtype))
+        if any(w for _, w in widths):  # filled, then the values copied in: np.pad costs ~30 us an input
+            filled = np.full(tuple(s + w for s, (_, w) in zip(arr.shape, widths, strict=True)),
+                             pad_values.get(name, 0), dtype=arr.dtype)
+            filled[tuple(slice(0, s) for s in arr.shape)] = arr
+            arr = filled
         out[name] = arr
     return out
 
