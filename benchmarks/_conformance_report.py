@@ -128,7 +128,7 @@ def _header(nodes: dict | None, zoo: dict | None) -> list[str]:
              f"- CPU: {meta['cpu']} ({meta['cores']} cores visible)", f"- versions: {versions}", "- commands:"]
     for doc in (nodes, zoo):
         if doc:
-            lines.append(f"  - `{doc['meta']['command']}`")
+            lines.append(f"  - `{doc['meta']['command']}` ({doc['meta']['date']}, commit {doc['meta'].get('commit', '')})")
     return lines
 
 
@@ -178,19 +178,26 @@ def _divergence_cell(fd: dict | None) -> str:
     how = "exposed" if fd.get("exposed") else (fd.get("method") or "inferred")
     err = fd.get("max_abs_err")
     return (f"`{fd['op_type']}` {_cell(fd['node'], 60)} ({how}; "
-            f"{'max abs err ' + format(err, '.3g') if err is not None else 'wrong shape or missing'})")
+            f"{'max abs err ' + format(err, '.3g') if err is not None else 'inf or NaN, a wrong shape, or no output'})")
+
+
+def _short_match(command: str) -> str:
+    """A command with its --match list of names shown as their count."""
+    import re
+
+    return re.sub(r"--match (\S+)", lambda m: f"--match <{m.group(1).count(',') + 1} names>", command)
 
 
 def _located_section(docs: list[dict]) -> list[str]:
     """Every parity failure of the given runs with the op its first_divergence names."""
     rows = [r for d in docs for r in _failures(d)]
     located = sum(bool((a.get("first_divergence") or {}).get("node")) for _, _, a in rows)
-    commands = "; ".join(f"`{d['meta']['command']}`" for d in docs)
+    commands = "; ".join(f"`{_short_match(d['meta']['command'])}` (commit {d['meta'].get('commit', '')})" for d in docs)
     lines = ["## Where each parity failure drifts", "",
              f"Each artifact that converted but failed parity, with `parity.first_divergence` (edgekit/steps/"
              f"locate.py; docs/verification.md): the first op of the ONNX graph whose output is out of "
              f"tolerance while its inputs are not. Located: **{_pct(located, len(rows))}**. "
-             f"Runs (commit {docs[0]['meta'].get('commit', '')}): {commands}.", "",
+             f"Runs: {commands}.", "",
              "| case / model | target | parity failure | first divergence |", "|---|---|---|---|"]
     lines += [f"| {_cell(name, 70)} | {t} | {_cell(a.get('error') or '', 90)} | "
               f"{_divergence_cell(a.get('first_divergence'))} |" for name, t, a in rows]
