@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -35,8 +36,10 @@ class Worker:
                "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])}
         self.log.parent.mkdir(parents=True, exist_ok=True)
         logf = open(self.log, "ab")  # noqa: SIM115 - handed to the child, closed with it
+        # a session of its own: close() kills the worker and whatever it forked (converters fork helpers)
         proc = subprocess.Popen([sys.executable, str(HERE / "_conformance_worker.py")], stdin=subprocess.PIPE,
-                                stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT, env=env, text=True)
+                                stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT, env=env, text=True,
+                                start_new_session=True)
         logf.close()
         return proc
 
@@ -69,7 +72,9 @@ class Worker:
     def close(self) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.kill()
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the worker and its children
+        except ProcessLookupError:
+            pass
         self.proc.wait()
         self.proc = None
