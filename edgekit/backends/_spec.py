@@ -78,6 +78,7 @@ class TargetSpec:
     slow_reasons: Mapping[tuple[str, str | None], str] = field(default_factory=dict)  # (mode, kind) -> why
     servable: bool = False  # edgekit serve can load it (dynamic batch, runs on a server CPU)
     precision_hint: bool = False  # the runner takes precision_hint (OpenVINO: f32 for parity, bf16 where the CPU has it)
+    keep_float_by_node: bool = False  # --keep-float takes ONNX node names (the names a drift's ranking gives)
 
     def files(self, artifact: Path) -> list[Path]:
         """The artifact and the files it needs beside it (weights, external data)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from ._format import colour as _colour
 from ._format import human_size
 from .bench_html import _CSS, _num, _ticks, _when
-from .tables import KEEP_FLOAT_BY_NODE
+from .tables import keeps_float_by_node
 
 _MARKS = {"fp32": "circle", "fp16": "plus", "dynamic-int8": "tri-down", "static-int8": "square",
           "int8-weights": "tri-up", "int4-weights": "diamond", "mixed": "cross"}
@@ -154,7 +154,7 @@ def _drift_section(doc: dict) -> list[str]:
                            f'{escape(r["op_type"])}</td><td>{_num(r.get("added"), ".3g")}</td>'
                            f'<td>{_num(r.get("max_abs_err"), ".3g")}</td><td>{_num(r.get("cosine"), ".5f")}</td></tr>'
                            for r in ranked)
-            hint = " (keep float: --keep-float NAME)" if v["target"] in KEEP_FLOAT_BY_NODE else ""
+            hint = " (keep float: --keep-float NAME)" if keeps_float_by_node(v["target"]) else ""
             parts.append(f'<table><tr><th class="l">layer{hint}</th><th class="l">op</th>'
                          "<th>error added (x tolerance)</th><th>max abs err</th><th>cosine</th></tr>"
                          f"{rows}</table>")

@@ -89,9 +89,12 @@ def compress_table(doc: dict):
     return table
 
 
-# targets whose --keep-float takes the ONNX node names the ranking gives (ONNX Runtime's quantizer;
-# NNCF's ignored scope: OpenVINO names each op after its ONNX node); LiteRT's takes tensor names
-KEEP_FLOAT_BY_NODE = ("onnx", "openvino")
+def keeps_float_by_node(target: str) -> bool:
+    """Whether ``target``'s --keep-float takes the ONNX node names a drift's ranking gives (its spec)."""
+    from .._registry import TARGETS
+
+    spec = TARGETS.get(target)
+    return bool(spec and spec.keep_float_by_node)
 
 
 def drift_lines(doc: dict) -> list[str]:
@@ -108,7 +111,7 @@ def drift_lines(doc: dict) -> list[str]:
         if ranked and v["mode"] != "fp16":
             lines.append(f"{label}: layers adding the most error: " + "; ".join(
                 f"{r['node']} ({r['op_type']}, cosine {_fmt(r.get('cosine'), '.4f')})" for r in ranked[:3]))
-            if v["target"] in KEEP_FLOAT_BY_NODE:
+            if keeps_float_by_node(v["target"]):
                 lines.append(f"  to keep them in float: {' '.join('--keep-float ' + r['node'] for r in ranked[:3])}")
     return lines
 

@@ -6,6 +6,7 @@ SPEC = TargetSpec(
     name="onnx", package="onnxruntime", runner="OrtRunner", suffix=".onnx", extra="onnx",
     needs=("onnx", "onnxruntime"), order=0, runtime_module="onnxruntime",
     companions=("{name}.data", "*.onnx.data"), colour="#2f6fb0", servable=True,
+    keep_float_by_node=True,
     routes=(
         Route("onnx-file", "copy (external data too)", "from_onnx_file"),
         Route("torch-any", "torch.onnx (dynamo)", "from_torch", needs=("onnxscript",)),

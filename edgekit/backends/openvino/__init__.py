@@ -6,6 +6,7 @@ SPEC = TargetSpec(
     name="openvino", package="openvino", runner="OpenVINORunner", suffix=".xml", companions=("{stem}.bin",),
     runtime_module="openvino",
     extra="openvino", needs=("openvino",), order=10, colour="#7a3fa8", servable=True,
+    keep_float_by_node=True,
     precision_hint=True,
     routes=(
         Route("tflite", "openvino.convert_model", "from_file"),
