@@ -14,6 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from ..._errors import ConversionError
 from ..._lazy import require
 from ..._types import Model
@@ -63,6 +65,22 @@ def _from_torch(model: Model, dest: Path, buckets: dict[str, list[int]] | None =
     return [f"one signature per shape bucket ({', '.join(key(d) for d in every)}), sharing the weights"]
 
 
+@contextlib.contextmanager
+def _no_downloads():
+    """onnx2tf fetches 20 sample images from GitHub when every input is 4D with 3 channels last
+    (at most 20 in the batch), to feed its own check run: a ConnectionError offline. It is handed
+    fixed random images of the same shape instead (they only feed that check, not the file)."""
+    import importlib
+
+    module = importlib.import_module("onnx2tf.onnx2tf")
+    original = module.download_test_image_data
+    module.download_test_image_data = lambda: np.random.default_rng(0).random((20, 128, 128, 3), np.float32)
+    try:
+        yield
+    finally:
+        module.download_test_image_data = original
+
+
 # written by onnx2tf as elementary ops: LiteRT has no builtin for them (Erf: GELU without Flex ops)
 _PSEUDO = ("erf", "asin", "acos", "atan")  # lower case: onnx2tf.convert() compares them so (its CLI lowers them)
 
@@ -84,7 +102,7 @@ def _onnx2tf_kwargs(model: Model, layout: str) -> dict:
 
 def _from_onnx(model: Model, onnx_path: Path, dest: Path, precision: str, layout: str) -> list[str]:
     onnx2tf = require("onnx2tf", "ONNX to TFLite")
-    with tempfile.TemporaryDirectory(prefix="edgekit-onnx2tf-") as tmp, _quiet() as log:
+    with tempfile.TemporaryDirectory(prefix="edgekit-onnx2tf-") as tmp, _quiet() as log, _no_downloads():
         prepared, done = prepare_for_onnx2tf(model, onnx_path, Path(tmp))
         try:
             onnx2tf.convert(

@@ -1,0 +1,167 @@
+"""The op rewrites made before onnx2tf (backends/tflite/_rewrites*.py) keep ONNX's meaning: ONNX
+Runtime gives the same outputs for the prepared graph as for the original, on ONNX's own node
+cases and on small graphs built here (no onnx2tf: these are fast)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import edgekit
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+from onnx import TensorProto, helper  # noqa: E402
+
+# node case -> the note its rewrite leaves; exact: the rewrite must give the same bits
+CASES = {
+    "test_clip_example": ("Clip written as Max/Min", True),
+    "test_clip_min_greater_than_max": ("Clip written as Max/Min", True),
+    "test_clip_default_inbounds": ("Clip written as Max/Min", True),
+    "test_clip_default_int8_min": ("Clip written as Max/Min", True),
+    # onnxsim writes select_last_index as a reversing Slice, which then becomes a Gather
+    "test_argmax_default_axis_random_select_last_index": ("Slice reversing or past an end", True),
+    "test_argmin_no_keepdims_example_select_last_index": ("Slice reversing or past an end", True),
+    "test_reduce_log_sum_default_expanded": ("Reduce* with empty axes given every axis", False),
+    "test_reduce_sum_empty_axes_input_noop": ("Reduce* with empty axes given every axis", True),
+    "test_layer_normalization_3d_axis0_epsilon": ("LayerNormalization over the first axis", False),
+    "test_layer_normalization_4d_axis_negative_4": ("LayerNormalization over the first axis", False),
+    "test_tril_out_neg": ("Trilu with k written as Where", True),
+    "test_triu_square_neg": ("Trilu with k written as Where", True),
+    "test_triu_one_row": ("Trilu with k written as Where", True),
+    "test_spacetodepth_crd_mode_example": ("SpaceToDepth CRD written as Reshape/Transpose", True),
+    "test_cosh": ("Cosh written as Exp", False),
+    "test_atanh": ("Atanh written as Log", False),
+    "test_asin_example": ("Asin written as Atan", False),
+    "test_acos": ("Acos written as Atan", False),
+    "test_isinf_positive": ("IsInf written as a comparison", True),
+    "test_isinf_negative": ("IsInf written as a comparison", True),
+    "test_isinf": ("IsInf written as a comparison", True),
+    "test_bitshift_left_uint8": ("BitShift LEFT written as a Mul", True),
+    "test_bitshift_left_int32_overflow": ("BitShift LEFT written as a Mul", True),
+}
+
+
+@pytest.fixture(scope="module")
+def cases():
+    from onnx.backend.test.case.node import collect_testcases
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {c.name: c for c in collect_testcases() if c.name in CASES}
+
+
+def _run(path, feeds):
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+def _prepare_and_compare(tmp_path, proto, feeds, note: str, exact: bool) -> list[str]:
+    from edgekit.backends.tflite._prepare import prepare_for_onnx2tf
+
+    src = tmp_path / "m.onnx"
+    onnx.save(proto, src)
+    np.savez(tmp_path / "x.npz", **feeds)
+    model = edgekit.load(str(src), sample=tmp_path / "x.npz")
+    (tmp_path / "prep").mkdir()
+    prepared, done = prepare_for_onnx2tf(model, src, tmp_path / "prep")
+    assert any(note in d for d in done), done
+    for want, got in zip(_run(src, feeds), _run(prepared, feeds), strict=True):
+        assert want.dtype == got.dtype and want.shape == got.shape
+        if exact:
+            np.testing.assert_array_equal(want, got)
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=3e-7)
+    return done
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_rewritten_node_case_computes_the_same(tmp_path, cases, name):
+    case = cases[name]
+    inits = {i.name for i in case.model.graph.initializer}
+    names = [i.name for i in case.model.graph.input if i.name not in inits]
+    arrays = [np.asarray(onnx.numpy_helper.to_array(a) if isinstance(a, onnx.TensorProto) else a)
+              for a in case.data_sets[0][0]]
+    _prepare_and_compare(tmp_path, case.model, dict(zip(names, arrays, strict=True)), *CASES[name])
+
+
+def _unary(op: str, x: np.ndarray):
+    node = helper.make_node(op, ["x"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, x.shape)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)])
+
+
+@pytest.mark.parametrize("op", ["Asin", "Acos", "Atanh"])
+def test_inverse_trig_is_exact_at_the_ends(tmp_path, op):
+    """Over [-1, 1], the ends included: the formulas give +-pi/2, 0, pi or +-inf where ONNX
+    Runtime does, never NaN, and stay within 3e-7 elsewhere."""
+    x = np.concatenate([np.linspace(-1, 1, 2001), [1e-6, -1e-6, 0.99999, -0.99999]]).astype(np.float32)
+    _prepare_and_compare(tmp_path, _unary(op, x), {"x": x}, f"{op} written as", exact=False)
+
+
+def test_clip_with_constant_bounds_stays(tmp_path):
+    """onnx2tf converts a Clip with constant bounds well (a ReLU6 fuses): it is left as it is."""
+    lo, hi = (onnx.numpy_helper.from_array(np.array(v, np.float32), n) for v, n in ((0.0, "lo"), (6.0, "hi")))
+    graph = helper.make_graph([helper.make_node("Clip", ["x", "lo", "hi"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])], [lo, hi])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    from edgekit.backends.tflite._rewrites import REWRITES
+
+    assert REWRITES[0][0](onnx, proto) == 0
+    assert [n.op_type for n in proto.graph.node] == ["Clip"]
+
+
+def test_every_constant_form_becomes_an_initializer():
+    """onnx2tf's Constant converter fails on value_float(s)/value_int(s): none reaches it."""
+    from edgekit.backends.tflite._prepare import _constants_to_initializers
+
+    forms = {"a": {"value_float": 2.0}, "b": {"value_floats": [1.0, 2.0]}, "c": {"value_int": 3},
+             "d": {"value_ints": [4, 5]}, "e": {"value": onnx.numpy_helper.from_array(np.array([6], np.int32))}}
+    graph = helper.make_graph([helper.make_node("Constant", [], [n], **kw) for n, kw in forms.items()], "g", [], [])
+    assert _constants_to_initializers(graph) == 5 and not graph.node
+    got = {i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer}
+    assert got["a"].dtype == np.float32 and got["a"].shape == () and got["a"] == 2.0
+    assert got["b"].tolist() == [1.0, 2.0] and got["c"].dtype == np.int64 and got["d"].tolist() == [4, 5]
+    assert got["e"].dtype == np.int32
+
+
+def test_argmax_select_last_index_without_onnxsim():
+    """Where onnxsim is missing, ArgMax's select_last_index is written out by edgekit itself."""
+    from edgekit.backends.tflite._rewrites import REWRITES
+
+    node = helper.make_node("ArgMax", ["x"], ["y"], axis=1, keepdims=0, select_last_index=1)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT64, [2])])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    x = {"x": np.array([[1, 3, 3, 0, 3], [2, 2, 1, 0, 0]], np.float32)}
+    want = _run_proto(proto, x)
+    assert REWRITES[1][0](onnx, proto) == 1
+    np.testing.assert_array_equal(_run_proto(proto, x), want)
+    assert want[0].tolist() == [4, 1]
+
+
+def _run_proto(proto, feeds):
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+@pytest.mark.parametrize("starts,ends,steps", [([-1], [-(2**63)], [-1]), ([-100], [2**62], [2]),
+                                               ([7], [1], [-2]), ([0], [3], [1])])
+def test_constant_slice_reversing_or_past_an_end(starts, ends, steps):
+    from edgekit.backends.tflite._rewrites import REWRITES
+
+    inits = [onnx.numpy_helper.from_array(np.array(v, np.int64), n)
+             for n, v in (("s", starts), ("e", ends), ("a", [1]), ("st", steps))]
+    node = helper.make_node("Slice", ["x", "s", "e", "a", "st"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    x = {"x": np.arange(12, dtype=np.float32).reshape(2, 6)}
+    want = _run_proto(proto, x)
+    changed = REWRITES[2][0](onnx, proto)
+    assert changed == (0 if starts == [0] else 1)
+    np.testing.assert_array_equal(_run_proto(proto, x)[0], want[0])
