@@ -68,15 +68,19 @@ def _acos(g: Graph, node):
 
 
 def _isinf(g: Graph, node):
-    """``IsInf`` as a comparison with inf (onnx2tf's fails when a sign is left out)."""
+    """``IsInf`` as a comparison with the largest finite value: only an inf lies beyond it (NaN
+    compares false). onnx2tf's IsInf fails when a sign is left out, and an inf constant does not
+    survive its conversion."""
     pos, neg = _attr(node, "detect_positive", 1), _attr(node, "detect_negative", 1)
     if not _float_input(g, node) or not (pos or neg):
         return None
     x, out = node.input[0], node.output[0]
-    inf = _consts(g, node, inf=np.inf if pos else -np.inf)["inf"]
+    top = np.finfo(g.np_type(x)).max
     if pos and neg:
-        return [g.node("Abs", [x], [out + "__abs"]), g.node("Equal", [out + "__abs", inf], [out])]
-    return [g.node("Equal", [x, inf], [out])]
+        big = _consts(g, node, big=top)["big"]
+        return [g.node("Abs", [x], [out + "__abs"]), g.node("Greater", [out + "__abs", big], [out])]
+    big = _consts(g, node, big=top if pos else -top)["big"]
+    return [g.node("Greater" if pos else "Less", [x, big], [out])]
 
 
 _SHIFTABLE = (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.int64)
