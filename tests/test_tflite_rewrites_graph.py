@@ -125,3 +125,18 @@ def test_node_names_become_valid_scope_names():
     assert G.scope_safe_names(onnx, proto) == 1
     assert [n.name for n in proto.graph.node] == ["Softmax_0_1", "Softmax_0", "/model/Relu-1"]
     np.testing.assert_array_equal(_run(proto, x)[0], want[0])
+
+
+@pytest.mark.parametrize("axis,rewritten", [(1, True), (2, True), (0, False), (-1, False)])
+def test_inner_unsqueeze_becomes_reshape(axis, rewritten):
+    """DeepCut's Keras Conv1D ([8, 21, 32] -> [8, 1, 21, 32]): an inner new axis into 4D becomes a
+    Reshape to the static shape; a new first or last axis stays an Unsqueeze."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 21, 32])
+    proto = _model([helper.make_node("Unsqueeze", ["x", "axes"], ["y"])], [x], [Y], [_const("axes", [axis])])
+    feeds = {"x": np.random.default_rng(0).standard_normal((8, 21, 32)).astype(np.float32)}
+    want = _run(proto, feeds)
+    assert G.inner_unsqueeze_as_reshape(onnx, proto) == int(rewritten)
+    assert proto.graph.node[0].op_type == ("Reshape" if rewritten else "Unsqueeze")
+    got = _run(proto, feeds)
+    assert got[0].shape == want[0].shape
+    np.testing.assert_array_equal(got[0], want[0])

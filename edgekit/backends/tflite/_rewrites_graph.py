@@ -6,6 +6,8 @@ prepared graph has:
   read the outer graph, and onnxsim stops on such nested graphs, so nothing after it is folded;
 - a ``Slice`` over several axes becomes one ``Slice`` per axis: onnx2tf maps the axes of a
   channels-last tensor but not their starts/ends (silero-vad's STFT slice came out empty);
+- an ``Unsqueeze`` at an inner axis into 4D/5D becomes a ``Reshape`` (onnx2tf can put the new
+  axis first when it takes the input for channels-last);
 - node names TensorFlow refuses as a scope (``Softmax@0``, Paddle's) are made valid.
 """
 
@@ -178,6 +180,35 @@ def split_multi_axis_slices(onnx, proto) -> int:
     return count
 
 
+def inner_unsqueeze_as_reshape(onnx, proto) -> int:
+    """An ``Unsqueeze`` that makes a 4D or 5D tensor with a new axis inside (neither first nor
+    last) becomes a ``Reshape`` to its static shape: onnx2tf converts such an axis for a
+    channels-last tensor and can misplace it (a Keras Conv1D exported by tf2onnx, at batch > 1:
+    [8, 21, 32] became [1, 8, 21, 32], not [8, 1, 21, 32])."""
+    graph = onnx.shape_inference.infer_shapes(proto).graph
+    shapes = {}
+    for v in [*graph.value_info, *graph.input, *graph.output]:
+        dims = v.type.tensor_type.shape.dim
+        if all(d.HasField("dim_value") for d in dims):
+            shapes[v.name] = [int(d.dim_value) for d in dims]
+    count = 0
+    for node in proto.graph.node:
+        out = shapes.get(node.output[0]) if node.op_type == "Unsqueeze" and node.domain in _DEFAULT else None
+        src = shapes.get(node.input[0]) if out else None
+        if not out or src is None or len(out) not in (4, 5) or len(out) != len(src) + 1:
+            continue
+        at = [i for i in range(len(out)) if out[i] == 1 and out[:i] + out[i + 1:] == src]
+        if not at or 0 in at or len(out) - 1 in at:  # not one new axis, or one at an end: kept
+            continue
+        name = f"{node.output[0]}__unsqueezed_shape"
+        proto.graph.initializer.append(onnx.numpy_helper.from_array(np.array(out, np.int64), name))
+        node.op_type = "Reshape"
+        del node.input[1:], node.attribute[:]
+        node.input.append(name)
+        count += 1
+    return count
+
+
 # what TensorFlow refuses in a (nested) scope name, which onnx2tf makes of each ONNX node's name
 _NOT_IN_SCOPE = re.compile(r"[^A-Za-z0-9_.\\/>-]")
 
@@ -212,5 +243,6 @@ def scope_safe_names(onnx, proto) -> int:
 # (rewrite, note) pairs, registered in _prepare._REWRITES after the op rewrites
 REWRITES = (
     (split_multi_axis_slices, lambda n: f"{n} Slice over several axes written as one Slice per axis"),
+    (inner_unsqueeze_as_reshape, lambda n: f"{n} Unsqueeze at an inner axis written as Reshape"),
     (scope_safe_names, lambda n: f"{n} node names made valid TensorFlow scope names"),
 )
