@@ -248,6 +248,9 @@ def _rewrite(ops: set[str], build: Callable) -> Callable:
 
 # (rewrite, note) pairs, registered in _prepare._REWRITES
 REWRITES = (
+    (lambda onnx, proto: expand_by_function(onnx, proto),
+     lambda n: f"{n} SoftmaxCrossEntropyLoss/NegativeLogLikelihoodLoss with ignore_index written as ONNX's "
+               "function body for them"),
     (_rewrite({"Clip"}, _clip), lambda n: f"{n} Clip written as Max/Min (bounds fed at run time or missing)"),
     (_rewrite({"ArgMax", "ArgMin"}, _arg_last),
      lambda n: f"{n} ArgMax/ArgMin with select_last_index written on the reversed axis"),
@@ -259,3 +262,55 @@ REWRITES = (
     (_rewrite({"Trilu"}, _trilu), lambda n: f"{n} Trilu with k written as Where with a mask"),
     (_rewrite({"SpaceToDepth"}, _space_to_depth_crd), lambda n: f"{n} SpaceToDepth CRD written as Reshape/Transpose"),
 )
+
+
+# ops whose own onnx2tf converter drifts where ONNX's function body for them converts well
+_EXPANDED = {"SoftmaxCrossEntropyLoss", "NegativeLogLikelihoodLoss"}
+
+
+def expand_by_function(onnx, proto) -> int:
+    """``SoftmaxCrossEntropyLoss``/``NegativeLogLikelihoodLoss`` with an ``ignore_index`` (which
+    onnx2tf's converters get wrong) replaced by the function body ONNX defines them by, inlined;
+    SCE's body calls NLL, so this runs until none is left (ONNX's own expansion, not a copy)."""
+    import onnx.inliner
+
+    count = 0
+    for _ in range(3):
+        called = _call_function_bodies(onnx, proto)
+        if not called:
+            break
+        proto.CopyFrom(onnx.inliner.inline_local_functions(proto))
+        count += called
+    if count:  # the bodies' Constant nodes, as every other constant reaches onnx2tf
+        from ._prepare import _constants_to_initializers
+
+        _constants_to_initializers(proto.graph)
+    return count
+
+
+def _call_function_bodies(onnx, proto) -> int:
+    """Each node of ``_EXPANDED`` with an ignore_index becomes a call to a local function holding
+    its body at the graph's opset and input types; returns how many."""
+    nodes = [n for n in proto.graph.node if n.op_type in _EXPANDED and n.domain in _DEFAULT
+             and any(a.name == "ignore_index" for a in n.attribute)]
+    if not nodes:
+        return 0
+    g = Graph(onnx, proto)
+    inferred = onnx.shape_inference.infer_shapes(proto).graph
+    types = {v.name: v.type for v in [*inferred.input, *inferred.value_info, *inferred.output]}
+    called = 0
+    for i, node in enumerate(nodes):
+        schema = onnx.defs.get_schema(node.op_type, g.opset, "")
+        if not schema.has_context_dependent_function:
+            continue
+        called += 1
+        body = onnx.FunctionProto()
+        body.ParseFromString(schema.get_context_dependent_function(
+            node.SerializeToString(), [(types[n] if n in types else onnx.TypeProto()).SerializeToString()
+                                       for n in node.input]))
+        body.name, body.domain = f"{node.op_type}__{node.output[0]}_{i}", "edgekit.expanded"
+        proto.functions.append(body)
+        node.op_type, node.domain = body.name, body.domain
+    if called and not any(o.domain == "edgekit.expanded" for o in proto.opset_import):
+        proto.opset_import.append(onnx.helper.make_opsetid("edgekit.expanded", 1))
+    return called
