@@ -77,6 +77,21 @@ def test_if_on_an_input_value_is_kept():
     proto = _model(nodes, [X, sr], [Y], INITS)
     assert G.fold_static_ifs(onnx, proto) == 0
     assert [n.op_type for n in proto.graph.node] == ["Equal", "If"]
+    with pytest.raises(ValueError, match="If node '' branches on the value of input 'sr'"):
+        G.refuse_ifs_on_values(proto)
+    from edgekit._known import explain
+
+    err = explain("tflite", ValueError("If node 'If_0' branches on the value of input 'sr', not on a shape"))
+    assert "ONNX If, node If_0" in str(err) and "fix 'sr' to the value you use" in str(err)
+
+
+def test_if_fixed_by_an_initializer_is_taken():
+    """The known failure's fix: the input made an initializer, the If on its value is taken."""
+    nodes = [helper.make_node("Equal", ["sr", "two"], ["cond"]),
+             _if("cond", "y", _branch("then", "Add", "one_f"), _branch("else", "Mul", "two_f"))]
+    proto = _model(nodes, [X], [Y], [*INITS, _const("sr", 2)])
+    assert G.fold_static_ifs(onnx, proto) == 1
+    G.refuse_ifs_on_values(proto)
 
 
 def test_if_whose_branch_reuses_an_outer_name_is_kept():

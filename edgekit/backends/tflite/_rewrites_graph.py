@@ -147,6 +147,33 @@ def fold_static_ifs(onnx, proto) -> int:
     return folded
 
 
+def _inputs_read(graph, name: str) -> list[str]:
+    """The graph inputs whose values ``name`` is computed from (not through a Shape or Size)."""
+    producers, fed = _producers(graph), {i.name for i in graph.input} - {i.name for i in graph.initializer}
+    todo, seen, found = [name], set(), []
+    while todo:
+        cur = todo.pop()
+        if cur in seen or not cur:
+            continue
+        seen.add(cur)
+        node = producers.get(cur)
+        if node is None:
+            found += [cur] if cur in fed else []
+        elif not (node.op_type in _SHAPE_ONLY and node.domain in _DEFAULT):
+            todo.extend(node.input)
+    return sorted(found)
+
+
+def refuse_ifs_on_values(proto) -> None:
+    """An ``If`` left after folding branches on an input's values (silero-vad's sample rate):
+    onnx2tf cannot convert an If whose branches read the outer graph, so stop with its name."""
+    for node in proto.graph.node:
+        read = _inputs_read(proto.graph, node.input[0]) if node.op_type == "If" and node.domain in _DEFAULT else []
+        if read:
+            raise ValueError(f"If node '{node.name}' branches on the value of input '{read[0]}', not on a shape "
+                             f"(inputs read: {', '.join(read)})")
+
+
 def split_multi_axis_slices(onnx, proto) -> int:
     """A ``Slice`` over several axes with constant parameters becomes one ``Slice`` per axis
     (same starts, ends and steps), which onnx2tf places right on channels-last tensors."""
