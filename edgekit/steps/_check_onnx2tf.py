@@ -18,10 +18,11 @@ from pathlib import Path
 from ._check_onnx import OnnxFacts, _explained, _named
 from ._check_types import FAIL, RISK, Finding
 
-# ops edgekit's prep rewrites before onnx2tf (backends/tflite/_prepare.py)
+# ops edgekit's prep rewrites before onnx2tf (backends/tflite/_prepare.py, _rewrites*.py)
 _PREPARED = {"CastLike", "Constant"}
-# ONNX ops onnx2tf writes as TensorFlow ops LiteRT has no builtin for (seen in the node cases)
-_NO_BUILTIN = {"Cosh": "Cosh", "Sinh": "Sinh", "Atanh": "Atanh", "Asinh": "Asinh", "Acosh": "Acosh",
+# ONNX ops onnx2tf writes as TensorFlow ops LiteRT has no builtin for (seen in the node cases;
+# Cosh and Atanh are written as Exp/Log before onnx2tf)
+_NO_BUILTIN = {"Sinh": "Sinh", "Asinh": "Asinh", "Acosh": "Acosh",
                "BitwiseOr": "BitwiseOr", "BitwiseAnd": "BitwiseAnd", "BitwiseNot": "Invert",
                "Unique": "UniqueWithCountsV2"}
 # element types LiteRT lacks that prep does not widen for every op
@@ -82,7 +83,8 @@ def _node_rule(facts: OnnxFacts, node) -> Finding | None:
         return _explained("tflite", "NotImplementedError: storage_order option is not supported", op, [name])
     if op == "Resize" and _attr(node, "mode", b"nearest") in (b"cubic", "cubic"):
         return _flex("ResizeBicubic", op, [name])
-    if op == "BitShift" and _attr(node, "direction", b"") in (b"LEFT", "LEFT"):
+    if op == "BitShift" and _attr(node, "direction", b"") in (b"LEFT", "LEFT") and facts.types.get(
+            node.input[0]) in (12, 13):  # uint32/uint64: the others are written as a Mul before onnx2tf
         return _flex("LeftShift", op, [name])
     if op in ("CumSum", "CumProd") and len(node.input) > 1 and node.input[1] not in facts.constants:
         tf = "Cumsum" if op == "CumSum" else "Cumprod"
@@ -101,10 +103,9 @@ def _gap(op: str, severity: str, cause: str, name: str) -> Finding:
 def _gap_rule(facts: OnnxFacts, node, op: str, name: str) -> Finding | None:
     """Gaps inside converters onnx2tf has, each seen failing in the node cases."""
     first = node.input[0] if node.input else ""
-    if op == "Constant" and node.attribute and node.attribute[0].name in ("value_float", "value_int", "value_floats"):
-        return _gap(op, FAIL, f"a Constant given as {node.attribute[0].name} (it reads a Python number, not a "
-                              "tensor): store it as value= (a tensor)", name)
-    if op == "LayerNormalization" and _attr(node, "axis", -1) in (0, -facts.ranks.get(first, -1)):
+    # over axis 0, float32 LayerNormalization is written as elementary ops before onnx2tf
+    if op == "LayerNormalization" and _attr(node, "axis", -1) in (0, -facts.ranks.get(first, -1)) \
+            and facts.types.get(first) != 1:
         return _gap(op, FAIL, "LayerNormalization over every axis (axis 0): normalize from axis 1, or write it "
                               "with ReduceMean", name)
     if op == "Attention" and ((len(node.input) > 3 and node.input[3]) or (len(node.output) > 3 and node.output[3])):
@@ -124,9 +125,8 @@ def _gap_rule(facts: OnnxFacts, node, op: str, name: str) -> Finding | None:
 def _fed_rule(facts: OnnxFacts, node, op: str, name: str) -> Finding | None:
     """Inputs onnx2tf needs as constants or in types it handles (more gaps seen in the node cases)."""
     fed = [i for i in node.input[1:] if i and i not in facts.constants]
-    if op in ("Trilu", "Unsqueeze") and fed:
-        return _gap(op, FAIL, f"{op} whose {'k' if op == 'Trilu' else 'axes'} is fed at run time: make it a "
-                              "constant (an initializer)", name)
+    if op == "Unsqueeze" and fed:  # (a Trilu's k fed at run time is written as a Where before onnx2tf)
+        return _gap(op, FAIL, "Unsqueeze whose axes is fed at run time: make it a constant (an initializer)", name)
     if op in ("Equal", "Where") and any(facts.types.get(i) == 10 for i in node.input):
         return _gap(op, FAIL, f"{op} on float16 tensors: compute the mask in float32", name)
     if op == "Pad" and _attr(node, "mode", b"constant") == b"wrap":
@@ -135,10 +135,6 @@ def _fed_rule(facts: OnnxFacts, node, op: str, name: str) -> Finding | None:
         return _gap(op, RISK, "a Split whose sizes are fed at run time (a Select-TF SplitV)", name)
     if op in ("Loop", "If", "Scan"):
         return _gap(op, RISK, f"{op} (control flow: a subgraph) in the node cases and zoo models tried", name)
-    if op == "Clip" and (len(node.input) < 3 or not all(node.input[1:3])):
-        return _gap(op, RISK, "a Clip without both min and max", name)
-    if op == "IsInf" and 0 in (_attr(node, "detect_negative", 1), _attr(node, "detect_positive", 1)):
-        return _gap(op, RISK, "IsInf of one sign only", name)
     if op == "Resize" and _attr(node, "coordinate_transformation_mode", b"") == b"tf_crop_and_resize":
         return _gap(op, RISK, "Resize in tf_crop_and_resize mode", name)
     return None
