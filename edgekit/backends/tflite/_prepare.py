@@ -9,6 +9,7 @@ import numpy as np
 
 from ..._lazy import require
 from ..._types import Model
+from . import _rewrites, _rewrites_graph, _rewrites_math
 
 
 def output_shapes(path: Path) -> dict[str, tuple[int, ...]]:
@@ -29,6 +30,10 @@ def prepare_for_onnx2tf(model: Model, onnx_path: Path, folder: Path) -> tuple[Pa
     proto = onnx.load(str(onnx_path))
     _static_inputs(proto, {s.name: s.concrete(model.dims) for s in model.signature.inputs})
     done = []
+    ifs = _rewrites_graph.fold_static_ifs(onnx, proto)  # before onnxsim, which stops on nested graphs
+    if ifs:
+        done.append(f"{ifs} If taken at the static shapes (its condition depends on shapes only)")
+    _rewrites_graph.refuse_ifs_on_values(proto)
     proto, folded = _simplify(proto)
     if folded:
         done.append("shape arithmetic folded (onnxsim)")
@@ -45,8 +50,11 @@ def prepare_for_onnx2tf(model: Model, onnx_path: Path, folder: Path) -> tuple[Pa
     return path, done
 
 
-# the graph rewrites, in order: each returns what it changed (a count or a list), and its note
+# the graph rewrites, in order: each returns what it changed (a count or a list), and its note;
+# the op rewrites come first, so the type widening also covers the ops they write
 _REWRITES = (
+    *_rewrites.REWRITES,
+    *_rewrites_math.REWRITES,
     (lambda onnx, p: _castlike_to_cast(onnx, p), lambda n: f"{n} CastLike written as Cast (onnx2tf has no CastLike)"),
     (lambda onnx, p: _dynamic_quantize_as_math(onnx, p),
      lambda n: f"{n} DynamicQuantizeLinear written as elementary ops (onnx2tf's gives float, not uint8)"),
@@ -56,6 +64,7 @@ _REWRITES = (
     (lambda onnx, p: _widen_types(onnx, p),
      lambda ops: f"{len(ops)} ops computed in a type LiteRT has ({', '.join(sorted(set(ops)))})"),
 )
+_REWRITES += _rewrites_graph.REWRITES  # multi-axis Slice split after the Slice clamping; node names
 
 
 def _static_inputs(proto, sizes: dict[str, tuple[int, ...]]) -> None:
@@ -89,20 +98,30 @@ def _simplify(proto):
 
 
 def _constants_to_initializers(graph) -> int:
-    """``Constant`` nodes holding a tensor become initializers, which onnx2tf reads as constants."""
+    """``Constant`` nodes become initializers, which onnx2tf reads as constants (its own Constant
+    converter fails on the ``value_float(s)``/``value_int(s)`` forms)."""
+    from onnx import helper, numpy_helper
+
     keep, moved = [], 0
     for node in graph.node:
         attr = node.attribute[0] if len(node.attribute) == 1 else None
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and attr is not None and attr.name == "value":
-            tensor = graph.initializer.add()
-            tensor.CopyFrom(attr.t)
-            tensor.name = node.output[0]
-            moved += 1
-        else:
+        form = attr.name if attr is not None else None
+        if node.op_type != "Constant" or node.domain not in ("", "ai.onnx") or form not in _CONSTANT_FORMS:
             keep.append(node)
+            continue
+        value = helper.get_attribute_value(attr)
+        tensor = graph.initializer.add()
+        tensor.CopyFrom(value if form == "value" else numpy_helper.from_array(np.array(value, _CONSTANT_FORMS[form])))
+        tensor.name = node.output[0]
+        moved += 1
     del graph.node[:]
     graph.node.extend(keep)
     return moved
+
+
+# a Constant's attribute -> the numpy type its value is stored in (None: a TensorProto already)
+_CONSTANT_FORMS = {"value": None, "value_float": np.float32, "value_floats": np.float32,
+                   "value_int": np.int64, "value_ints": np.int64}
 
 
 def _elem_types(onnx, proto) -> dict[str, int]:
