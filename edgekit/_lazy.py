@@ -22,6 +22,8 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "ai_edge_litert": ("tflite", ""),
     "litert_torch": ("tflite", ""),
     "onnx2tf": ("tflite", " and then `pip install --no-deps -r converters/nodeps.txt` (onnx2tf pins an old stack)"),
+    "onnx2torch": ("coreml", " and then `pip install --no-deps -r converters/nodeps.txt` (onnx2torch asks for a "
+                             "torchvision that does not load beside torch 2.13+cpu)"),
     "sklearn": ("train", ""),
     "fastapi": ("serve", ""),
     "uvicorn": ("serve", ""),

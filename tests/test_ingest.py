@@ -40,10 +40,12 @@ def test_onnx_with_external_data(tmp_path, cnn_onnx):
     assert (tmp_path / "o" / "onnx" / "ext.onnx.data").is_file()
 
 
-def test_onnx_source_to_coreml_is_refused_up_front(tmp_path, cnn_onnx):
-    with pytest.raises(EdgekitError, match="coremltools no longer reads ONNX"):
-        edgekit.convert(edgekit.load(cnn_onnx), targets=["coreml"], out=tmp_path / "o")
-    assert not (tmp_path / "o").exists()
+def test_onnx_source_to_coreml_goes_through_onnx2torch(tmp_path, cnn_onnx):
+    result = edgekit.convert(edgekit.load(cnn_onnx), targets=["coreml"], out=tmp_path / "o")
+    art = result.artifacts[0]
+    assert [a["route"] for a in art.attempts if a.get("kept")] == ["onnx-file -> onnx2torch + coremltools"]
+    assert art.parity.validation["loads"]
+    assert any("onnx2torch" in n for n in art.notes)
 
 
 def test_exported_program(tmp_path):

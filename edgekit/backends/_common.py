@@ -26,6 +26,7 @@ class ConvertContext:
     # verifies each bucket through them. Without those, each bucket's feeds are run as they are
     # (one dynamic graph, or enumerated shapes)
     buckets: dict[str, list[int]] | None = None
+    example: dict | None = None  # the run's first sample (name -> array), for routes that trace the model
     notes: list[str] = field(default_factory=list)
 
     def note(self, text: str) -> None:

@@ -228,6 +228,13 @@ def _coreml(model: Model, facts: _Facts):
     return coreml_findings(facts.torch), None
 
 
+def _onnx2torch(model: Model, facts: _Facts):
+    from ._check_onnx2torch import onnx2torch_findings
+
+    return onnx2torch_findings(facts.onnx), "checked: onnx2torch's converter table (the converter after it is " \
+                                            "asked when converting)"
+
+
 def _executorch(model: Model, facts: _Facts):
     from ._check_torch import export_failure
 
@@ -243,6 +250,8 @@ _ROUTE_CHECKS: dict[tuple, Callable] = {
     ("tflite", "tflite"): _tflite_copy,
     ("tflite", "torch"): _litert,
     ("tflite", "onnx"): _onnx2tf,
+    ("tflite", "onnx-file", "from_onnx_torch"): _onnx2torch,
+    ("coreml", "onnx-file", "from_onnx"): _onnx2torch,
     ("coreml", "torch-any"): _coreml,
     ("executorch", "torch"): _executorch,
 }

@@ -218,6 +218,7 @@ def convert(model: Model, targets: str | list[str], out: str | Path, options: Co
             run = _Run(model, opts, tmp, ConvertContext(workdir=tmp, simplify=opts.simplify), data, [],
                        verify.default_tolerance(opts.precision, opts.tolerance, model), stage, plan)
             run.ctx.buckets = plan.axes if plan else None
+            run.ctx.example = data[0] if data else None
             with capture_output(log):
                 artifacts = _convert_all(run, chosen)
             (tmp / "logs").mkdir()

@@ -18,7 +18,8 @@ def _runs_here() -> str | None:
 SPEC = TargetSpec(
     name="coreml", package="coreml", runner="CoreMLRunner", suffix=".mlpackage", extra="coreml",
     needs=("coremltools",), order=30, runtime_module="coremltools", static_shapes=True, colour="#2e8b57", runs_here=_runs_here,
-    routes=(Route("torch-any", "coremltools (torch.export)", "from_torch", needs=("torch",)),),
+    routes=(Route("torch-any", "coremltools (torch.export)", "from_torch", needs=("torch",)),
+            Route("onnx-file", "onnx2torch + coremltools", "from_onnx", needs=("onnx2torch", "torch"))),
     quantization={
         "fp16": None, "int8-weights": None, "int4-weights": None,
         "dynamic-int8": "Core ML has no run-time activation quantization; use int8-weights",
@@ -29,7 +30,5 @@ SPEC = TargetSpec(
     no_route={
         "keras": "coremltools 9 supports TensorFlow only up to 2.12; edgekit pins 2.21",
         "tflite": "coremltools does not read .tflite",
-        "onnx": "coremltools no longer reads ONNX, and onnx2torch cannot install beside torch 2.13 (it needs a "
-                "torchvision that does not load)",
     },
 )

@@ -53,6 +53,17 @@ def from_torch(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext
     return dest, notes
 
 
+def from_onnx(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
+    """Route: onnx2torch's torch graph of the ONNX source, then as from torch."""
+    from .._onnx2torch import to_torch
+
+    if ctx.buckets:
+        raise ConversionError("coreml", "shape buckets need a torch source: the graph onnx2torch makes of an ONNX "
+                              "file is traced at one shape", "convert without --shape-buckets, or from the PyTorch model")
+    dest, notes = from_torch(to_torch(model, model.onnx_path, "coreml", ctx.example, traced=True), dest_dir, precision, ctx)
+    return dest, ["torch graph from the ONNX by onnx2torch", *notes]
+
+
 def _dtype(t):
     torch = require("torch")
     return np.int32 if t.dtype == torch.int64 else t.numpy().dtype.type

@@ -13,6 +13,9 @@ SPEC = TargetSpec(
         # CNN), kept only when its outputs are the source's and parity passes; else ONNX's layout
         Route("onnx", "onnx2tf", "from_onnx", needs=("onnx2tf",), options={"layout": "tf"}),
         Route("onnx", "onnx2tf (ONNX layout)", "from_onnx", needs=("onnx2tf",), options={"layout": "onnx"}),
+        # an ONNX source onnx2tf fails on: its torch graph (onnx2torch), then litert-torch
+        Route("onnx-file", "onnx2torch + litert-torch", "from_onnx_torch", precisions=("fp32",),
+              needs=("onnx2torch", "litert_torch")),
     ),
     quantization={mode: None for mode in ("fp16", "dynamic-int8", "static-int8", "mixed", "int8-weights",
                                           "int4-weights")},

@@ -193,6 +193,15 @@ def from_torch(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext
     return dest, _fixed_note(model, ctx) + ["litert-torch from the torch graph", *notes]
 
 
+def from_onnx_torch(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
+    """Route: onnx2torch's torch graph of the ONNX source, then litert-torch (where onnx2tf's fails)."""
+    from .._onnx2torch import to_torch
+
+    _no_buckets(ctx, "onnx2torch")  # its graph is traced at one shape
+    dest, notes = from_torch(to_torch(model, model.onnx_path, "tflite", ctx.example), dest_dir, precision, ctx)
+    return dest, ["torch graph from the ONNX by onnx2torch", *notes]
+
+
 def from_onnx(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext,
               layout: str = "tf") -> tuple[Path, list[str]]:
     """Route: onnx2tf from the run's fp32 ONNX, keeping ONNX's layout (``layout="onnx"``) or

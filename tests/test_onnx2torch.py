@@ -1,0 +1,72 @@
+"""The routes from an ONNX file through onnx2torch (TFLite by litert-torch, Core ML): real
+onnx2torch, litert-torch and coremltools, on small graphs built here."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+import edgekit
+from edgekit import EdgekitError
+
+onnx = pytest.importorskip("onnx")
+if importlib.util.find_spec("onnx2torch") is None:
+    pytest.skip("onnx2torch is not installed (make setup installs it)", allow_module_level=True)
+from onnx import TensorProto, helper  # noqa: E402
+
+F, I64 = TensorProto.FLOAT, TensorProto.INT64
+
+
+def _save(path, nodes, inputs, outputs, inits=(), opset=17):
+    graph = helper.make_graph(nodes, path.stem, inputs, outputs, list(inits))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), str(path))
+    return path
+
+
+def test_onnx2torch_loads_without_torchvision_and_names_what_needs_it(tmp_path):
+    from edgekit.backends._onnx2torch import load, to_torch
+
+    assert hasattr(load(), "convert")
+    if importlib.util.find_spec("torchvision") is not None:
+        pytest.skip("torchvision is installed here: onnx2torch has every converter")
+    path = _save(tmp_path / "nms.onnx", [helper.make_node("NonMaxSuppression", ["b", "s"], ["i"])],
+                 [helper.make_tensor_value_info("b", F, [1, 4, 4]), helper.make_tensor_value_info("s", F, [1, 1, 4])],
+                 [helper.make_tensor_value_info("i", I64, [None, 3])])
+    model = edgekit.load(path)
+    with pytest.raises(EdgekitError, match="torchvision"):
+        to_torch(model, model.onnx_path, "tflite")
+
+
+def test_a_shape_read_from_input_values_is_refused_not_traced(tmp_path):
+    from edgekit.backends._onnx2torch import to_torch
+
+    path = _save(tmp_path / "reshape.onnx", [helper.make_node("Reshape", ["x", "shape"], ["y"])],
+                 [helper.make_tensor_value_info("x", F, [2, 6]), helper.make_tensor_value_info("shape", I64, [2])],
+                 [helper.make_tensor_value_info("y", F, [3, 4])])
+    model = edgekit.load(path)
+    with pytest.raises(EdgekitError, match="fix it at the sample's value"):
+        to_torch(model, model.onnx_path, "tflite", {"x": np.ones((2, 6), np.float32), "shape": np.array([3, 4])})
+
+
+def test_check_reads_onnx2torch_converter_table():
+    from edgekit.steps._check_onnx2torch import onnx2torch_ops
+
+    ops = onnx2torch_ops()
+    assert {("", "Conv"), ("", "Shape"), ("", "LayerNormalization")} <= ops
+    assert ("", "ArrayFeatureExtractor") not in ops and ("", "Attention") not in ops
+
+
+@pytest.mark.integration
+def test_tflite_takes_onnx2torch_where_onnx2tf_drops_an_output(tmp_path):
+    # onnx2tf folds a Shape output away (its artifact has no output); onnx2torch + litert-torch keep it
+    path = _save(tmp_path / "shape.onnx", [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Shape", ["r"], ["s"])],
+                 [helper.make_tensor_value_info("x", F, [2, 3, 4])],
+                 [helper.make_tensor_value_info("r", F, [2, 3, 4]), helper.make_tensor_value_info("s", I64, [3])])
+    result = edgekit.convert(edgekit.load(path), targets=["tflite"], out=tmp_path / "o")
+    art = result.artifacts[0]
+    kept = [a["route"] for a in art.attempts if a.get("kept")]
+    assert kept == ["onnx-file -> onnx2torch + litert-torch"], art.attempts
+    assert art.parity.status == "pass" and any("onnx2torch" in n for n in art.notes)
+    assert [a["route"] for a in art.attempts][:2] == ["onnx -> onnx2tf", "onnx -> onnx2tf (ONNX layout)"]
