@@ -246,6 +246,7 @@ _ROUTE_CHECKS: dict[tuple, Callable] = {
     ("onnx", "torch-any"): _torch_onnx,
     ("openvino", "tflite"): _openvino_file,
     ("openvino", "onnx"): _openvino_onnx,
+    ("openvino", "onnx-file"): _openvino_onnx,
     ("openvino", "torch"): _openvino_torch,
     ("tflite", "tflite"): _tflite_copy,
     ("tflite", "torch"): _litert,

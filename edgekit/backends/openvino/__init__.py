@@ -12,6 +12,9 @@ SPEC = TargetSpec(
         Route("tflite", "openvino.convert_model", "from_file"),
         Route("keras", "openvino.convert_model (SavedModel)", "from_keras", needs=("tensorflow",)),
         Route("onnx", "openvino.convert_model", "from_onnx", needs=("onnx",)),
+        # where the frontend cannot read the graph dynamic (an If whose branches differ in rank)
+        Route("onnx-file", "openvino.convert_model (static shapes)", "from_onnx", needs=("onnx",),
+              options={"static": True}),
         Route("torch", "openvino.convert_model (PyTorch frontend)", "from_torch", needs=("torch",)),
     ),
     quantization={mode: None for mode in ("fp16", "dynamic-int8", "static-int8", "mixed", "int8-weights",

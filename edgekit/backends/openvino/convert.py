@@ -25,13 +25,19 @@ def from_keras(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext
     return _save(ov, str(source), dest_dir, precision)
 
 
-def from_onnx(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
-    """Route: the run's fp32 ONNX (the source file, or the export the ONNX target made)."""
+def from_onnx(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext,
+              static: bool = False) -> tuple[Path, list[str]]:
+    """Route: the run's fp32 ONNX (the source file, or the export the ONNX target made); with
+    ``static``, at the run's sizes with every ``If`` that depends on shapes only taken."""
     from ..onnxruntime.convert import ensure_onnx
 
     ov = require("openvino", "OpenVINO IR")
     source = ensure_onnx(model, ctx)
     onnx = require("onnx", "ONNX models")
+    if static:
+        if ctx.buckets:
+            raise ConversionError("openvino", "shape buckets keep OpenVINO's axes dynamic; this route fixes them")
+        return _static(ov, onnx, model, source, dest_dir, precision)
     if not onnx.load(str(source), load_external_data=False).functions:
         return _save(ov, str(source), dest_dir, precision)
     # OpenVINO's ONNX frontend does not expand a model's local functions (a custom-domain op the
@@ -46,6 +52,29 @@ def from_onnx(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext)
                   location="model.onnx.data")
         path, notes = _save(ov, str(inlined), dest_dir, precision)
     return path, [*notes, "the model's local ONNX functions inlined for OpenVINO's frontend"]
+
+
+def _static(ov, onnx, model: Model, source: Path, dest_dir: Path, precision: str) -> tuple[Path, list[str]]:
+    """The ONNX at the run's sizes, shape-only ``If``s taken: for a graph OpenVINO's frontend cannot
+    read with dynamic axes (an ``If`` whose branches give tensors of different ranks)."""
+    import tempfile
+
+    from .._common import fixed_axes_note
+    from ..tflite._prepare import _static_inputs
+    from ..tflite._rewrites_graph import fold_static_ifs
+
+    if not any(s.dynamic_axes for s in model.signature.inputs):
+        raise ConversionError("openvino", "no dynamic axis to fix: the static route is the dynamic one")
+    proto = onnx.load(str(source))
+    _static_inputs(proto, {s.name: s.concrete(model.dims) for s in model.signature.inputs})
+    taken = fold_static_ifs(onnx, proto)
+    with tempfile.TemporaryDirectory(prefix="edgekit-static-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        onnx.save(proto, str(path), save_as_external_data=True, location="model.onnx.data")
+        dest, notes = _save(ov, str(path), dest_dir, precision)
+    why = "OpenVINO's ONNX frontend could not read the graph with dynamic axes"
+    return dest, [*fixed_axes_note(model, why), *([f"{taken} If taken at these sizes (shape-only conditions)"]
+                                                   if taken else []), *notes]
 
 
 def from_torch(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
