@@ -41,8 +41,18 @@ CASES = {
     "test_isinf": ("IsInf written as a comparison", True),
     "test_bitshift_left_uint8": ("BitShift LEFT written as a Mul", True),
     "test_bitshift_left_int32_overflow": ("BitShift LEFT written as a Mul", True),
-    "test_sce_mean_no_weight_ii_3d_log_prob": ("with ignore_index written as ONNX's function body", False),
-    "test_nllloss_NCd1_ii": ("with ignore_index written as ONNX's function body", False),
+    "test_sce_mean_no_weight_ii_3d_log_prob": ("written as ONNX's function body", False),
+    "test_nllloss_NCd1_ii": ("written as ONNX's function body", False),
+    "test_attention_4d_with_past_and_present": ("Attention written as ONNX's function body", False),
+    "test_attention_4d_attn_mask_3d": ("Attention written as ONNX's function body", False),
+    "test_attention_bidirectional_window": ("Attention written as ONNX's function body", False),
+    "test_qlinearmatmul_3D_uint8_float16": ("float16 values computed in float32", True),
+    "test_mod_mixed_sign_float16": ("float16 values computed in float32", True),
+    "test_range_float16_type_positive_delta": ("float16 values computed in float32", True),
+    "test_mod_mixed_sign_float32": ("Mod with fmod=1 written as a Mod of magnitudes", True),
+    "test_mod_int64_fmod": ("Mod with fmod=1 written as a Mod of magnitudes", True),
+    "test_qlinearmatmul_2D_int8_float32": ("QLinearMatMul written as float32 integer arithmetic", True),
+    "test_qlinearmatmul_3D_uint8_float32": ("QLinearMatMul written as float32 integer arithmetic", True),
 }
 
 
@@ -167,3 +177,45 @@ def test_constant_slice_reversing_or_past_an_end(starts, ends, steps):
     changed = each(onnx, proto, {"Slice"}, _slice)
     assert changed == (0 if starts == [0] else 1)
     np.testing.assert_array_equal(_run_proto(proto, x)[0], want[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int32])
+def test_fmod_keeps_the_dividends_sign(dtype):
+    """fmod=1: the remainder's sign is x's (C fmod), zeros and exact multiples included."""
+    from edgekit.backends.tflite._rewrites import each
+    from edgekit.backends.tflite._rewrites_math import _fmod
+
+    kind = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    node = helper.make_node("Mod", ["x", "y"], ["z"], fmod=1)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(n, kind, [8]) for n in "xy"],
+                              [helper.make_tensor_value_info("z", kind, [8])])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    feeds = {"x": np.array([7, -7, 7, -7, 0, 6, -6, 5], dtype), "y": np.array([3, 3, -3, -3, 4, 3, -3, 7], dtype)}
+    want = _run_proto(proto, feeds)
+    assert each(onnx, proto, {"Mod"}, _fmod) == 1
+    np.testing.assert_array_equal(_run_proto(proto, feeds)[0], want[0])
+    assert want[0].tolist() == [1, -1, 1, -1, 0, 0, 0, 5]
+
+
+def test_qlinear_matmul_per_row_and_column_scales():
+    """b's scale and zero point per column (ONNX Runtime takes a's per tensor only): the rewrite
+    gives ONNX Runtime's uint8."""
+    from edgekit.backends.tflite._rewrites import each
+    from edgekit.backends.tflite._rewrites_quant import _qlinear_matmul
+
+    rng = np.random.default_rng(0)
+    inits = [onnx.numpy_helper.from_array(v, n) for n, v in (
+        ("sa", np.array(0.02, np.float32)), ("azp", np.array(120, np.uint8)),
+        ("b", rng.integers(0, 256, (4, 5), dtype=np.uint8)), ("sb", rng.uniform(0.01, 0.05, 5).astype(np.float32)),
+        ("bzp", rng.integers(100, 150, 5, dtype=np.uint8)), ("sy", np.array(0.2, np.float32)),
+        ("yzp", np.array(127, np.uint8)))]
+    node = helper.make_node("QLinearMatMul", ["a", "sa", "azp", "b", "sb", "bzp", "sy", "yzp"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("a", TensorProto.UINT8, [3, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.UINT8, [3, 5])], inits)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    feeds = {"a": rng.integers(0, 256, (3, 4), dtype=np.uint8)}
+    want = _run_proto(proto, feeds)
+    assert each(onnx, proto, {"QLinearMatMul"}, _qlinear_matmul) == 1
+    got = _run_proto(proto, feeds)[0]
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, want[0])

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..._lazy import require
 from ..._types import Model
-from . import _rewrites, _rewrites_graph, _rewrites_math
+from . import _rewrites, _rewrites_float16, _rewrites_graph, _rewrites_math, _rewrites_quant
 
 
 def output_shapes(path: Path) -> dict[str, tuple[int, ...]]:
@@ -34,6 +34,9 @@ def prepare_for_onnx2tf(model: Model, onnx_path: Path, folder: Path) -> tuple[Pa
     if ifs:
         done.append(f"{ifs} If taken at the static shapes (its condition depends on shapes only)")
     _rewrites_graph.refuse_ifs_on_values(proto)
+    expanded = _rewrites.EXPAND[0](onnx, proto)  # before onnxsim, which then folds the bodies' shapes
+    if expanded:
+        done.append(_rewrites.EXPAND[1](expanded))
     proto, folded = _simplify(proto)
     if folded:
         done.append("shape arithmetic folded (onnxsim)")
@@ -55,7 +58,9 @@ def prepare_for_onnx2tf(model: Model, onnx_path: Path, folder: Path) -> tuple[Pa
 _REWRITES = (
     *_rewrites.REWRITES,
     *_rewrites_math.REWRITES,
+    *_rewrites_quant.REWRITES,
     (lambda onnx, p: _castlike_to_cast(onnx, p), lambda n: f"{n} CastLike written as Cast (onnx2tf has no CastLike)"),
+    *_rewrites_float16.REWRITES,
     (lambda onnx, p: _dynamic_quantize_as_math(onnx, p),
      lambda n: f"{n} DynamicQuantizeLinear written as elementary ops (onnx2tf's gives float, not uint8)"),
     (lambda onnx, p: _integer_matmuls_in_float(onnx, p),

@@ -246,11 +246,11 @@ def _rewrite(ops: set[str], build: Callable) -> Callable:
     return lambda onnx, proto: each(onnx, proto, ops, build)
 
 
+# run by _prepare before onnxsim, so the shape arithmetic of the bodies it inlines is folded too
+EXPAND = (lambda onnx, proto: expand_by_function(onnx, proto),
+          lambda ops: f"{len(ops)} {'/'.join(sorted(set(ops)))} written as ONNX's function body for them")
 # (rewrite, note) pairs, registered in _prepare._REWRITES
 REWRITES = (
-    (lambda onnx, proto: expand_by_function(onnx, proto),
-     lambda n: f"{n} SoftmaxCrossEntropyLoss/NegativeLogLikelihoodLoss with ignore_index written as ONNX's "
-               "function body for them"),
     (_rewrite({"Clip"}, _clip), lambda n: f"{n} Clip written as Max/Min (bounds fed at run time or missing)"),
     (_rewrite({"ArgMax", "ArgMin"}, _arg_last),
      lambda n: f"{n} ArgMax/ArgMin with select_last_index written on the reversed axis"),
@@ -264,46 +264,49 @@ REWRITES = (
 )
 
 
-# ops whose own onnx2tf converter drifts where ONNX's function body for them converts well
-_EXPANDED = {"SoftmaxCrossEntropyLoss", "NegativeLogLikelihoodLoss"}
+# ops whose own onnx2tf converter drifts or fails where ONNX's function body for them converts
+# well -> the attribute a node needs for that (None: every node). onnx2tf's Attention fails on
+# past/present caches, 3D or rank-2 masks, qk_matmul_output, nonpad_kv_seqlen and windows
+_EXPANDED = {"SoftmaxCrossEntropyLoss": "ignore_index", "NegativeLogLikelihoodLoss": "ignore_index", "Attention": None}
 
 
-def expand_by_function(onnx, proto) -> int:
-    """``SoftmaxCrossEntropyLoss``/``NegativeLogLikelihoodLoss`` with an ``ignore_index`` (which
-    onnx2tf's converters get wrong) replaced by the function body ONNX defines them by, inlined;
-    SCE's body calls NLL, so this runs until none is left (ONNX's own expansion, not a copy)."""
+def expand_by_function(onnx, proto) -> list[str]:
+    """``Attention`` (opset 23+), and ``SoftmaxCrossEntropyLoss``/``NegativeLogLikelihoodLoss``
+    with an ``ignore_index`` (which onnx2tf's converters get wrong), replaced by the function body
+    ONNX defines them by, inlined; SCE's body calls NLL, so this runs until none is left (ONNX's
+    own expansion, not a copy). Returns the ops expanded."""
     import onnx.inliner
 
-    count = 0
+    done = []
     for _ in range(3):
         called = _call_function_bodies(onnx, proto)
         if not called:
             break
         proto.CopyFrom(onnx.inliner.inline_local_functions(proto))
-        count += called
-    if count:  # the bodies' Constant nodes, as every other constant reaches onnx2tf
+        done += called
+    if done:  # the bodies' Constant nodes, as every other constant reaches onnx2tf
         from ._prepare import _constants_to_initializers
 
         _constants_to_initializers(proto.graph)
-    return count
+    return done
 
 
-def _call_function_bodies(onnx, proto) -> int:
-    """Each node of ``_EXPANDED`` with an ignore_index becomes a call to a local function holding
-    its body at the graph's opset and input types; returns how many."""
+def _call_function_bodies(onnx, proto) -> list[str]:
+    """Each node of ``_EXPANDED`` (with the attribute it needs) becomes a call to a local function
+    holding its body at the graph's opset and input types; returns their ops."""
     nodes = [n for n in proto.graph.node if n.op_type in _EXPANDED and n.domain in _DEFAULT
-             and any(a.name == "ignore_index" for a in n.attribute)]
+             and (_EXPANDED[n.op_type] is None or any(a.name == _EXPANDED[n.op_type] for a in n.attribute))]
     if not nodes:
-        return 0
+        return []
     g = Graph(onnx, proto)
     inferred = onnx.shape_inference.infer_shapes(proto).graph
     types = {v.name: v.type for v in [*inferred.input, *inferred.value_info, *inferred.output]}
-    called = 0
+    called = []
     for i, node in enumerate(nodes):
         schema = onnx.defs.get_schema(node.op_type, g.opset, "")
         if not schema.has_context_dependent_function:
             continue
-        called += 1
+        called.append(node.op_type)
         body = onnx.FunctionProto()
         body.ParseFromString(schema.get_context_dependent_function(
             node.SerializeToString(), [(types[n] if n in types else onnx.TypeProto()).SerializeToString()

@@ -103,11 +103,32 @@ def _shift_left(g: Graph, node):
             g.node("Mul", [x, out + "__scale"], [out])]
 
 
+_SIGNED = (*_FLOATS, np.int8, np.int16, np.int32, np.int64)
+
+
+def _fmod(g: Graph, node):
+    """``Mod`` with ``fmod=1`` (the remainder takes the dividend's sign; onnx2tf ignores fmod and
+    writes a floor mod) as ``sign(x) * fmod(|x|, |y|)``: on non-negative operands fmod and the
+    floor mod onnx2tf writes are the same exact value, and x's sign is put back with a Where."""
+    x, y, out = node.input[0], node.input[1], node.output[0]
+    if not _attr(node, "fmod", 0) or g.types.get(x) is None or np.dtype(g.np_type(x)) not in _SIGNED:
+        return None
+    t = out + "__fmod"
+    zero = g.const(t + "_zero", np.zeros((), g.np_type(x)))
+    nodes = []
+    for side, v in (("x", x), ("y", y)):  # |v| as Max(v, -v): LiteRT's Abs has no int64 kernel
+        nodes += [g.node("Neg", [v], [f"{t}_n{side}"]), g.node("Max", [v, f"{t}_n{side}"], [f"{t}_a{side}"])]
+    return [*nodes,
+            g.node("Mod", [t + "_ax", t + "_ay"], [t + "_m"], fmod=1), g.node("Neg", [t + "_m"], [t + "_neg"]),
+            g.node("Less", [x, zero], [t + "_xneg"]), g.node("Where", [t + "_xneg", t + "_neg", t + "_m"], [out])]
+
+
 REWRITES = (
     (_rewrite({"Cosh"}, _cosh), lambda n: f"{n} Cosh written as Exp (LiteRT has none)"),
     (_rewrite({"Atanh"}, _atanh), lambda n: f"{n} Atanh written as Log (LiteRT has none)"),
     (_rewrite({"Asin"}, _asin), lambda n: f"{n} Asin written as Atan (exact at +-1)"),
     (_rewrite({"Acos"}, _acos), lambda n: f"{n} Acos written as Atan (exact at +-1)"),
     (_rewrite({"IsInf"}, _isinf), lambda n: f"{n} IsInf written as a comparison with inf"),
+    (_rewrite({"Mod"}, _fmod), lambda n: f"{n} Mod with fmod=1 written as a Mod of magnitudes (onnx2tf ignores fmod)"),
     (_rewrite({"BitShift"}, _shift_left), lambda n: f"{n} BitShift LEFT written as a Mul by 2**y (LiteRT has none)"),
 )

@@ -1,0 +1,58 @@
+"""Quantized ops onnx2tf hands back dequantized (a float where ONNX has uint8/int8, which the ops
+after it then misread), written as the integer arithmetic ONNX defines, computed in float32."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._rewrites import Graph, _rewrite
+
+_RANGES = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
+
+
+def _centered(g: Graph, x: str, zp: str, t: str, per_row: bool) -> tuple[list, str]:
+    """``float(x) - float(zp)``; a per-row zero point ([M]) is made [M, 1] to meet x's rows."""
+    f32 = g.onnx.TensorProto.FLOAT
+    nodes = [g.node("Cast", [x], [t + "_f"], to=f32), g.node("Cast", [zp], [t + "_zp"], to=f32)]
+    zp_f = t + "_zp"
+    if per_row:
+        nodes.append(g.node("Reshape", [zp_f, g.const(t + "_col", np.array([-1, 1], np.int64))], [t + "_zp_col"]))
+        zp_f = t + "_zp_col"
+    nodes.append(g.node("Sub", [t + "_f", zp_f], [t + "_c"]))
+    return nodes, t + "_c"
+
+
+def _qlinear_matmul(g: Graph, node):
+    """``QLinearMatMul`` as ``y = saturate(round((a - a_zp) @ (b - b_zp) * a_scale * b_scale /
+    y_scale) + y_zp)``: the integer products and sums stay exact in float32 below 2^24, Round is
+    ONNX's and LiteRT's half-to-even, and the result is cast to y's own type (onnx2tf's converter
+    returns it dequantized). a's scale and zero point may be per row, b's per column."""
+    if len(node.input) != 8 or any(len(g.shapes.get(x, ())) < 2 for x in node.input[0:4:3]):
+        return None  # a 1-D operand (its scales would broadcast to a new axis)
+    a, sa, azp, b, sb, bzp, sy, yzp = node.input
+    if g.types.get(yzp) is None or np.dtype(g.np_type(yzp)) not in _RANGES:
+        return None
+    t, f32 = node.output[0] + "__qlmm", g.onnx.TensorProto.FLOAT
+    a_nodes, a_c = _centered(g, a, azp, t + "_a", per_row=True)
+    b_nodes, b_c = _centered(g, b, bzp, t + "_b", per_row=False)
+    lo, hi = _RANGES[np.dtype(g.np_type(yzp))]
+    nodes = [*a_nodes, *b_nodes, g.node("MatMul", [a_c, b_c], [t + "_acc"])]
+    for name, scale in (("sa", sa), ("sb", sb), ("sy", sy)):
+        nodes.append(g.node("Cast", [scale], [f"{t}_{name}"], to=f32))
+    nodes += [g.node("Reshape", [t + "_sa", g.const(t + "_sa_shape", np.array([-1, 1], np.int64))], [t + "_sa_col"]),
+              g.node("Mul", [t + "_sa_col", t + "_sb"], [t + "_sab"]),
+              g.node("Div", [t + "_sab", t + "_sy"], [t + "_scale"]),
+              g.node("Mul", [t + "_acc", t + "_scale"], [t + "_scaled"]),
+              g.node("Round", [t + "_scaled"], [t + "_round"]),
+              g.node("Cast", [yzp], [t + "_yzp"], to=f32),
+              g.node("Add", [t + "_round", t + "_yzp"], [t + "_shifted"]),
+              g.node("Max", [t + "_shifted", g.const(t + "_lo", np.array(lo, np.float32))], [t + "_lo_cut"]),
+              g.node("Min", [t + "_lo_cut", g.const(t + "_hi", np.array(hi, np.float32))], [t + "_sat"]),
+              g.node("Cast", [t + "_sat"], [node.output[0]], to=g.types[yzp])]
+    return nodes
+
+
+REWRITES = (
+    (_rewrite({"QLinearMatMul"}, _qlinear_matmul),
+     lambda n: f"{n} QLinearMatMul written as float32 integer arithmetic (onnx2tf's returns it dequantized)"),
+)
