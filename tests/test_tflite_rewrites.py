@@ -53,6 +53,12 @@ CASES = {
     "test_mod_int64_fmod": ("Mod with fmod=1 written as a Mod of magnitudes", True),
     "test_qlinearmatmul_2D_int8_float32": ("QLinearMatMul written as float32 integer arithmetic", True),
     "test_qlinearmatmul_3D_uint8_float32": ("QLinearMatMul written as float32 integer arithmetic", True),
+    "test_averagepool_3d_dilations_small": ("3-D AveragePool/LpPool written as a Conv", False),
+    "test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_True": (
+        "3-D AveragePool/LpPool written as a Conv", False),
+    "test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_True": (
+        "3-D AveragePool/LpPool written as a Conv", False),
+    "test_lppool_3d_default": ("3-D AveragePool/LpPool written as a Conv", False),
 }
 
 
@@ -219,3 +225,25 @@ def test_qlinear_matmul_per_row_and_column_scales():
     got = _run_proto(proto, feeds)[0]
     assert got.dtype == np.uint8
     np.testing.assert_array_equal(got, want[0])
+
+
+@pytest.mark.parametrize("include_pad", [0, 1])
+@pytest.mark.parametrize("op", ["AveragePool", "LpPool"])
+def test_3d_pool_with_pads_and_ceil_mode_as_a_conv(include_pad, op):
+    """Uneven pads, strides, dilations and ceil mode: the Conv of ones, scaled per window, gives
+    ONNX Runtime's pool (count_include_pad either way; LpPool's p-th root of |x|^p sums)."""
+    from edgekit.backends.tflite._rewrites import each
+    from edgekit.backends.tflite._rewrites_pool import _pool3d_as_conv
+
+    attrs = {"kernel_shape": [3, 2, 3], "strides": [2, 1, 2], "dilations": [1, 2, 1], "pads": [1, 0, 1, 1, 1, 0],
+             "ceil_mode": 1}
+    attrs.update({"count_include_pad": include_pad} if op == "AveragePool" else {"p": 3})
+    node = helper.make_node(op, ["x"], ["y"], **attrs)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 6, 5, 7])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    x = {"x": np.random.default_rng(1).normal(size=(2, 3, 6, 5, 7)).astype(np.float32)}
+    want = _run_proto(proto, x)[0]
+    assert each(onnx, proto, {op}, _pool3d_as_conv) == 1
+    assert "Conv" in [n.op_type for n in proto.graph.node]
+    np.testing.assert_allclose(_run_proto(proto, x)[0], want, rtol=1e-5, atol=1e-6)

@@ -77,7 +77,8 @@ def _node_rule(facts: OnnxFacts, node) -> Finding | None:
     op, name = node.op_type, node.name or node.op_type
     if node.domain not in ("", "ai.onnx"):
         return None
-    if op in _POOLS and len(_attr(node, "kernel_shape", []) or []) == 3:
+    if op in _POOLS and len(_attr(node, "kernel_shape", []) or []) == 3 and (op == "MaxPool" or _attr(
+            node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")):  # the others become a Conv of ones
         return _flex(_POOLS[op], op, [name])
     if op == "MaxPool" and _attr(node, "storage_order", 0):
         return _explained("tflite", "NotImplementedError: storage_order option is not supported", op, [name])
@@ -108,10 +109,11 @@ def _gap_rule(facts: OnnxFacts, node, op: str, name: str) -> Finding | None:
             and facts.types.get(first) != 1:
         return _gap(op, FAIL, "LayerNormalization over every axis (axis 0): normalize from axis 1, or write it "
                               "with ReduceMean", name)
-    # Attention is written as ONNX's function body before onnx2tf: one case with nonpad_kv_seqlen failed
+    # Attention is written as ONNX's function body before onnx2tf: with nonpad_kv_seqlen, the
+    # prefill cases failed (2 of 4: an Add onnx2tf builds wrong), the decode ones converted
     if op == "Attention" and len(node.input) > 6 and node.input[6]:
-        return _gap(op, RISK, "the Attention op with nonpad_kv_seqlen (its function body: an Add it builds "
-                              "wrong in one case of three)", name)
+        return _gap(op, RISK, "the Attention op with nonpad_kv_seqlen (in its function body, an Add onnx2tf "
+                              "builds wrong in prefill cases)", name)
     if op == "NonMaxSuppression":
         return _gap(op, FAIL, "NonMaxSuppression (a != on Keras tensors): run it outside the model", name)
     if op == "Range" and facts.types.get(first) == 10:

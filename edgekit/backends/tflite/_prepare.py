@@ -9,7 +9,14 @@ import numpy as np
 
 from ..._lazy import require
 from ..._types import Model
-from . import _rewrites, _rewrites_float16, _rewrites_graph, _rewrites_math, _rewrites_quant
+from . import (
+    _rewrites,
+    _rewrites_float16,
+    _rewrites_graph,
+    _rewrites_math,
+    _rewrites_pool,
+    _rewrites_quant,
+)
 
 
 def output_shapes(path: Path) -> dict[str, tuple[int, ...]]:
@@ -59,6 +66,7 @@ _REWRITES = (
     *_rewrites.REWRITES,
     *_rewrites_math.REWRITES,
     *_rewrites_quant.REWRITES,
+    *_rewrites_pool.REWRITES,
     (lambda onnx, p: _castlike_to_cast(onnx, p), lambda n: f"{n} CastLike written as Cast (onnx2tf has no CastLike)"),
     *_rewrites_float16.REWRITES,
     (lambda onnx, p: _dynamic_quantize_as_math(onnx, p),
