@@ -70,3 +70,18 @@ def test_tflite_takes_onnx2torch_where_onnx2tf_drops_an_output(tmp_path):
     assert kept == ["onnx-file -> onnx2torch + litert-torch"], art.attempts
     assert art.parity.status == "pass" and any("onnx2torch" in n for n in art.notes)
     assert [a["route"] for a in art.attempts][:2] == ["onnx -> onnx2tf", "onnx -> onnx2tf (ONNX layout)"]
+
+
+def test_size_is_written_as_the_product_of_shape(tmp_path):
+    import onnxruntime as ort
+
+    from edgekit.backends._onnx2torch import _size_as_shape_product
+
+    path = _save(tmp_path / "size.onnx", [helper.make_node("Size", ["x"], ["n"])],
+                 [helper.make_tensor_value_info("x", F, [2, 3, 4])], [helper.make_tensor_value_info("n", I64, [])])
+    proto = onnx.load(str(path))
+    _size_as_shape_product(onnx, proto.graph)
+    assert [n.op_type for n in proto.graph.node] == ["Shape", "ReduceProd"]
+    x = np.zeros((2, 3, 4), np.float32)
+    got = ort.InferenceSession(proto.SerializeToString()).run(None, {"x": x})[0]
+    assert got.shape == () and got.dtype == np.int64 and int(got) == 24

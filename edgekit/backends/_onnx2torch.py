@@ -94,11 +94,26 @@ def _static(onnx, model: Model, onnx_path) -> Any:
     if not any(o.name in folded for o in simplified.graph.output):  # an output folded away has no node
         proto = simplified
     _prepare._constants_to_initializers(proto.graph)
+    _size_as_shape_product(onnx, proto.graph)
     weights = {t.name for t in proto.graph.initializer}
     kept = [v for v in proto.graph.input if v.name not in weights]  # old exporters list weights as inputs
     del proto.graph.input[:]
     proto.graph.input.extend(kept)
     return proto
+
+
+def _size_as_shape_product(onnx, graph) -> None:
+    """``Size`` (onnx2torch has none) as the product of ``Shape``: the same int64 scalar."""
+    nodes = []
+    for node in graph.node:
+        if node.op_type != "Size" or node.domain not in ("", "ai.onnx"):
+            nodes.append(node)
+            continue
+        shape = f"{node.output[0]}__shape"
+        nodes += [onnx.helper.make_node("Shape", [node.input[0]], [shape], name=f"{node.name}__shape"),
+                  onnx.helper.make_node("ReduceProd", [shape], list(node.output), name=node.name, keepdims=0)]
+    del graph.node[:]
+    graph.node.extend(nodes)
 
 
 def _values_as_parameters(proto, target: str) -> None:
