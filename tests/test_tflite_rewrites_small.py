@@ -148,3 +148,11 @@ def test_bitwise_not_of_wide_signed_types(dtype):
     node = helper.make_node("BitwiseNot", ["a"], ["y"])
     kind = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
     assert _same_after(_model(node, {"a": a}, kind, opset=18), {"a": a}, {"BitwiseNot"}, M._bitwise) == ["Sub"]
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+def test_3d_same_upper_pool_written_as_pads(op):
+    """A 3-D pool needs explicit pads to become a Conv of ones (average) before onnx2tf."""
+    node = helper.make_node(op, ["x"], ["y"], auto_pad="SAME_UPPER", kernel_shape=[2, 2, 3], strides=[2, 1, 2])
+    x = np.random.default_rng(4).standard_normal([1, 2, 5, 4, 7]).astype(np.float32)
+    _same_after(_model(node, {"x": x}), {"x": x}, M._POOL_OPS, M._explicit_pads)

@@ -22,9 +22,11 @@ from ._check_types import FAIL, RISK, Finding
 _PREPARED = {"CastLike", "Constant"}
 # ONNX ops onnx2tf writes as TensorFlow ops LiteRT has no builtin for (seen in the node cases;
 # Cosh and Atanh are written as Exp/Log before onnx2tf)
-_NO_BUILTIN = {"Sinh": "Sinh", "Asinh": "Asinh", "Acosh": "Acosh",
-               "BitwiseOr": "BitwiseOr", "BitwiseAnd": "BitwiseAnd", "BitwiseNot": "Invert",
-               "Unique": "UniqueWithCountsV2"}
+_NO_BUILTIN = {"Sinh": "Sinh", "Asinh": "Asinh", "Acosh": "Acosh", "Unique": "UniqueWithCountsV2"}
+# bitwise ops LiteRT lacks -> the element types prep writes them as arithmetic for (int8/16, uint8/16;
+# BitwiseNot int32/int64 too): other types stay Select-TF ops
+_BITWISE = {"BitwiseOr": ("BitwiseOr", {2, 3, 4, 5}), "BitwiseAnd": ("BitwiseAnd", {2, 3, 4, 5}),
+            "BitwiseNot": ("Invert", {2, 3, 4, 5, 6, 7})}
 # element types LiteRT lacks that prep does not widen for every op
 _RISKY_TYPES = {13: "uint64", 16: "bfloat16", 8: "string"}
 _POOLS = {"AveragePool": "AvgPool3D", "MaxPool": "MaxPool3D", "LpPool": "AvgPool3D"}
@@ -78,8 +80,10 @@ def _node_rule(facts: OnnxFacts, node) -> Finding | None:
     if node.domain not in ("", "ai.onnx"):
         return None
     if op in _POOLS and len(_attr(node, "kernel_shape", []) or []) == 3 and (op == "MaxPool" or _attr(
-            node, "auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")):  # the others become a Conv of ones
+            node, "auto_pad", b"NOTSET") in (b"VALID", "VALID")):  # the others become a Conv of ones
         return _flex(_POOLS[op], op, [name])
+    if op in _BITWISE and facts.types.get(node.input[0]) not in _BITWISE[op][1]:
+        return _flex(_BITWISE[op][0], op, [name])
     if op == "MaxPool" and _attr(node, "storage_order", 0):
         return _explained("tflite", "NotImplementedError: storage_order option is not supported", op, [name])
     if op == "Resize" and _attr(node, "mode", b"nearest") in (b"cubic", "cubic"):

@@ -18,14 +18,15 @@ def _text(node, name: str, default: str) -> str:
 
 
 def _explicit_pads(g: Graph, node):
-    """``auto_pad`` SAME_LOWER (any pool or Conv) and SAME_UPPER (LpPool, Conv: onnx2tf's max and
-    average pools take it right) as explicit ``pads``: ``ceil(in / stride)`` outputs, the total
+    """``auto_pad`` SAME_LOWER (any pool or Conv) and SAME_UPPER (LpPool, Conv, 3-D pools, which
+    then become a Conv of ones: onnx2tf's 1/2-D max and average pools take it right) as ``pads``: ``ceil(in / stride)`` outputs, the total
     padding that needs, its odd extra at the beginning for SAME_LOWER, at the end for SAME_UPPER."""
     mode = _text(node, "auto_pad", "NOTSET")
-    if mode not in ("SAME_LOWER", "SAME_UPPER") or (mode == "SAME_UPPER" and node.op_type in ("MaxPool", "AveragePool")):
-        return None
     shape = g.shapes.get(node.input[0])
     kernel = _attr(node, "kernel_shape") or (g.shapes.get(node.input[1], ())[2:] if node.op_type == "Conv" else None)
+    if mode not in ("SAME_LOWER", "SAME_UPPER") or (
+            mode == "SAME_UPPER" and node.op_type in ("MaxPool", "AveragePool") and len(kernel or ()) != 3):
+        return None
     if shape is None or not kernel or len(shape) != len(kernel) + 2 or _attr(node, "ceil_mode", 0):
         return None
     n = len(kernel)
