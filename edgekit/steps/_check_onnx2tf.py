@@ -125,9 +125,16 @@ def _gap_rule(facts: OnnxFacts, node, op: str, name: str) -> Finding | None:
                               "constant bounds", name)
     if op == "ConvTranspose" and facts.ranks.get(first) == 5:
         return _gap(op, RISK, "3-D ConvTranspose", name)
-    if op in ("RNN", "GRU", "LSTM"):
-        return _gap(op, RISK, f"{op} in the node cases (GRU, RNN) and zoo models (LSTM) tried", name)
+    if op in ("RNN", "GRU", "LSTM") and not _rnn_unrolled(node):  # the others are unrolled before onnx2tf
+        return _gap(op, RISK, f"{op} with clip, input_forget or activations other than Tanh/Sigmoid/Relu "
+                              "(not unrolled by edgekit; onnx2tf's own converter failed on every node case)", name)
     return _fed_rule(facts, node, op, name)
+
+
+def _rnn_unrolled(node) -> bool:
+    from ..backends.tflite._rewrites_rnn import unrolled
+
+    return unrolled(node)
 
 
 def _fed_rule(facts: OnnxFacts, node, op: str, name: str) -> Finding | None:

@@ -17,6 +17,7 @@ from . import (
     _rewrites_more,
     _rewrites_pool,
     _rewrites_quant,
+    _rewrites_rnn,
 )
 
 
@@ -69,6 +70,7 @@ _REWRITES = (
     *_rewrites_quant.REWRITES,
     *_rewrites_more.REWRITES,  # before the pools: explicit pads let a 3-D SAME pool become a Conv
     *_rewrites_pool.REWRITES,
+    *_rewrites_rnn.REWRITES,
     (lambda onnx, p: _castlike_to_cast(onnx, p), lambda n: f"{n} CastLike written as Cast (onnx2tf has no CastLike)"),
     *_rewrites_float16.REWRITES,
     (lambda onnx, p: _dynamic_quantize_as_math(onnx, p),
