@@ -247,3 +247,23 @@ def test_3d_pool_with_pads_and_ceil_mode_as_a_conv(include_pad, op):
     assert each(onnx, proto, {op}, _pool3d_as_conv) == 1
     assert "Conv" in [n.op_type for n in proto.graph.node]
     np.testing.assert_allclose(_run_proto(proto, x)[0], want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("attrs", [dict(kernel_shape=[2, 2], strides=[2, 1], storage_order=1),
+                                   dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+                                   dict(kernel_shape=[2, 3], dilations=[2, 1], storage_order=0)])
+def test_maxpool_indices_as_argmax_over_window_taps(attrs):
+    from edgekit.backends.tflite import _rewrites_pool
+
+    node = helper.make_node("MaxPool", ["x"], ["y", "i"], **attrs)
+    graph = helper.make_graph([node], "mp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 7, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("i", TensorProto.INT64, None)])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)])
+    x = np.random.default_rng(0).integers(-3, 3, (2, 3, 7, 6)).astype(np.float32)  # ties: the first max wins
+    want = ort.InferenceSession(proto.SerializeToString()).run(None, {"x": x})
+    rewrite, _ = _rewrites_pool.REWRITES[0]
+    assert rewrite(onnx, proto) == 1
+    assert "ArgMax" in [n.op_type for n in proto.graph.node]
+    got = ort.InferenceSession(proto.SerializeToString()).run(None, {"x": x})
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])

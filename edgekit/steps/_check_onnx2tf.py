@@ -84,8 +84,9 @@ def _node_rule(facts: OnnxFacts, node) -> Finding | None:
         return _flex(_POOLS[op], op, [name])
     if op in _BITWISE and facts.types.get(node.input[0]) not in _BITWISE[op][1]:
         return _flex(_BITWISE[op][0], op, [name])
-    if op == "MaxPool" and _attr(node, "storage_order", 0):
-        return _explained("tflite", "NotImplementedError: storage_order option is not supported", op, [name])
+    if op == "MaxPool" and len(node.output) > 1 and node.output[1] and (len(_attr(
+            node, "kernel_shape", []) or []) != 2 or _attr(node, "ceil_mode", 0)):  # 2-D: an ArgMax over taps
+        return _flex("MaxPoolWithArgmax", op, [name])
     if op == "Resize" and _attr(node, "mode", b"nearest") in (b"cubic", "cubic"):
         return _flex("ResizeBicubic", op, [name])
     if op == "BitShift" and _attr(node, "direction", b"") in (b"LEFT", "LEFT") and facts.types.get(

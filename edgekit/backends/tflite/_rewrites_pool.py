@@ -104,7 +104,64 @@ def _pool3d_as_conv(g: Graph, node):
     return [*nodes, g.node("Mul", [t + "_sums", g.const(t + "_weights", weights)], [out])]
 
 
+def _axis0(g: Graph, op: str, x: str, out: str):
+    """``Unsqueeze``/``Squeeze`` at axis 0: axes an input from opset 13, an attribute before."""
+    if g.opset >= 13:
+        return g.node(op, [x, g.const(out + "_axes", np.array([0], np.int64))], [out])
+    return g.node(op, [x], [out], axes=[0])
+
+
+def _maxpool_indices(g: Graph, node):
+    """2-D ``MaxPool`` with its Indices output (onnx2tf writes a Select-TF MaxPoolWithArgmax) as
+    the max of each window's kernel-tap slices: ``ArgMax`` over the taps (the first largest, as
+    ONNX Runtime scans a window row by row) picks from a constant map of each tap's flat index
+    (row- or column-major by ``storage_order``; padding never picked: it is -inf)."""
+    x = node.input[0]
+    k, shape = _attr(node, "kernel_shape") or [], g.shapes.get(x)
+    if len(node.output) < 2 or not node.output[1] or len(k) != 2 or shape is None or len(shape) != 4:
+        return None
+    if g.types.get(x) != g.onnx.TensorProto.FLOAT or _attr(node, "ceil_mode", 0) or \
+            (_attr(node, "auto_pad", b"NOTSET") or b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        return None
+    n, c, h, w = (int(v) for v in shape)
+    (sh, sw), (dh, dw) = _attr(node, "strides", [1, 1]), _attr(node, "dilations", [1, 1])
+    pads = _attr(node, "pads", [0, 0, 0, 0])
+    oh = (h + pads[0] + pads[2] - (k[0] - 1) * dh - 1) // sh + 1
+    ow = (w + pads[1] + pads[3] - (k[1] - 1) * dw - 1) // sw + 1
+    plane = np.arange(h * w, dtype=np.int64).reshape(h, w)
+    if _attr(node, "storage_order", 0) == 1:
+        plane = (np.arange(h)[:, None] + np.arange(w)[None, :] * h).astype(np.int64)
+    index = (np.arange(n * c, dtype=np.int64).reshape(n, c, 1, 1) * h * w) + plane
+    index = np.pad(index, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])), constant_values=-1)
+    t = node.output[1] + "__argmax"
+    padded = x if not any(pads) else t + "_padded"
+    nodes = [] if not any(pads) else [g.node("Pad", [x, g.const(t + "_pads", np.array(
+        [0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]], np.int64)), g.const(t + "_ninf", np.array(-np.inf, np.float32))],
+        [padded], mode="constant")]
+    taps, maps = [], []
+    for i in range(k[0]):
+        for j in range(k[1]):
+            r, q = i * dh, j * dw
+            window = (slice(None), slice(None), slice(r, r + (oh - 1) * sh + 1, sh), slice(q, q + (ow - 1) * sw + 1, sw))
+            maps.append(index[window])
+            starts = g.const(f"{t}_s{i}_{j}", np.array([r, q], np.int64))
+            ends = g.const(f"{t}_e{i}_{j}", np.array([r + (oh - 1) * sh + 1, q + (ow - 1) * sw + 1], np.int64))
+            nodes += [g.node("Slice", [padded, starts, ends, g.const(t + "_axes", np.array([2, 3], np.int64)),
+                                       g.const(t + "_steps", np.array([sh, sw], np.int64))], [f"{t}_tap{i}_{j}"]),
+                      _axis0(g, "Unsqueeze", f"{t}_tap{i}_{j}", f"{t}_u{i}_{j}")]
+            taps.append(f"{t}_u{i}_{j}")
+    nodes += [g.node("Concat", taps, [t + "_taps"], axis=0),
+              g.node("ArgMax", [t + "_taps"], [t + "_which"], axis=0, keepdims=1),
+              g.node("GatherElements", [g.const(t + "_map", np.stack(maps)), t + "_which"], [t + "_picked"], axis=0),
+              _axis0(g, "Squeeze", t + "_picked", node.output[1])]
+    pool = g.node("MaxPool", [x], [node.output[0]], name=node.name)
+    pool.attribute.extend(a for a in node.attribute if a.name != "storage_order")
+    return [pool, *nodes]
+
+
 REWRITES = (
+    (_rewrite({"MaxPool"}, _maxpool_indices),
+     lambda n: f"{n} MaxPool's Indices written as an ArgMax over the window taps (onnx2tf writes a Select-TF op)"),
     (_rewrite({"AveragePool", "LpPool"}, _pool3d_as_conv),
      lambda n: f"{n} 3-D AveragePool/LpPool written as a Conv of ones (LiteRT has no 3-D pooling)"),
 )
