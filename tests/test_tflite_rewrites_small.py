@@ -156,3 +156,23 @@ def test_3d_same_upper_pool_written_as_pads(op):
     node = helper.make_node(op, ["x"], ["y"], auto_pad="SAME_UPPER", kernel_shape=[2, 2, 3], strides=[2, 1, 2])
     x = np.random.default_rng(4).standard_normal([1, 2, 5, 4, 7]).astype(np.float32)
     _same_after(_model(node, {"x": x}), {"x": x}, M._POOL_OPS, M._explicit_pads)
+
+
+@pytest.mark.parametrize("spatial,align,pad", [((3, 2, 2), 0, "zeros"), ((5, 4), 1, "zeros"), ((4, 6), 0, "border"),
+                                               ((2, 3, 4), 1, "border")])
+def test_grid_sample_nearest_as_gather(spatial, align, pad):
+    rank = len(spatial)
+    out = (2, 4, 3)[:rank]
+    node = helper.make_node("GridSample", ["x", "g"], ["y"], mode="nearest", align_corners=align, padding_mode=pad)
+    graph = helper.make_graph([node], "gs", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, *spatial]),
+                                             helper.make_tensor_value_info("g", TensorProto.FLOAT, [2, *out, rank])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)])
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, *spatial)).astype(np.float32)
+    grid = (rng.integers(-6, 7, (2, *out, rank)) / 4).astype(np.float32)  # ties at .5 and points outside
+    want = ort.InferenceSession(proto.SerializeToString()).run(None, {"x": x, "g": grid})[0]
+    assert each(onnx, proto, {"GridSample"}, M._grid_sample_nearest) == 1
+    assert "GatherElements" in [n.op_type for n in proto.graph.node]
+    got = ort.InferenceSession(proto.SerializeToString()).run(None, {"x": x, "g": grid})[0]
+    assert np.array_equal(got, want)
