@@ -176,3 +176,17 @@ def test_grid_sample_nearest_as_gather(spatial, align, pad):
     assert "GatherElements" in [n.op_type for n in proto.graph.node]
     got = ort.InferenceSession(proto.SerializeToString()).run(None, {"x": x, "g": grid})[0]
     assert np.array_equal(got, want)
+
+
+def test_two_d_mask_given_the_scores_rank_but_a_bias_left_alone():
+    mask = helper.make_tensor("m", TensorProto.FLOAT, [2, 6], np.triu(np.full((2, 6), -1e4), 1).ravel().tolist())
+    bias = helper.make_tensor("b", TensorProto.FLOAT, [6], np.arange(6, dtype=np.float32).tolist())
+    nodes = [helper.make_node("Add", ["s", "m"], ["y"]), helper.make_node("Add", ["y", "b"], ["z"])]
+    graph = helper.make_graph(nodes, "mask", [helper.make_tensor_value_info("s", TensorProto.FLOAT, [3, 1, 2, 6])],
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, [3, 1, 2, 6])], [mask, bias])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    s = np.random.default_rng(0).standard_normal((3, 1, 2, 6)).astype(np.float32)
+    want = ort.InferenceSession(proto.SerializeToString()).run(None, {"s": s})[0]
+    assert each(onnx, proto, {"Add", "Sub", "Mul", "Div"}, M._broadcast_rank) == 1  # the mask, not the bias
+    assert [n.op_type for n in proto.graph.node] == ["Unsqueeze", "Add", "Add"]
+    assert np.array_equal(ort.InferenceSession(proto.SerializeToString()).run(None, {"s": s})[0], want)

@@ -281,6 +281,23 @@ def _grid_sample_nearest(g: Graph, node):
     return nodes
 
 
+def _broadcast_rank(g: Graph, node):
+    """A 2-D tensor broadcast against one of rank >= 4 (an attention mask added to the scores) given
+    the full rank first with ``Unsqueeze`` (numpy broadcasting prepends the ones): onnx2tf lays the
+    two out differently and fails to build the op. A 1-D constant (a bias) stays: onnx2tf places
+    it along the channels itself."""
+    ranks = [len(g.shapes[i]) if i in g.shapes else None for i in node.input[:2]]
+    if None in ranks or len(node.input) != 2 or max(ranks) < 4 or min(ranks) > 2 or min(ranks) == 0:
+        return None
+    low = node.input[ranks.index(min(ranks))]
+    if low in g.inits and min(ranks) < 2:  # a bias: onnx2tf places it along the channels itself
+        return None
+    t = f"{node.output[0]}__rank{max(ranks)}"
+    axes = g.const(t + "_axes", np.arange(max(ranks) - min(ranks), dtype=np.int64))
+    inputs = [t if i == low else i for i in node.input]
+    return [g.node("Unsqueeze", [low, axes], [t]), g.node(node.op_type, inputs, list(node.output), name=node.name)]
+
+
 def _and(g: Graph, nodes: list, a: str, b: str, out: str) -> str:
     nodes.append(g.node("And", [a, b], [out]))
     return out
@@ -304,6 +321,8 @@ REWRITES = (
      lambda n: f"{n} 8/16-bit BitwiseOr/And/Not written as float32 bit arithmetic (LiteRT has no builtin)"),
     (_rewrite({"GridSample"}, _grid_sample_nearest),
      lambda n: f"{n} GridSample nearest written as rounded indices and GatherElements (onnx2tf rounds ties away)"),
+    (_rewrite({"Add", "Sub", "Mul", "Div"}, _broadcast_rank),
+     lambda n: f"{n} 2-D operands given the rank they broadcast to (Unsqueeze) before Add/Sub/Mul/Div"),
     (_rewrite({"ScatterND"}, _scatternd_reduction),
      lambda n: f"{n} ScatterND with a reduction written as one ScatterND per update row"),
 )
