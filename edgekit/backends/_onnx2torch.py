@@ -64,7 +64,7 @@ def _example(model: Model, feeds: dict | None) -> list:
 def _convert(onnx2torch, proto, target: str) -> Any:
     """onnx2torch's graph of ``proto``; where it lacks a converter at the model's opset (it stops at
     opset 17 for some ops), the model down-converted by ONNX's version converter."""
-    first = None
+    last = None
     for opset in (None, 17, 13):
         try:
             if opset is not None:
@@ -73,28 +73,33 @@ def _convert(onnx2torch, proto, target: str) -> Any:
                 proto = version_converter.convert_version(proto, opset)
             return onnx2torch.convert(proto)
         except NotImplementedError as exc:
-            first = first or exc
+            last = exc  # the lowest opset tried: what stopped it in the end
         except Exception as exc:  # noqa: BLE001 - the version converter has no adapter down to this opset
             if opset is None:
                 raise ConversionError(target, f"onnx2torch failed on this model: {type(exc).__name__}: {exc}",
                                       _FIX) from exc
             break
-    raise ConversionError(target, f"onnx2torch cannot convert this model: {first}", _FIX) from first
+    from .._known import known
+
+    raise known(target, last) or ConversionError(target, f"onnx2torch cannot convert this model: {last}",
+                                                  _FIX) from last
 
 
 def _static(onnx, model: Model, onnx_path) -> Any:
     """The ONNX at the run's static shapes with its shape arithmetic folded (onnxsim), Constant nodes
     and initializers as onnx2torch reads them: torch.export then sees no value-dependent shapes."""
-    from .tflite import _prepare
+    from .tflite import _prepare, _rewrites_graph
 
     proto = onnx.load(str(onnx_path))
     _prepare._static_inputs(proto, {s.name: s.concrete(model.dims) for s in model.signature.inputs})
+    _rewrites_graph.fold_static_ifs(onnx, proto)  # before onnxsim, which stops on nested graphs
     simplified, _ = _prepare._simplify(proto)
     folded = {t.name for t in simplified.graph.initializer}
     if not any(o.name in folded for o in simplified.graph.output):  # an output folded away has no node
         proto = simplified
     _prepare._constants_to_initializers(proto.graph)
     _size_as_shape_product(onnx, proto.graph)
+    _no_needless_allowzero(onnx, proto.graph)
     weights = {t.name for t in proto.graph.initializer}
     kept = [v for v in proto.graph.input if v.name not in weights]  # old exporters list weights as inputs
     del proto.graph.input[:]
@@ -114,6 +119,20 @@ def _size_as_shape_product(onnx, graph) -> None:
                   onnx.helper.make_node("ReduceProd", [shape], list(node.output), name=node.name, keepdims=0)]
     del graph.node[:]
     graph.node.extend(nodes)
+
+
+def _no_needless_allowzero(onnx, graph) -> None:
+    """``Reshape``'s ``allowzero=1`` (which onnx2torch refuses) dropped where the shape is a constant
+    with no 0 in it: there it changes nothing."""
+    consts = {t.name: t for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type != "Reshape" or len(node.input) < 2 or node.input[1] not in consts:
+            continue
+        if 0 in onnx.numpy_helper.to_array(consts[node.input[1]]).tolist():
+            continue
+        keep = [a for a in node.attribute if a.name != "allowzero"]
+        del node.attribute[:]
+        node.attribute.extend(keep)
 
 
 def _values_as_parameters(proto, target: str) -> None:
