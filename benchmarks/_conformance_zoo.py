@@ -175,18 +175,24 @@ def run_zoo(args) -> dict:
 
 
 def merge(path: Path, new: dict) -> dict:
-    """The results in ``path`` with this run's models replacing theirs (same name), in the old order;
-    the command of this run is added to the old one."""
+    """The results in ``path`` with this run's results replacing theirs (same model, same target: a
+    run of some targets keeps the others' results), in the old order; the command of this run is
+    added to the old one."""
     import json
 
     old = json.loads(path.read_text())
     fresh = {m["name"]: m for m in new["models"]}
-    models = [fresh.pop(m["name"], m) for m in old["models"]] + list(fresh.values())
+    models = []
+    for m in old["models"]:
+        n = fresh.pop(m["name"], None)
+        models.append(m if n is None else {**m, **n, "targets": {**m.get("targets", {}), **n.get("targets", {})}})
+    models += list(fresh.values())
     commands = old["meta"]["command"].split("; then ")
     if new["meta"]["command"] not in commands:  # partial writes merge again: name each run once
         commands.append(new["meta"]["command"])
     meta = {**old["meta"], "command": "; then ".join(commands), "date": new["meta"]["date"],
-            "commit": new["meta"]["commit"]}
+            "commit": new["meta"]["commit"],
+            "targets": list(dict.fromkeys([*old["meta"].get("targets", []), *new["meta"].get("targets", [])]))}
     return {"meta": meta, "models": models}
 
 
