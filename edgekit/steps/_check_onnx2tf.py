@@ -114,11 +114,8 @@ def _gap_rule(facts: OnnxFacts, node, op: str, name: str) -> Finding | None:
             and facts.types.get(first) != 1:
         return _gap(op, FAIL, "LayerNormalization over every axis (axis 0): normalize from axis 1, or write it "
                               "with ReduceMean", name)
-    # Attention is written as ONNX's function body before onnx2tf: with nonpad_kv_seqlen, the
-    # prefill cases failed (2 of 4: an Add onnx2tf builds wrong), the decode ones converted
-    if op == "Attention" and len(node.input) > 6 and node.input[6]:
-        return _gap(op, RISK, "the Attention op with nonpad_kv_seqlen (in its function body, an Add onnx2tf "
-                              "builds wrong in prefill cases)", name)
+    # (Attention is written as ONNX's function body before onnx2tf, its 2-D masks unsqueezed to the
+    # scores' rank: the nonpad_kv_seqlen prefill cases that failed on an Add now convert)
     if op == "NonMaxSuppression":
         return _gap(op, FAIL, "NonMaxSuppression (a != on Keras tensors): run it outside the model", name)
     if op == "Range" and facts.types.get(first) == 10:
