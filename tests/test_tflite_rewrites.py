@@ -267,3 +267,26 @@ def test_maxpool_indices_as_argmax_over_window_taps(attrs):
     assert "ArgMax" in [n.op_type for n in proto.graph.node]
     got = ort.InferenceSession(proto.SerializeToString()).run(None, {"x": x})
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+def test_constant_dequantize_folded_but_weights_kept():
+    from edgekit.backends.tflite import _rewrites_quant
+
+    rng = np.random.default_rng(0)
+    bias = helper.make_tensor("bq", TensorProto.UINT8, [2, 3, 3], rng.integers(0, 255, 18).tolist())
+    weight = helper.make_tensor("wq", TensorProto.INT8, [3, 3], rng.integers(-128, 127, 9).tolist())
+    scales = [helper.make_tensor("s", TensorProto.FLOAT, [], [0.1]), helper.make_tensor("z", TensorProto.UINT8, [], [167]),
+              helper.make_tensor("ws", TensorProto.FLOAT, [3], [0.5, 0.25, 0.125])]
+    nodes = [helper.make_node("DequantizeLinear", ["bq", "s", "z"], ["b"]),
+             helper.make_node("DequantizeLinear", ["wq", "ws"], ["w"], axis=1),
+             helper.make_node("MatMul", ["x", "w"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["y"])]
+    graph = helper.make_graph(nodes, "dq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3, 3])],
+                              [bias, weight, *scales])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.standard_normal((2, 3, 3)).astype(np.float32)
+    want = ort.InferenceSession(proto.SerializeToString()).run(None, {"x": x})[0]
+    assert _rewrites_quant.fold_constant_dequantize(onnx, proto) == 1  # the bias; the MatMul's weight stays
+    assert [n.op_type for n in proto.graph.node] == ["DequantizeLinear", "MatMul", "Add"]
+    got = ort.InferenceSession(proto.SerializeToString()).run(None, {"x": x})[0]
+    assert np.array_equal(got, want)

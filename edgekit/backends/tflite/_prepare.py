@@ -50,6 +50,11 @@ def prepare_for_onnx2tf(model: Model, onnx_path: Path, folder: Path) -> tuple[Pa
     if folded:
         done.append("shape arithmetic folded (onnxsim)")
     moved = _constants_to_initializers(proto.graph)
+    dequantized = _rewrites_quant.fold_constant_dequantize(onnx, proto)  # once onnxsim made them constants
+    if dequantized:
+        proto, _ = _simplify(proto)  # what reads them (Unsqueeze, Slice) folded too
+        _constants_to_initializers(proto.graph)
+        done.append(f"{dequantized} DequantizeLinear of constants (not weights) computed once as float constants")
     for rewrite, note in _REWRITES:
         changed = rewrite(onnx, proto)
         if changed:

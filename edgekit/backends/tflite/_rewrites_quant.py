@@ -56,3 +56,54 @@ REWRITES = (
     (_rewrite({"QLinearMatMul"}, _qlinear_matmul),
      lambda n: f"{n} QLinearMatMul written as float32 integer arithmetic (onnx2tf's returns it dequantized)"),
 )
+
+
+# a constant DequantizeLinear read by these stays: int8 weights onnx2tf takes as they are
+_WEIGHT_READERS = {"MatMul", "Conv", "ConvTranspose", "Gemm", "Gather", "MatMulInteger", "ConvInteger"}
+
+
+def fold_constant_dequantize(onnx, proto) -> int:
+    """A ``DequantizeLinear`` of constants (an int8 relative-position bias, a table) that is not a
+    weight of a MatMul/Conv/Gemm/Gather computed once, exactly as ONNX defines it
+    (``(x - zero_point) * scale``, per tensor or per axis), and stored as a float initializer.
+    onnx2tf lays such a constant out by guessing which axis is which, and gets a square one (a
+    [heads, 32, 32] bias) transposed. Run after onnxsim (which makes a gathered table such a
+    constant), then onnxsim again for what reads it."""
+    graph = proto.graph
+    inits = {i.name: i for i in graph.initializer}
+    readers: dict[str, set] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, set()).add(node.op_type)
+    keep, folded = [], 0
+    for node in graph.node:
+        value = _dequantized(onnx, node, inits) if node.op_type == "DequantizeLinear" and node.domain in ("", "ai.onnx") \
+            and not readers.get(node.output[0], set()) & _WEIGHT_READERS else None
+        if value is None:
+            keep.append(node)
+            continue
+        graph.initializer.append(onnx.numpy_helper.from_array(value, node.output[0]))
+        folded += 1
+    if folded:
+        del graph.node[:]
+        graph.node.extend(keep)
+    return folded
+
+
+def _dequantized(onnx, node, inits: dict):
+    """``(x - zero_point) * scale`` of a DequantizeLinear whose inputs are all initializers (float32
+    scale; per axis when the scale is 1-D); None for anything else (blocked quantization, fp8...)."""
+    names = [n for n in node.input if n]
+    if not all(n in inits for n in names) or any(a.name == "block_size" and a.i for a in node.attribute):
+        return None
+    x = onnx.numpy_helper.to_array(inits[node.input[0]])
+    scale = onnx.numpy_helper.to_array(inits[node.input[1]])
+    zp = onnx.numpy_helper.to_array(inits[node.input[2]]) if len(node.input) > 2 and node.input[2] else None
+    if x.dtype.kind not in "iu" or scale.dtype != np.float32 or scale.ndim > 1:
+        return None
+    axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+    shape = [1] * x.ndim
+    if scale.ndim == 1 and x.ndim:
+        shape[axis % x.ndim] = -1
+    centered = x.astype(np.int32) - (zp.astype(np.int32).reshape(shape) if zp is not None else 0)
+    return (centered.astype(np.float32) * scale.reshape(shape)).astype(np.float32)
