@@ -3,12 +3,12 @@ outputs for the prepared graph as for the original, on ONNX's own node cases."""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
 import edgekit
+
+from ._onnx_cases import node_cases, ort_run
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -25,16 +25,7 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def cases():
-    from onnx.backend.test.case.node import collect_testcases
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return {c.name: c for c in collect_testcases() if c.name in CASES}
-
-
-def _run(path, feeds):
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return sess.run(None, feeds)
+    return node_cases(CASES)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -53,6 +44,6 @@ def test_prepared_graph_computes_the_same(tmp_path, cases, name):
     (tmp_path / "prep").mkdir()
     prepared, done = prepare_for_onnx2tf(model, src, tmp_path / "prep")
     assert any(CASES[name] in d for d in done), done
-    for want, got in zip(_run(src, feeds), _run(prepared, feeds), strict=True):
+    for want, got in zip(ort_run(src, feeds), ort_run(prepared, feeds), strict=True):
         assert want.dtype == got.dtype and want.shape == got.shape
         np.testing.assert_array_equal(want, got)

@@ -4,12 +4,12 @@ cases and on small graphs built here (no onnx2tf: these are fast)."""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
 import edgekit
+
+from ._onnx_cases import node_cases, ort_run
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -64,16 +64,7 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def cases():
-    from onnx.backend.test.case.node import collect_testcases
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return {c.name: c for c in collect_testcases() if c.name in CASES}
-
-
-def _run(path, feeds):
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return sess.run(None, feeds)
+    return node_cases(CASES)
 
 
 def _prepare_and_compare(tmp_path, proto, feeds, note: str, exact: bool) -> list[str]:
@@ -86,7 +77,7 @@ def _prepare_and_compare(tmp_path, proto, feeds, note: str, exact: bool) -> list
     (tmp_path / "prep").mkdir()
     prepared, done = prepare_for_onnx2tf(model, src, tmp_path / "prep")
     assert any(note in d for d in done), done
-    for want, got in zip(_run(src, feeds), _run(prepared, feeds), strict=True):
+    for want, got in zip(ort_run(src, feeds), ort_run(prepared, feeds), strict=True):
         assert want.dtype == got.dtype and want.shape == got.shape
         if exact:
             np.testing.assert_array_equal(want, got)

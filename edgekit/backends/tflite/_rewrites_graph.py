@@ -26,11 +26,12 @@ def _producers(graph) -> dict[str, object]:
     return {out: node for node in graph.node for out in node.output if out}
 
 
-def _shape_only(graph, name: str) -> bool:
-    """Whether ``name`` depends on the graph's inputs through their shapes only (a Shape or Size
-    on every path from an input), so that it is a constant once the inputs' shapes are."""
+def _value_reads(graph, name: str) -> tuple[list[str], bool]:
+    """The graph inputs whose values ``name`` is computed from (paths through a Shape or Size read
+    shapes only, and stop there), and whether a node holding a subgraph is on the way (what a
+    subgraph reads from the outer graph is not followed)."""
     producers, fed = _producers(graph), {i.name for i in graph.input} - {i.name for i in graph.initializer}
-    todo, seen = [name], set()
+    todo, seen, found, nested = [name], set(), [], False
     while todo:
         cur = todo.pop()
         if cur in seen or not cur:
@@ -38,15 +39,18 @@ def _shape_only(graph, name: str) -> bool:
         seen.add(cur)
         node = producers.get(cur)
         if node is None:
-            if cur in fed:
-                return False
-            continue  # an initializer
-        if node.op_type in _SHAPE_ONLY and node.domain in _DEFAULT:
-            continue
-        if _has_graph(node):  # what a subgraph reads is not followed
-            return False
-        todo.extend(node.input)
-    return True
+            found += [cur] if cur in fed else []  # else an initializer
+        elif not (node.op_type in _SHAPE_ONLY and node.domain in _DEFAULT):
+            nested = nested or _has_graph(node)
+            todo.extend(node.input)
+    return sorted(found), nested
+
+
+def _shape_only(graph, name: str) -> bool:
+    """Whether ``name`` depends on the graph's inputs through their shapes only (a Shape or Size
+    on every path from an input), so that it is a constant once the inputs' shapes are."""
+    read, nested = _value_reads(graph, name)
+    return not read and not nested
 
 
 def _has_graph(node) -> bool:
@@ -147,28 +151,11 @@ def fold_static_ifs(onnx, proto) -> int:
     return folded
 
 
-def _inputs_read(graph, name: str) -> list[str]:
-    """The graph inputs whose values ``name`` is computed from (not through a Shape or Size)."""
-    producers, fed = _producers(graph), {i.name for i in graph.input} - {i.name for i in graph.initializer}
-    todo, seen, found = [name], set(), []
-    while todo:
-        cur = todo.pop()
-        if cur in seen or not cur:
-            continue
-        seen.add(cur)
-        node = producers.get(cur)
-        if node is None:
-            found += [cur] if cur in fed else []
-        elif not (node.op_type in _SHAPE_ONLY and node.domain in _DEFAULT):
-            todo.extend(node.input)
-    return sorted(found)
-
-
 def refuse_ifs_on_values(proto) -> None:
     """An ``If`` left after folding branches on an input's values (silero-vad's sample rate):
     onnx2tf cannot convert an If whose branches read the outer graph, so stop with its name."""
     for node in proto.graph.node:
-        read = _inputs_read(proto.graph, node.input[0]) if node.op_type == "If" and node.domain in _DEFAULT else []
+        read = _value_reads(proto.graph, node.input[0])[0] if node.op_type == "If" and node.domain in _DEFAULT else []
         if read:
             raise ValueError(f"If node '{node.name}' branches on the value of input '{read[0]}', not on a shape "
                              f"(inputs read: {', '.join(read)})")
