@@ -212,9 +212,13 @@ class _OpenVINOEngine(_Engine):
         return self._static[shapes]
 
     def run(self, arrays, key):
+        import openvino as ov
+
         compiled, request = self._for(arrays)
-        result = request.infer({i: a for i, a in enumerate(arrays)})
-        return [np.array(result[port]) for port in compiled.outputs]
+        for i, a in enumerate(arrays):  # wrapped, not copied (~10 us against ~50 for infer(dict)'s copy)
+            request.set_input_tensor(i, ov.Tensor(np.ascontiguousarray(a), shared_memory=True))
+        request.infer()
+        return [request.get_output_tensor(i).data.copy() for i in range(len(compiled.outputs))]
 
 
 class _LiteRTEngine(_Engine):
