@@ -126,12 +126,12 @@ def test_clip_with_constant_bounds_stays(tmp_path):
 
 def test_every_constant_form_becomes_an_initializer():
     """onnx2tf's Constant converter fails on value_float(s)/value_int(s): none reaches it."""
-    from edgekit.backends.tflite._prepare import _constants_to_initializers
+    from edgekit.backends._onnx_static import constants_to_initializers
 
     forms = {"a": {"value_float": 2.0}, "b": {"value_floats": [1.0, 2.0]}, "c": {"value_int": 3},
              "d": {"value_ints": [4, 5]}, "e": {"value": onnx.numpy_helper.from_array(np.array([6], np.int32))}}
     graph = helper.make_graph([helper.make_node("Constant", [], [n], **kw) for n, kw in forms.items()], "g", [], [])
-    assert _constants_to_initializers(graph) == 5 and not graph.node
+    assert constants_to_initializers(graph) == 5 and not graph.node
     got = {i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer}
     assert got["a"].dtype == np.float32 and got["a"].shape == () and got["a"] == 2.0
     assert got["b"].tolist() == [1.0, 2.0] and got["c"].dtype == np.int64 and got["d"].tolist() == [4, 5]

@@ -1,6 +1,6 @@
-"""The graph-level rewrites before onnx2tf (backends/tflite/_rewrites_graph.py) keep the graph's
-meaning: ONNX Runtime gives the same outputs before and after, on small graphs built here (no
-onnx2tf: these are fast)."""
+"""The graph-level rewrites before onnx2tf (backends/tflite/_rewrites_graph.py, and the shape-only
+``If`` fold shared in backends/_onnx_static.py) keep the graph's meaning: ONNX Runtime gives the
+same outputs before and after, on small graphs built here (no onnx2tf: these are fast)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
+from edgekit.backends._onnx_static import fold_static_ifs  # noqa: E402
 from edgekit.backends.tflite import _rewrites_graph as G  # noqa: E402
 
 
@@ -51,7 +52,7 @@ def test_if_on_a_shape_takes_its_branch():
                    [X], [Y], INITS)
     x = {"x": np.arange(6, dtype=np.float32).reshape(2, 3)}
     want = _run(proto, x)
-    assert G.fold_static_ifs(onnx, proto) == 1
+    assert fold_static_ifs(onnx, proto) == 1
     assert "If" not in [n.op_type for n in proto.graph.node]
     np.testing.assert_array_equal(_run(proto, x)[0], want[0])
     np.testing.assert_array_equal(want[0], x["x"] + 1)
@@ -64,7 +65,7 @@ def test_nested_if_is_taken_too():
     proto = _model([*SHAPE_COND, _if("cond", "y", then, _branch("else", "Mul", "two_f"))], [X], [Y], INITS)
     x = {"x": np.arange(6, dtype=np.float32).reshape(2, 3)}
     want = _run(proto, x)
-    assert G.fold_static_ifs(onnx, proto) == 2
+    assert fold_static_ifs(onnx, proto) == 2
     assert "If" not in [n.op_type for n in proto.graph.node]
     np.testing.assert_array_equal(_run(proto, x)[0], want[0])
 
@@ -75,7 +76,7 @@ def test_if_on_an_input_value_is_kept():
     nodes = [helper.make_node("Equal", ["sr", "two"], ["cond"]),
              _if("cond", "y", _branch("then", "Add", "one_f"), _branch("else", "Mul", "two_f"))]
     proto = _model(nodes, [X, sr], [Y], INITS)
-    assert G.fold_static_ifs(onnx, proto) == 0
+    assert fold_static_ifs(onnx, proto) == 0
     assert [n.op_type for n in proto.graph.node] == ["Equal", "If"]
     with pytest.raises(ValueError, match="If node '' branches on the value of input 'sr'"):
         G.refuse_ifs_on_values(proto)
@@ -90,7 +91,7 @@ def test_if_fixed_by_an_initializer_is_taken():
     nodes = [helper.make_node("Equal", ["sr", "two"], ["cond"]),
              _if("cond", "y", _branch("then", "Add", "one_f"), _branch("else", "Mul", "two_f"))]
     proto = _model(nodes, [X], [Y], [*INITS, _const("sr", 2)])
-    assert G.fold_static_ifs(onnx, proto) == 1
+    assert fold_static_ifs(onnx, proto) == 1
     G.refuse_ifs_on_values(proto)
 
 
@@ -99,7 +100,7 @@ def test_if_whose_branch_reuses_an_outer_name_is_kept():
     proto = _model([*SHAPE_COND, helper.make_node("Identity", ["x"], ["then_out"]),
                     _if("cond", "y", _branch("then", "Add", "one_f"), _branch("else", "Mul", "two_f"))],
                    [X], [Y], INITS)
-    assert G.fold_static_ifs(onnx, proto) == 0
+    assert fold_static_ifs(onnx, proto) == 0
 
 
 @pytest.mark.parametrize("starts,ends,axes", [([0, 1], [129, 2**63 - 1], [1, 2]), ([129, 1], [258, 5], [-2, 2]),

@@ -88,16 +88,16 @@ def _convert(onnx2torch, proto, target: str) -> Any:
 def _static(onnx, model: Model, onnx_path) -> Any:
     """The ONNX at the run's static shapes with its shape arithmetic folded (onnxsim), Constant nodes
     and initializers as onnx2torch reads them: torch.export then sees no value-dependent shapes."""
-    from .tflite import _prepare, _rewrites_graph
+    from ._onnx_static import constants_to_initializers, fold_static_ifs, simplify, static_inputs
 
     proto = onnx.load(str(onnx_path))
-    _prepare._static_inputs(proto, {s.name: s.concrete(model.dims) for s in model.signature.inputs})
-    _rewrites_graph.fold_static_ifs(onnx, proto)  # before onnxsim, which stops on nested graphs
-    simplified, _ = _prepare._simplify(proto)
+    static_inputs(proto, {s.name: s.concrete(model.dims) for s in model.signature.inputs})
+    fold_static_ifs(onnx, proto)  # before onnxsim, which stops on nested graphs
+    simplified, _ = simplify(proto)
     folded = {t.name for t in simplified.graph.initializer}
     if not any(o.name in folded for o in simplified.graph.output):  # an output folded away has no node
         proto = simplified
-    _prepare._constants_to_initializers(proto.graph)
+    constants_to_initializers(proto.graph)
     _size_as_shape_product(onnx, proto.graph)
     _no_needless_allowzero(onnx, proto.graph)
     weights = {t.name for t in proto.graph.initializer}

@@ -60,13 +60,12 @@ def _static(ov, onnx, model: Model, source: Path, dest_dir: Path, precision: str
     import tempfile
 
     from .._common import fixed_axes_note
-    from ..tflite._prepare import _static_inputs
-    from ..tflite._rewrites_graph import fold_static_ifs
+    from .._onnx_static import fold_static_ifs, static_inputs
 
     if not any(s.dynamic_axes for s in model.signature.inputs):
         raise ConversionError("openvino", "no dynamic axis to fix: the static route is the dynamic one")
     proto = onnx.load(str(source))
-    _static_inputs(proto, {s.name: s.concrete(model.dims) for s in model.signature.inputs})
+    static_inputs(proto, {s.name: s.concrete(model.dims) for s in model.signature.inputs})
     taken = fold_static_ifs(onnx, proto)
     with tempfile.TemporaryDirectory(prefix="edgekit-static-") as tmp:
         path = Path(tmp) / "model.onnx"

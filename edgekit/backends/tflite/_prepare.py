@@ -1,5 +1,6 @@
-"""The ONNX graph onnx2tf is given: static inputs, folded shape arithmetic, and the ops it lacks
-written as ops it has. Each step keeps the graph's meaning; parity checks the result anyway."""
+"""The ONNX graph onnx2tf is given: static inputs, folded shape arithmetic (both shared with the
+other targets in ``backends/_onnx_static.py``), and the ops it lacks written as ops it has. Each
+step keeps the graph's meaning; parity checks the result anyway."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from ..._lazy import require
 from ..._types import Model
+from .._onnx_static import constants_to_initializers, fold_static_ifs, simplify, static_inputs
 from . import (
     _rewrites,
     _rewrites_float16,
@@ -37,23 +39,23 @@ def prepare_for_onnx2tf(model: Model, onnx_path: Path, folder: Path) -> tuple[Pa
     """Write the graph onnx2tf converts to ``folder/model.onnx``; return it and what was done."""
     onnx = require("onnx", "ONNX to TFLite")
     proto = onnx.load(str(onnx_path))
-    _static_inputs(proto, {s.name: s.concrete(model.dims) for s in model.signature.inputs})
+    static_inputs(proto, {s.name: s.concrete(model.dims) for s in model.signature.inputs})
     done = []
-    ifs = _rewrites_graph.fold_static_ifs(onnx, proto)  # before onnxsim, which stops on nested graphs
+    ifs = fold_static_ifs(onnx, proto)  # before onnxsim, which stops on nested graphs
     if ifs:
         done.append(f"{ifs} If taken at the static shapes (its condition depends on shapes only)")
     _rewrites_graph.refuse_ifs_on_values(proto)
     expanded = _rewrites.EXPAND[0](onnx, proto)  # before onnxsim, which then folds the bodies' shapes
     if expanded:
         done.append(_rewrites.EXPAND[1](expanded))
-    proto, folded = _simplify(proto)
+    proto, folded = simplify(proto)
     if folded:
         done.append("shape arithmetic folded (onnxsim)")
-    moved = _constants_to_initializers(proto.graph)
+    moved = constants_to_initializers(proto.graph)
     dequantized = _rewrites_quant.fold_constant_dequantize(onnx, proto)  # once onnxsim made them constants
     if dequantized:
-        proto, _ = _simplify(proto)  # what reads them (Unsqueeze, Slice) folded too
-        _constants_to_initializers(proto.graph)
+        proto, _ = simplify(proto)  # what reads them (Unsqueeze, Slice) folded too
+        constants_to_initializers(proto.graph)
         done.append(f"{dequantized} DequantizeLinear of constants (not weights) computed once as float constants")
     for rewrite, note in _REWRITES:
         changed = rewrite(onnx, proto)
@@ -87,63 +89,6 @@ _REWRITES = (
      lambda ops: f"{len(ops)} ops computed in a type LiteRT has ({', '.join(sorted(set(ops)))})"),
 )
 _REWRITES += _rewrites_graph.REWRITES  # multi-axis Slice split after the Slice clamping; node names
-
-
-def _static_inputs(proto, sizes: dict[str, tuple[int, ...]]) -> None:
-    """Every input at the run's size (onnx2tf cannot read a -1 or an unnamed axis, and LiteRT wants
-    static shapes); an output's negative or missing size becomes a name for onnx2tf to infer."""
-    for value in proto.graph.input:
-        for dim, size in zip(value.type.tensor_type.shape.dim, sizes.get(value.name, ()), strict=False):
-            dim.Clear()
-            dim.dim_value = size
-    for value in proto.graph.output:
-        for i, dim in enumerate(value.type.tensor_type.shape.dim):
-            if not dim.dim_param and (not dim.HasField("dim_value") or dim.dim_value < 0):
-                dim.Clear()
-                dim.dim_param = f"{value.name}.{i}"
-
-
-def _simplify(proto):
-    """onnxsim at the static shapes: Shape/Gather/Concat chains become constants, so axes and
-    shapes reach onnx2tf as constants (a computed axis otherwise becomes a Select-TF op)."""
-    import importlib.util
-
-    if importlib.util.find_spec("onnxsim") is None or proto.ByteSize() > 1_800_000_000:
-        return proto, False
-    import onnxsim
-
-    try:
-        simplified, ok = onnxsim.simplify(proto)
-    except Exception:  # noqa: BLE001 - onnxsim fails on graphs it cannot run; keep the original then
-        return proto, False
-    return (simplified, True) if ok else (proto, False)
-
-
-def _constants_to_initializers(graph) -> int:
-    """``Constant`` nodes become initializers, which onnx2tf reads as constants (its own Constant
-    converter fails on the ``value_float(s)``/``value_int(s)`` forms)."""
-    from onnx import helper, numpy_helper
-
-    keep, moved = [], 0
-    for node in graph.node:
-        attr = node.attribute[0] if len(node.attribute) == 1 else None
-        form = attr.name if attr is not None else None
-        if node.op_type != "Constant" or node.domain not in ("", "ai.onnx") or form not in _CONSTANT_FORMS:
-            keep.append(node)
-            continue
-        value = helper.get_attribute_value(attr)
-        tensor = graph.initializer.add()
-        tensor.CopyFrom(value if form == "value" else numpy_helper.from_array(np.array(value, _CONSTANT_FORMS[form])))
-        tensor.name = node.output[0]
-        moved += 1
-    del graph.node[:]
-    graph.node.extend(keep)
-    return moved
-
-
-# a Constant's attribute -> the numpy type its value is stored in (None: a TensorProto already)
-_CONSTANT_FORMS = {"value": None, "value_float": np.float32, "value_floats": np.float32,
-                   "value_int": np.int64, "value_ints": np.int64}
 
 
 def _elem_types(onnx, proto) -> dict[str, int]:

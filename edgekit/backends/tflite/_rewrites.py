@@ -285,9 +285,9 @@ def expand_by_function(onnx, proto) -> list[str]:
         proto.CopyFrom(onnx.inliner.inline_local_functions(proto))
         done += called
     if done:  # the bodies' Constant nodes, as every other constant reaches onnx2tf
-        from ._prepare import _constants_to_initializers
+        from .._onnx_static import constants_to_initializers
 
-        _constants_to_initializers(proto.graph)
+        constants_to_initializers(proto.graph)
     return done
 
 

@@ -1,9 +1,8 @@
 """Graph-level rewrites before onnx2tf, each keeping the graph's meaning at the static shapes the
-prepared graph has:
+prepared graph has (the shape-only ``If``s are taken before, by ``backends/_onnx_static.py``):
 
-- ``If`` nodes whose condition depends only on shapes (never on an input's values) are replaced by
-  the branch that condition takes at these shapes: onnx2tf cannot convert an ``If`` whose branches
-  read the outer graph, and onnxsim stops on such nested graphs, so nothing after it is folded;
+- an ``If`` left that branches on an input's values is refused with its name: onnx2tf cannot
+  convert an ``If`` whose branches read the outer graph;
 - a ``Slice`` over several axes becomes one ``Slice`` per axis: onnx2tf maps the axes of a
   channels-last tensor but not their starts/ends (silero-vad's STFT slice came out empty);
 - an ``Unsqueeze`` at an inner axis into 4D/5D becomes a ``Reshape`` (onnx2tf can put the new
@@ -17,145 +16,16 @@ import re
 
 import numpy as np
 
+from .._onnx_static import value_reads
+
 _DEFAULT = ("", "ai.onnx")
-# values that depend only on the shape of their input, never on its values
-_SHAPE_ONLY = {"Shape", "Size"}
-
-
-def _producers(graph) -> dict[str, object]:
-    return {out: node for node in graph.node for out in node.output if out}
-
-
-def _value_reads(graph, name: str) -> tuple[list[str], bool]:
-    """The graph inputs whose values ``name`` is computed from (paths through a Shape or Size read
-    shapes only, and stop there), and whether a node holding a subgraph is on the way (what a
-    subgraph reads from the outer graph is not followed)."""
-    producers, fed = _producers(graph), {i.name for i in graph.input} - {i.name for i in graph.initializer}
-    todo, seen, found, nested = [name], set(), [], False
-    while todo:
-        cur = todo.pop()
-        if cur in seen or not cur:
-            continue
-        seen.add(cur)
-        node = producers.get(cur)
-        if node is None:
-            found += [cur] if cur in fed else []  # else an initializer
-        elif not (node.op_type in _SHAPE_ONLY and node.domain in _DEFAULT):
-            nested = nested or _has_graph(node)
-            todo.extend(node.input)
-    return sorted(found), nested
-
-
-def _shape_only(graph, name: str) -> bool:
-    """Whether ``name`` depends on the graph's inputs through their shapes only (a Shape or Size
-    on every path from an input), so that it is a constant once the inputs' shapes are."""
-    read, nested = _value_reads(graph, name)
-    return not read and not nested
-
-
-def _has_graph(node) -> bool:
-    return any(a.type in (5, 10) for a in node.attribute)  # GRAPH, GRAPHS
-
-
-def _needed(graph, names: list[str]) -> list | None:
-    """The nodes ``names`` are computed from, in the graph's order; None where one of them holds
-    a subgraph (an If not folded yet: its outer reads are not followed)."""
-    producers, todo, keep = _producers(graph), list(names), set()
-    while todo:
-        node = producers.get(todo.pop())
-        if node is not None and id(node) not in keep:
-            if _has_graph(node):
-                return None
-            keep.add(id(node))
-            todo.extend(node.input)
-    return [n for n in graph.node if id(n) in keep]
-
-
-def _evaluate(onnx, proto, names: list[str]) -> list[bool] | None:
-    """The boolean conditions ``names``, computed by ONNX Runtime on zeros of the inputs' static
-    shapes (they depend on shapes only); None where that cannot be run."""
-    import importlib.util
-
-    if importlib.util.find_spec("onnxruntime") is None:
-        return None
-    import onnxruntime as ort
-
-    helper, graph = onnx.helper, proto.graph
-    feeds, inputs = {}, []
-    inits = {i.name for i in graph.initializer}
-    for value in graph.input:
-        if value.name in inits:
-            continue
-        dims = value.type.tensor_type.shape.dim
-        if not all(d.HasField("dim_value") for d in dims):
-            return None
-        np_type = helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
-        feeds[value.name] = np.zeros([d.dim_value for d in dims], np_type)
-        inputs.append(value)
-    outputs = [helper.make_tensor_value_info(n, onnx.TensorProto.BOOL, None) for n in names]
-    nodes = _needed(graph, names)
-    read = {x for n in nodes for x in n.input}
-    small = helper.make_graph(nodes, "conditions", inputs, outputs, [i for i in graph.initializer if i.name in read])
-    model = helper.make_model(small, opset_imports=proto.opset_import, ir_version=proto.ir_version)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    try:
-        sess = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        used = {i.name for i in sess.get_inputs()}
-        return [bool(np.asarray(v).reshape(-1)[0]) for v in sess.run(None, {k: v for k, v in feeds.items() if k in used})]
-    except Exception:  # noqa: BLE001 - a graph ONNX Runtime cannot run here: leave the If as it is
-        return None
-
-
-def _defined(graph) -> set[str]:
-    names = {i.name for i in graph.input} | {i.name for i in graph.initializer}
-    return names | {out for node in graph.node for out in node.output}
-
-
-def _inline(onnx, graph, node, branch) -> list:
-    """The nodes replacing ``node`` (an If): the branch's own, then its outputs as the If's."""
-    graph.initializer.extend(branch.initializer)
-    nodes = list(branch.node)
-    for inner, outer in zip(branch.output, node.output, strict=True):
-        nodes.append(onnx.helper.make_node("Identity", [inner.name], [outer], name=f"{outer}__if_taken"))
-    return nodes
-
-
-def fold_static_ifs(onnx, proto) -> int:
-    """Every top-level ``If`` whose condition is fixed by the inputs' static shapes becomes the
-    branch it takes (repeated for Ifs nested in the branches); returns how many were folded."""
-    folded = 0
-    for _ in range(16):  # each pass folds one level of nesting
-        graph = proto.graph
-        ifs = [n for n in graph.node if n.op_type == "If" and n.domain in _DEFAULT and _shape_only(graph, n.input[0])
-               and _needed(graph, [n.input[0]]) is not None]
-        values = _evaluate(onnx, proto, [n.input[0] for n in ifs]) if ifs else None
-        if not values:
-            return folded
-        taken = {id(n): v for n, v in zip(ifs, values, strict=True)}
-        outer, nodes, done = _defined(graph), [], 0
-        for node in graph.node:
-            branch = next((a.g for a in node.attribute if a.name == ("then_branch" if taken.get(id(node)) else "else_branch")),
-                          None) if id(node) in taken else None
-            own = _defined(branch) - {i.name for i in branch.input} if branch is not None else set()
-            if branch is None or own & outer:  # a name the branch defines already exists outside: keep it
-                nodes.append(node)
-                continue
-            nodes.extend(_inline(onnx, graph, node, branch))
-            done += 1
-        del graph.node[:]
-        graph.node.extend(nodes)
-        folded += done
-        if not done:
-            return folded
-    return folded
 
 
 def refuse_ifs_on_values(proto) -> None:
     """An ``If`` left after folding branches on an input's values (silero-vad's sample rate):
     onnx2tf cannot convert an If whose branches read the outer graph, so stop with its name."""
     for node in proto.graph.node:
-        read = _value_reads(proto.graph, node.input[0])[0] if node.op_type == "If" and node.domain in _DEFAULT else []
+        read = value_reads(proto.graph, node.input[0])[0] if node.op_type == "If" and node.domain in _DEFAULT else []
         if read:
             raise ValueError(f"If node '{node.name}' branches on the value of input '{read[0]}', not on a shape "
                              f"(inputs read: {', '.join(read)})")
