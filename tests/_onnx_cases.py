@@ -1,5 +1,5 @@
-"""Helpers the ONNX graph-rewrite tests share: ONNX's own node cases by name, and a run in ONNX
-Runtime."""
+"""Helpers the ONNX tests share: ONNX's own node cases by name, a run in ONNX Runtime, and small
+models several tests convert."""
 
 from __future__ import annotations
 
@@ -20,3 +20,28 @@ def ort_run(path, feeds) -> list:
     import onnxruntime as ort
 
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)
+
+
+def if_on_length(path):
+    """An If on the input's length whose branches give ranks 3 and 4, then a Conv: OpenVINO's
+    frontend cannot read it with the length dynamic (the Conv's input has no rank)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    f = TensorProto.FLOAT
+    then_g = helper.make_graph([helper.make_node("Identity", ["x"], ["t"])], "then", [],
+                               [helper.make_tensor_value_info("t", f, None)])
+    else_g = helper.make_graph([helper.make_node("Unsqueeze", ["x", "ax"], ["e"])], "else", [],
+                               [helper.make_tensor_value_info("e", f, None)])
+    nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Gather", ["s", "i2"], ["n"], axis=0),
+             helper.make_node("Greater", ["n", "eight"], ["c"]),
+             helper.make_node("If", ["c"], ["b"], then_branch=then_g, else_branch=else_g),
+             helper.make_node("Conv", ["b", "w"], ["y"])]
+    inits = [helper.make_tensor("i2", TensorProto.INT64, [], [2]), helper.make_tensor("eight", TensorProto.INT64, [], [8]),
+             helper.make_tensor("ax", TensorProto.INT64, [1], [3]),
+             helper.make_tensor("w", f, [4, 2, 3], np.random.default_rng(0).random(24).astype(np.float32))]
+    graph = helper.make_graph(nodes, "if_on_length", [helper.make_tensor_value_info("x", f, [1, 2, "L"])],
+                              [helper.make_tensor_value_info("y", f, [1, 4, "Lo"])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path

@@ -134,6 +134,22 @@ def test_verdicts_from_route_findings():
     assert unchecked.verdict == "will convert" and unchecked.notes == ["a: not checked: no table"]
 
 
+def test_openvino_static_route_is_asked_where_the_dynamic_read_fails(tmp_path):
+    """An If on the length whose branches differ in rank: OpenVINO cannot read the graph dynamic,
+    and its static-shape route (the length fixed, the If taken) converts; convert agrees."""
+    from ._onnx_cases import if_on_length
+
+    path = if_on_length(tmp_path / "if.onnx")
+    ov = edgekit.check(path, targets=["openvino"], dims={"L": 16}).targets[0]
+    dynamic, static = ov.routes
+    assert dynamic.status == "fail" and static.status == "ok", ov
+    assert ov.route == static.route and "may need route" in ov.verdict and "static shapes" in ov.route
+    result = edgekit.convert(edgekit.load(path, dims={"L": 16}), targets=["openvino"], out=tmp_path / "o")
+    assert [a["route"] for a in result.artifacts[0].attempts] == [dynamic.route, static.route]
+    conv = edgekit.check(_conv(tmp_path), targets=["openvino"]).targets[0]  # no dynamic axis: nothing to fix
+    assert conv.verdict == "will convert" and conv.routes[1].status == "ok"
+
+
 def test_cli_json_and_exit_codes(tmp_path):
     rc, out, err = run_cli("check", str(_conv(tmp_path)), "--to", "onnx,openvino", "--json")
     assert rc == 0, err

@@ -14,6 +14,8 @@ from onnx import TensorProto, helper
 import edgekit
 from edgekit import EdgekitError
 
+from ._onnx_cases import if_on_length
+
 
 def _conv_model(path, name="detector.onnx"):
     """A conv net declaring [-1, 3, ?, ?] (a -1, two unnamed '?') as exporters of detectors write it,
@@ -184,29 +186,8 @@ def test_parity_reads_a_channels_last_output_of_any_rank_transposed_back():
         assert not np.array_equal(_align(ref, last.reshape(last.shape[::-1])), ref)
 
 
-def _if_on_length(path):
-    """An If on the input's length whose branches give ranks 3 and 4, then a Conv: OpenVINO's
-    frontend cannot read it with the length dynamic (the Conv's input has no rank)."""
-    f = TensorProto.FLOAT
-    then_g = helper.make_graph([helper.make_node("Identity", ["x"], ["t"])], "then", [],
-                               [helper.make_tensor_value_info("t", f, None)])
-    else_g = helper.make_graph([helper.make_node("Unsqueeze", ["x", "ax"], ["e"])], "else", [],
-                               [helper.make_tensor_value_info("e", f, None)])
-    nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Gather", ["s", "i2"], ["n"], axis=0),
-             helper.make_node("Greater", ["n", "eight"], ["c"]),
-             helper.make_node("If", ["c"], ["b"], then_branch=then_g, else_branch=else_g),
-             helper.make_node("Conv", ["b", "w"], ["y"])]
-    inits = [helper.make_tensor("i2", TensorProto.INT64, [], [2]), helper.make_tensor("eight", TensorProto.INT64, [], [8]),
-             helper.make_tensor("ax", TensorProto.INT64, [1], [3]),
-             helper.make_tensor("w", f, [4, 2, 3], np.random.default_rng(0).random(24).astype(np.float32))]
-    graph = helper.make_graph(nodes, "if_on_length", [helper.make_tensor_value_info("x", f, [1, 2, "L"])],
-                              [helper.make_tensor_value_info("y", f, [1, 4, "Lo"])], inits)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    return path
-
-
 def test_openvino_static_route_takes_an_if_on_shapes(tmp_path):
-    result = edgekit.convert(edgekit.load(_if_on_length(tmp_path / "if.onnx"), dims={"L": 16}), targets=["openvino"],
+    result = edgekit.convert(edgekit.load(if_on_length(tmp_path / "if.onnx"), dims={"L": 16}), targets=["openvino"],
                              out=tmp_path / "o")
     art = result.artifacts[0]
     assert [a["route"] for a in art.attempts] == ["onnx -> openvino.convert_model",

@@ -187,6 +187,24 @@ def openvino_findings(path: Path) -> list[Finding]:
                     "of the model with other ops", nodes[:5]) for op, nodes in missing.items()]
 
 
+def openvino_static_findings(path: Path, sizes: dict[str, tuple[int, ...]]) -> list[Finding]:
+    """:func:`openvino_findings` of the ONNX at ``sizes`` with its shape-only ``If``s taken, as
+    OpenVINO's static-shape route converts it."""
+    import tempfile
+
+    import onnx
+
+    from ..backends._onnx_static import fold_static_ifs, static_inputs
+
+    proto = onnx.load(str(path))
+    static_inputs(proto, sizes)
+    fold_static_ifs(onnx, proto)
+    with tempfile.TemporaryDirectory(prefix="edgekit-check-") as tmp:
+        fixed = Path(tmp) / "model.onnx"
+        onnx.save(proto, str(fixed), save_as_external_data=True, location="model.onnx.data")
+        return openvino_findings(fixed)
+
+
 def _openvino_read_error(exc: BaseException) -> list[Finding]:
     import re
 

@@ -28,6 +28,7 @@ class _Facts:
     def __init__(self, model: Model):
         self.model = model
         self._onnx = self._torch = self._blockers = None
+        self.openvino = None  # OpenVINO's findings on the ONNX as it is, once for both ONNX routes
 
     @property
     def onnx(self):
@@ -187,9 +188,26 @@ def _openvino_onnx(model: Model, facts: _Facts):
     from ._check_onnx import openvino_findings
 
     if model.onnx_path is not None:
-        return openvino_findings(model.onnx_path), None
+        if facts.openvino is None:
+            facts.openvino = openvino_findings(model.onnx_path)
+        return facts.openvino, None
     found, _ = _torch_onnx(model, facts)
     return found, "checked: the torch.onnx export; OpenVINO is asked about the ONNX only when converting"
+
+
+def _openvino_static(model: Model, facts: _Facts):
+    """The static-shape route, which convert tries only where OpenVINO cannot read the graph with
+    its dynamic axes: asked the same way, of the graph at the run's sizes with shape-only Ifs taken."""
+    from ._check_onnx import openvino_static_findings
+
+    found, _ = _openvino_onnx(model, facts)
+    if not any(f.severity == FAIL for f in found):
+        return found, None
+    if not any(s.dynamic_axes for s in model.signature.inputs):
+        return [Finding("(shapes)", FAIL, "the model has no dynamic axis to fix: this route is the dynamic one",
+                        found[0].fix)], None
+    sizes = {s.name: s.concrete(model.dims) for s in model.signature.inputs}
+    return openvino_static_findings(model.onnx_path, sizes), None
 
 
 def _openvino_torch(model: Model, facts: _Facts):
@@ -246,7 +264,7 @@ _ROUTE_CHECKS: dict[tuple, Callable] = {
     ("onnx", "torch-any"): _torch_onnx,
     ("openvino", "tflite"): _openvino_file,
     ("openvino", "onnx"): _openvino_onnx,
-    ("openvino", "onnx-file"): _openvino_onnx,
+    ("openvino", "onnx-file"): _openvino_static,
     ("openvino", "torch"): _openvino_torch,
     ("tflite", "tflite"): _tflite_copy,
     ("tflite", "torch"): _litert,
