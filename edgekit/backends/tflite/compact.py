@@ -55,22 +55,83 @@ class Compacted:
 
 def compact(path: Path, *, keep_names: bool = False, min_elements: int = MIN_ELEMENTS) -> Compacted:
     """Rewrite the .tflite at ``path`` in place (through a temporary file) and say what changed."""
-    np = require("numpy", "LiteRT compaction")
-    fbu = require("ai_edge_litert.tools.flatbuffer_utils", "LiteRT")
-    schema = require("ai_edge_litert.schema_py_generated", "LiteRT")
+    np, fbu, schema = _modules()
     path = Path(path)
     before = path.stat().st_size
     model = fbu.read_model(str(path))
     dropped = 0 if keep_names else _drop_names(model)
     halved = _fp16_constants(model, schema, fbu, np, min_elements)
     tables = _row_scale_lookups(model, schema, fbu, np, min_elements)
+    _replace(model, path, fbu, schema)
+    return Compacted(before, path.stat().st_size, dropped, halved, tables)
+
+
+def keep_float16(path: Path, min_elements: int = MIN_ELEMENTS) -> Compacted:
+    """Store as fp16 (behind a DEQUANTIZE) each float32 constant of the .tflite at ``path`` that
+    is exactly a float16 value: a float16 source's weights, which onnx2tf wrote as float32. What
+    the model computes is unchanged, bit for bit; names are kept; other constants stay float32."""
+    np, fbu, schema = _modules()
+    path = Path(path)
+    before = path.stat().st_size
+    model = fbu.read_model(str(path))
+    halved = _fp16_constants(model, schema, fbu, np, min_elements, exact=True)
+    if halved:
+        _replace(model, path, fbu, schema)
+    return Compacted(before, path.stat().st_size, 0, halved)
+
+
+def widen_float16(path: Path) -> bytearray | None:
+    """The .tflite at ``path`` with its float16 constants behind a DEQUANTIZE (``keep_float16``'s,
+    or LiteRT's own fp16 form) made float32 constants again, or None where it has none: what
+    ai-edge-quantizer reads as float weights (it leaves a DEQUANTIZE's output float)."""
+    np, fbu, schema = _modules()
+    deq, done = schema.BuiltinOperator.DEQUANTIZE, 0
+    packed = schema.Model.GetRootAs(Path(path).read_bytes(), 0)  # a quick look first: no DEQUANTIZE, nothing to do
+    if not any(fbu.get_builtin_code_from_operator_code(packed.OperatorCodes(i)) == deq
+               for i in range(packed.OperatorCodesLength())):
+        return None
+    model = fbu.read_model(str(path))
+    readers = _buffer_readers(model)
+    for graph in model.subgraphs:
+        keep = []
+        for op in graph.operators:
+            src = graph.tensors[op.inputs[0]] if op.inputs is not None and len(op.inputs) == 1 else None
+            out = graph.tensors[op.outputs[0]] if src is not None else None
+            data = None if src is None else model.buffers[src.buffer].data
+            if (src is None or fbu.get_builtin_code_from_operator_code(model.operatorCodes[op.opcodeIndex]) != deq
+                    or src.type != schema.TensorType.FLOAT16 or data is None or readers[src.buffer] > 1
+                    or out.type != schema.TensorType.FLOAT32 or model.buffers[out.buffer].data is not None):
+                keep.append(op)
+                continue
+            wide = schema.BufferT()
+            wide.data = np.frombuffer(np.frombuffer(bytes(data), np.float16).astype(np.float32).tobytes(), np.uint8)
+            model.buffers.append(wide)
+            model.buffers[src.buffer].data = None
+            out.buffer, src.buffer = len(model.buffers) - 1, 0  # the float16 tensor is left unread and empty
+            done += 1
+        graph.operators = keep
+    if not done:
+        return None
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="edgekit-widen-") as tmp:
+        _write(model, Path(tmp) / "model.tflite", fbu, schema)
+        return bytearray((Path(tmp) / "model.tflite").read_bytes())
+
+
+def _modules():
+    return (require("numpy", "LiteRT compaction"), require("ai_edge_litert.tools.flatbuffer_utils", "LiteRT"),
+            require("ai_edge_litert.schema_py_generated", "LiteRT"))
+
+
+def _replace(model, path: Path, fbu, schema) -> None:
+    """``model`` written over ``path``, through a temporary file."""
     tmp = path.with_name(f".{path.name}.compact")
     try:
         _write(model, tmp, fbu, schema)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return Compacted(before, path.stat().st_size, dropped, halved, tables)
 
 
 def _drop_names(model) -> int:
@@ -98,9 +159,9 @@ def _opcode(model, schema, fbu, name: str, version: int) -> int:
     return len(model.operatorCodes) - 1
 
 
-def _fp16_constants(model, schema, fbu, np, min_elements: int) -> int:
+def _fp16_constants(model, schema, fbu, np, min_elements: int, exact: bool = False) -> int:
     """Each large float32 constant becomes an fp16 constant and a DEQUANTIZE that yields the
-    original tensor, so its consumers are untouched."""
+    original tensor, so its consumers are untouched. ``exact``: only those that fp16 holds exactly."""
     biased = {getattr(schema.BuiltinOperator, n) for n in _BIASED}
     users = _buffer_readers(model)  # a buffer shared by several tensors (deduplicated constants) is left alone
     deq = None  # DEQUANTIZE's operator code, added on first use
@@ -118,14 +179,16 @@ def _fp16_constants(model, schema, fbu, np, min_elements: int) -> int:
             if (not constant or len(buf.data) < 4 * min_elements or quantized
                     or i in biases or i in io or users[tensor.buffer] > 1):
                 continue
-            half = np.frombuffer(bytes(buf.data), np.float32).astype(np.float16)
-            if not np.all(np.isfinite(half)):  # outside fp16's range: leave it
-                continue
+            values = np.frombuffer(bytes(buf.data), np.float32)
+            half = values.astype(np.float16)
+            if not np.all(np.isfinite(half)) or (exact and not np.array_equal(half.astype(np.float32), values)):
+                continue  # outside fp16's range (or, ``exact``, not a float16 value): leave it
             new_buf = schema.BufferT()
             new_buf.data = np.frombuffer(half.tobytes(), np.uint8)
             model.buffers.append(new_buf)
             h = schema.TensorT()
             h.shape, h.type, h.buffer = tensor.shape, schema.TensorType.FLOAT16, len(model.buffers) - 1
+            h.name = None if tensor.name is None else _name(tensor.name) + b"/fp16"  # a tool reading names needs one
             graph.tensors.append(h)
             buf.data = None
             tensor.buffer = 0  # the empty buffer: now computed, by the DEQUANTIZE below
@@ -138,6 +201,10 @@ def _fp16_constants(model, schema, fbu, np, min_elements: int) -> int:
         graph.operators = new_ops + list(graph.operators)  # constants first: a valid order
         done += len(new_ops)
     return done
+
+
+def _name(name) -> bytes:
+    return name if isinstance(name, bytes) else name.encode()
 
 
 def _row_scale_lookups(model, schema, fbu, np, min_rows: int) -> int:

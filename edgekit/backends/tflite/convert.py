@@ -131,6 +131,37 @@ def _from_onnx(model: Model, onnx_path: Path, dest: Path, precision: str, layout
     return done
 
 
+def _float16_weights(onnx_path: Path) -> bool:
+    """Whether the ONNX stores weights in float16 (initializers or Constant values, subgraphs too):
+    a ``model.half()`` export, or a float16 model with float32 inputs and outputs."""
+    onnx = require("onnx", "ONNX to TFLite")
+    f16 = onnx.TensorProto.FLOAT16
+
+    def has(graph) -> bool:
+        if any(t.data_type == f16 for t in graph.initializer):
+            return True
+        attrs = [a for node in graph.node for a in node.attribute]
+        return any(a.t.data_type == f16 for a in attrs if a.HasField("t")) or any(
+            has(g) for a in attrs for g in ([a.g] if a.HasField("g") else list(a.graphs)))
+
+    return has(onnx.load(str(onnx_path), load_external_data=False).graph)
+
+
+def _keep_float16(dest: Path) -> list[str]:
+    """A float16 source's weights, which onnx2tf writes as float32 (its graph is computed in
+    float32), stored as float16 again: exactly the source's values, a DEQUANTIZE to float32 each
+    when the model loads (LiteRT's own float16-weight form), so the file is about the source's
+    size. The float32 constants that are not float16 values (folded ones) stay float32."""
+    from .compact import keep_float16
+
+    done = keep_float16(dest)
+    if not done.fp16_constants:
+        return []
+    return [f"float16 weights kept as in the source ({done.fp16_constants} constants stored as float16, "
+            f"dequantized to float32 when the model loads; values exact, compute float32: "
+            f"{done.bytes_before / 1e6:.2f} -> {done.bytes_after / 1e6:.2f} MB)"]
+
+
 def _moved_outputs(path: Path, want: dict[str, tuple[int, ...]]) -> list[str]:
     """A note for each output onnx2tf handed back in another layout than ONNX's (a 3D to 5D output
     channels-last, which parity compares transposed back; any other change fails parity, and the
@@ -210,7 +241,10 @@ def from_onnx(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext,
 
     _no_buckets(ctx, "onnx2tf")
     dest = dest_dir / "model.tflite"
-    done = _from_onnx(model, ensure_onnx(model, ctx), dest, precision, layout)
+    onnx_path = ensure_onnx(model, ctx)
+    done = _from_onnx(model, onnx_path, dest, precision, layout)
+    kept = _keep_float16(dest) if precision == "fp32" and _float16_weights(onnx_path) else []
     how = "every input's shape kept (-kat)" if layout == "onnx" else "NHWC"
     prep = f"; {'; '.join(done)}" if done else ""
-    return dest, _fixed_note(model) + [f"onnx2tf from ONNX ({how}; -dsm -rtpo {','.join(_PSEUDO)}: no Flex ops{prep})"]
+    return dest, _fixed_note(model) + [f"onnx2tf from ONNX ({how}; -dsm -rtpo {','.join(_PSEUDO)}: no Flex ops{prep})",
+                                       *kept]

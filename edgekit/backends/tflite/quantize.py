@@ -45,6 +45,10 @@ def _build(src: Path, mode: str, calib: list[dict] | None, opts: QuantOptions, c
     require("ai_edge_quantizer", "LiteRT quantization")
     from ai_edge_quantizer import quantizer, recipe
 
+    from .compact import widen_float16
+
+    weights = widen_float16(src) or str(src)  # float16 weights (a float16 source's) read as float32, to quantize
+
     recipes = {
         "dynamic-int8": (recipe.dynamic_wi8_afp32, "dynamic range: int8 weights, activations quantized at run time"),
         "int8-weights": (recipe.weight_only_wi8_afp32, "int8 weights, float compute"),
@@ -61,13 +65,13 @@ def _build(src: Path, mode: str, calib: list[dict] | None, opts: QuantOptions, c
         from ai_edge_quantizer import qtyping
         from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
-        qt = quantizer.Quantizer(str(src), make(algorithm_key=AlgorithmName.GPTQ))
+        qt = quantizer.Quantizer(weights, make(algorithm_key=AlgorithmName.GPTQ))
         qt.add_dynamic_config(".*", "EMBEDDING_LOOKUP", 8, qtyping.QuantGranularity.CHANNELWISE,
                               AlgorithmName.MIN_MAX_UNIFORM_QUANT)
         calib = {k: v[:GPTQ_SAMPLES] for k, v in calib.items()} if isinstance(calib, dict) else calib[:GPTQ_SAMPLES]
         note += f"; weights rounded by GPTQ on {_count(calib)} calibration samples"
     elif mode in ("static-int8", "mixed") and opts.integer_ops:  # the repair's narrower recipe
-        qt = quantizer.Quantizer(str(src), [])
+        qt = quantizer.Quantizer(weights, [])
         for op in opts.integer_ops:
             qt.add_static_config(".*", op, 8, 8)
         qt.add_dynamic_config(".*", "EMBEDDING_LOOKUP", 8)  # int8 tables: the lookup needs no activation scale
@@ -77,7 +81,7 @@ def _build(src: Path, mode: str, calib: list[dict] | None, opts: QuantOptions, c
                 + (f" ({len(opts.dynamic_layers)} of them with run-time (dynamic-range) activations)"
                    if opts.dynamic_layers else "") + "; int8 embedding tables; every other op float")
     else:
-        qt = quantizer.Quantizer(str(src), make())
+        qt = quantizer.Quantizer(weights, make())
     notes = [note]
     if opts.keep_float:
         for name in opts.keep_float:  # regex on tensor names: these layers stay float
