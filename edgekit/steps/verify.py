@@ -16,18 +16,19 @@ def default_tolerance(precision: str, overrides: dict | None = None, model: Mode
 
     A source that is already quantized (``model.meta["quantized"]``, set by the ONNX and TFLite
     loaders) is judged at ``[int8-source]`` instead: its artifact re-implements integer math and
-    drifts by quantization steps, not by float rounding. The model's notes then say so."""
+    drifts by quantization steps, not by float rounding. A source that computes in float16
+    (``float16_reason``) and converted at fp32 is judged by ``[fp16]``: its own results carry
+    float16's rounding. The model's notes then say so."""
     table = load_toml("converters", "tolerances.toml")
     quantized = model.meta.get("quantized") if model is not None else None
     basis = "int8-source" if quantized and precision in ("fp32", "fp16") else precision
-    half = model is not None and not quantized and precision == "fp32" and any(
-        s.dtype == "float16" for s in model.signature.outputs)
+    half = float16_reason(model) if model is not None and not quantized and precision == "fp32" else None
     basis = "fp16" if half else basis
     tol = dict(table.get(basis, table["fp32"]))
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     tol.update(given)
     if half and model is not None:
-        note = "the source computes in float16 (its outputs are float16): verified at fp16 tolerances"
+        note = f"the source computes in float16 ({half}): verified at fp16 tolerances"
         if note not in model.notes:
             model.notes.append(note)
     if quantized and model is not None:
@@ -35,6 +36,18 @@ def default_tolerance(precision: str, overrides: dict | None = None, model: Mode
         if note not in model.notes:
             model.notes.append(note)
     return tol
+
+
+def float16_reason(model: Model) -> str | None:
+    """Why the source's own results carry float16 rounding, or None: its outputs are float16, or
+    most of its float weights are (an ONNX source, ``meta["float16_compute"]``: a float16
+    converter's ``keep_io_types`` output computes in float16 between float32 inputs and outputs)."""
+    if any(s.dtype == "float16" for s in model.signature.outputs):
+        return "its outputs are float16"
+    share = model.meta.get("float16_compute")
+    if share:
+        return f"{share['float16'] / share['float']:.0%} of its float weights are float16"
+    return None
 
 
 def quantized_source_note(quantized: dict, tol: dict, given: dict) -> str:

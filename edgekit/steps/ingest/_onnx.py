@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -88,8 +89,9 @@ def load_onnx(path: Path) -> Model:
             "the file may be truncated or corrupt: export it again",
         ) from exc
     check_external_data(path, proto)
+    read, notes = _sorted(path, proto)
     try:
-        onnx.checker.check_model(str(path))
+        onnx.checker.check_model(str(read))
     except Exception as exc:
         raise EdgekitError(
             f"{path} is not a valid ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
@@ -106,5 +108,98 @@ def load_onnx(path: Path) -> Model:
     from ._custom import onnx_traits
 
     meta.update(onnx_traits(proto))  # quantized (verified at int8 tolerances), custom_ops (vendor ops)
+    meta["float16_compute"] = float16_compute(graph)
     return Model(spec=str(path), format="onnx", signature=Signature(inputs, outputs), path=path,
-                 onnx_path=path, meta=meta)
+                 onnx_path=read, meta=meta, notes=notes)
+
+
+def _sorted(path: Path, proto) -> tuple[Path, list[str]]:
+    """The file every conversion reads: ``path`` itself, or, where its nodes are out of
+    topological order (ONNX Runtime runs such a graph, the converters and onnx.checker refuse it),
+    a sorted copy in a folder of this run, with a note saying so. A cycle is refused."""
+    from ._toposort import GraphCycle, sort_nodes
+
+    try:
+        moved = sort_nodes(proto)
+    except GraphCycle as exc:
+        raise EdgekitError(f"{path} is not a valid ONNX model: {exc}; no runtime can run it",
+                           "export the model again; if a tool edited the graph afterwards, that edit fed a "
+                           "node's output back into its own inputs") from exc
+    if not moved:
+        return path, []
+    folder = _scratch()
+    copy = folder / path.name
+    onnx = require("onnx", "ONNX models")
+    onnx.save(proto, str(copy))
+    _copy_external_data(path, proto, folder)
+    return copy, [f"nodes sorted topologically (the file had {moved} out of order, as ONNX Runtime's float16 "
+                  "converter writes them; ONNX requires the order): every target converts, and verification "
+                  "runs, the sorted copy"]
+
+
+def _scratch() -> Path:
+    """A folder removed when the process ends."""
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="edgekit-sorted-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def _copy_external_data(path: Path, proto, folder: Path) -> None:
+    """The external data files the model names, copied beside its sorted copy: runtimes read them
+    only from the model's folder, and onnx.checker refuses a hard link (a "hardlink attack")."""
+    import shutil
+
+    onnx = require("onnx", "ONNX models")
+    for tensor in _all_tensors(proto.graph):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        dest = folder / location
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path.parent / location, dest)
+
+
+def _weights(graph):
+    """(the name it is read by, tensor) for each initializer and Constant value, subgraphs included."""
+    yield from ((t.name, t) for t in graph.initializer)
+    for node in graph.node:
+        for attr in node.attribute:
+            if node.op_type == "Constant" and attr.HasField("t"):
+                yield node.output[0], attr.t
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                yield from _weights(sub)
+
+
+def _computing_reads(graph, into: set[str]) -> set[str]:
+    """Names read by a node that computes on them, not only converts them (Cast, CastLike), in
+    ``graph`` and its subgraphs."""
+    for node in graph.node:
+        if node.op_type not in ("Cast", "CastLike"):
+            into.update(node.input)
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                _computing_reads(sub, into)
+    return into
+
+
+def float16_compute(graph) -> dict | None:
+    """Where the source computes in float16 though its inputs and outputs may be float32 (a float16
+    converter's ``keep_io_types`` output). The rule: most of its floating-point weights (initializers
+    and Constant values, subgraphs included, counted by element) are float16 weights that a node
+    computes on directly; float16 weights only cast up to float32 are storage, and the model computes
+    in float32. ``{"float16": n, "float": total}`` then, else None."""
+    onnx = require("onnx", "ONNX models")
+    floats = (onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16)
+    computed = _computing_reads(graph, set())
+    half = total = 0
+    for name, tensor in _weights(graph):
+        if tensor.data_type in floats:
+            size = math.prod(tensor.dims)
+            total += size
+            half += size if tensor.data_type == onnx.TensorProto.FLOAT16 and name in computed else 0
+    return {"float16": half, "float": total} if total and half * 2 > total else None
