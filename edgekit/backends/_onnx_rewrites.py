@@ -1,7 +1,7 @@
-"""Exact ONNX -> ONNX rewrites for the targets whose converter lacks an op or gets it wrong, kept
-here so that any target can take them (a target's folder imports no other's): TFLite before
-onnx2tf (``tflite/_prepare.py``, with its own ``tflite/_rewrites*.py``). Each writes a node as
-ONNX defines it, in ops the converters take; those that need static shapes leave a node whose shapes are not
+"""Exact ONNX -> ONNX rewrites shared by the targets whose converter lacks an op or gets it wrong:
+TFLite before onnx2tf (``tflite/_prepare.py``, with its own ``tflite/_rewrites*.py``) and
+OpenVINO's rewritten-ONNX route (``openvino/_rewrite.py``). Each writes a node as ONNX defines
+it, in ops the converters take; those that need static shapes leave a node whose shapes are not
 known as it is. Each rewrite returns how many nodes it changed (the expansion: the ops)."""
 
 from __future__ import annotations
@@ -16,21 +16,23 @@ _DEFAULT = ("", "ai.onnx")
 
 
 class Graph:
-    """The graph with what the rewrites need: static shapes and element types (ONNX's
+    """The graph with what the rewrites need: static shapes, ranks and element types (ONNX's
     shape inference), initializers by name, the default opset, and names that stay unique."""
 
     def __init__(self, onnx, proto):
         self.onnx, self.proto, self.helper = onnx, proto, onnx.helper
         inferred = onnx.shape_inference.infer_shapes(proto).graph
-        self.shapes, self.types = {}, {}
+        self.shapes, self.types, self.ranks = {}, {}, {}
         for v in [*inferred.value_info, *inferred.input, *inferred.output]:
             t = v.type.tensor_type
             self.types[v.name] = t.elem_type
+            if t.HasField("shape"):
+                self.ranks[v.name] = len(t.shape.dim)
             if t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim):
                 self.shapes[v.name] = tuple(int(d.dim_value) for d in t.shape.dim)
         self.inits = {i.name: i for i in proto.graph.initializer}
         for i in proto.graph.initializer:
-            self.types[i.name], self.shapes[i.name] = i.data_type, tuple(i.dims)
+            self.types[i.name], self.shapes[i.name], self.ranks[i.name] = i.data_type, tuple(i.dims), len(i.dims)
         self.opset = next((o.version for o in proto.opset_import if o.domain in _DEFAULT), 1)
 
     def const(self, name: str, value) -> str:
@@ -231,3 +233,90 @@ def _add(g: Graph, nodes: list, a: str, b: str, out: str) -> str:
     nodes.append(g.node("Add", [a, b], [out]))
     return out
 
+
+# ---- ops written at any shape (a parameter fed at run time stays fed) ----
+
+_FLOATS = {1, 10, 11, 16}  # onnx.TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
+
+
+def float_floor_mod(g: Graph, node):
+    """A float ``Mod`` with ``fmod=0`` (opset 28 on: Python's ``%``, the result takes the divisor's
+    sign), which OpenVINO's frontend has no conversion for, as the float ``Mod`` with ``fmod=1``
+    (C's ``fmod``: the dividend's sign) plus the divisor where that remainder is not zero and its
+    sign is not the divisor's: numpy's and ONNX Runtime's definition of it."""
+    x, y = node.input[0], node.input[1]
+    if _attr(node, "fmod", 0) or g.types.get(x) not in _FLOATS:
+        return None
+    t = node.output[0] + "__floormod"
+    zero = g.const(t + "_zero", np.zeros((), g.np_type(x)))
+    return [g.node("Mod", [x, y], [t + "_r"], fmod=1),
+            g.node("Less", [t + "_r", zero], [t + "_r_neg"]),
+            g.node("Less", [y, zero], [t + "_y_neg"]),
+            g.node("Xor", [t + "_r_neg", t + "_y_neg"], [t + "_signs"]),
+            g.node("Equal", [t + "_r", zero], [t + "_r_zero"]),
+            g.node("Not", [t + "_r_zero"], [t + "_r_nonzero"]),
+            g.node("And", [t + "_signs", t + "_r_nonzero"], [t + "_fix"]),
+            g.node("Add", [t + "_r", y], [t + "_r_y"]),
+            g.node("Where", [t + "_fix", t + "_r_y", t + "_r"], [node.output[0]])]
+
+
+def wrap_pad(g: Graph, node):
+    """``Pad`` in ``wrap`` mode (OpenVINO's frontend has none) as one ``Gather`` per padded axis, as
+    ONNX Runtime pads: negative pads crop first, then the indices ``range(-begin, size + end)`` wrap
+    around what is left (pads past its size repeat it). Pads fed at run time and dynamic sizes stay
+    so (the indices are computed then); a constant ``axes`` input is read, one fed at run time
+    leaves the node as it is."""
+    x, out = node.input[0], node.output[0]
+    if _text(node, "mode", "constant") != "wrap" or x not in g.ranks or g.opset < 19:
+        return None
+    rank, axes_in = g.ranks[x], _input(node, 3)
+    axes = g.value(axes_in) if axes_in else np.arange(rank)
+    if axes is None:
+        return None
+    pads, t, nodes, cur = g.value(node.input[1]), out + "__wrap", [], x
+    axes = [int(a) % rank for a in axes.reshape(-1)]
+    for j, a in enumerate(axes):
+        if pads is not None and not pads[j] and not pads[j + len(axes)]:
+            continue  # not padded along this axis
+        if pads is not None and x in g.shapes:
+            idx = _wrap_index(g.shapes[x][a], int(pads[j]), int(pads[j + len(axes)]))
+            if idx is None:
+                return None
+            idx = g.const(f"{t}_idx{a}", idx)
+        else:
+            idx = _wrap_indices(g, nodes, cur, node.input[1], (j, j + len(axes), a), f"{t}_{a}")
+        nodes.append(g.node("Gather", [cur, idx], [f"{t}_{a}_out"], axis=a))
+        cur = nodes[-1].output[0]
+    if not nodes:
+        return [g.node("Identity", [x], [out])]
+    nodes[-1].output[0] = out
+    return nodes
+
+
+def _wrap_index(n: int, begin: int, end: int):
+    """The indices a wrap pad of ``begin``/``end`` takes along an axis of ``n`` (None: cropped away)."""
+    low, left = max(-begin, 0), n - max(-begin, 0) - max(-end, 0)
+    return None if left <= 0 else low + np.arange(-max(begin, 0), left + max(end, 0), dtype=np.int64) % left
+
+
+def _wrap_indices(g: Graph, nodes: list, x: str, pads: str, at: tuple[int, int, int], t: str) -> str:
+    """:func:`_wrap_index` along axis ``at[2]`` of ``x``, of pads ``at[0]``/``at[1]``, computed at
+    run time (int64 scalars, for ``Range``)."""
+    begin, end, axis = at
+    zero, scalar = g.const(t + "_zero", np.array(0, np.int64)), g.const(t + "_scalar", np.array([], np.int64))
+    nodes += [g.node("Shape", [x], [t + "_n1"], start=axis, end=axis + 1),
+              g.node("Reshape", [t + "_n1", scalar], [t + "_n"]),
+              g.node("Gather", [pads, g.const(t + "_b_at", np.array(begin, np.int64))], [t + "_b"], axis=0),
+              g.node("Gather", [pads, g.const(t + "_e_at", np.array(end, np.int64))], [t + "_e"], axis=0),
+              g.node("Max", [t + "_b", zero], [t + "_b_pad"]),
+              g.node("Max", [t + "_e", zero], [t + "_e_pad"]),
+              g.node("Sub", [t + "_b_pad", t + "_b"], [t + "_low"]),  # cropped at the beginning
+              g.node("Sub", [t + "_e_pad", t + "_e"], [t + "_e_crop"]),
+              g.node("Sub", [t + "_n", t + "_low"], [t + "_n_low"]),
+              g.node("Sub", [t + "_n_low", t + "_e_crop"], [t + "_left"]),
+              g.node("Neg", [t + "_b_pad"], [t + "_start"]),
+              g.node("Add", [t + "_left", t + "_e_pad"], [t + "_limit"]),
+              g.node("Range", [t + "_start", t + "_limit", g.const(t + "_one", np.array(1, np.int64))], [t + "_r"]),
+              g.node("Mod", [t + "_r", t + "_left"], [t + "_wrapped"]),
+              g.node("Add", [t + "_wrapped", t + "_low"], [t + "_idx"])]
+    return t + "_idx"
