@@ -118,7 +118,8 @@ def test_clip_with_constant_bounds_stays(tmp_path):
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])], [lo, hi])
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    from edgekit.backends.tflite._rewrites import _clip, each
+    from edgekit.backends._onnx_rewrites import each
+    from edgekit.backends.tflite._rewrites import _clip
 
     assert each(onnx, proto, {"Clip"}, _clip) == 0
     assert [n.op_type for n in proto.graph.node] == ["Clip"]
@@ -140,7 +141,8 @@ def test_every_constant_form_becomes_an_initializer():
 
 def test_argmax_select_last_index_without_onnxsim():
     """Where onnxsim is missing, ArgMax's select_last_index is written out by edgekit itself."""
-    from edgekit.backends.tflite._rewrites import _arg_last, each
+    from edgekit.backends._onnx_rewrites import each
+    from edgekit.backends.tflite._rewrites import _arg_last
 
     node = helper.make_node("ArgMax", ["x"], ["y"], axis=1, keepdims=0, select_last_index=1)
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5])],
@@ -161,7 +163,8 @@ def _run_proto(proto, feeds):
 @pytest.mark.parametrize("starts,ends,steps", [([-1], [-(2**63)], [-1]), ([-100], [2**62], [2]),
                                                ([7], [1], [-2]), ([0], [3], [1])])
 def test_constant_slice_reversing_or_past_an_end(starts, ends, steps):
-    from edgekit.backends.tflite._rewrites import _slice, each
+    from edgekit.backends._onnx_rewrites import each
+    from edgekit.backends.tflite._rewrites import _slice
 
     inits = [onnx.numpy_helper.from_array(np.array(v, np.int64), n)
              for n, v in (("s", starts), ("e", ends), ("a", [1]), ("st", steps))]
@@ -179,7 +182,7 @@ def test_constant_slice_reversing_or_past_an_end(starts, ends, steps):
 @pytest.mark.parametrize("dtype", [np.float32, np.int32])
 def test_fmod_keeps_the_dividends_sign(dtype):
     """fmod=1: the remainder's sign is x's (C fmod), zeros and exact multiples included."""
-    from edgekit.backends.tflite._rewrites import each
+    from edgekit.backends._onnx_rewrites import each
     from edgekit.backends.tflite._rewrites_math import _fmod
 
     kind = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
@@ -197,7 +200,7 @@ def test_fmod_keeps_the_dividends_sign(dtype):
 def test_qlinear_matmul_per_row_and_column_scales():
     """b's scale and zero point per column (ONNX Runtime takes a's per tensor only): the rewrite
     gives ONNX Runtime's uint8."""
-    from edgekit.backends.tflite._rewrites import each
+    from edgekit.backends._onnx_rewrites import each
     from edgekit.backends.tflite._rewrites_quant import _qlinear_matmul
 
     rng = np.random.default_rng(0)
@@ -223,7 +226,7 @@ def test_qlinear_matmul_per_row_and_column_scales():
 def test_3d_pool_with_pads_and_ceil_mode_as_a_conv(include_pad, op):
     """Uneven pads, strides, dilations and ceil mode: the Conv of ones, scaled per window, gives
     ONNX Runtime's pool (count_include_pad either way; LpPool's p-th root of |x|^p sums)."""
-    from edgekit.backends.tflite._rewrites import each
+    from edgekit.backends._onnx_rewrites import each
     from edgekit.backends.tflite._rewrites_pool import _pool3d_as_conv
 
     attrs = {"kernel_shape": [3, 2, 3], "strides": [2, 1, 2], "dilations": [1, 2, 1], "pads": [1, 0, 1, 1, 1, 0],

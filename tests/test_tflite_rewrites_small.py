@@ -10,8 +10,8 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
+from edgekit.backends._onnx_rewrites import each, grid_sample_nearest  # noqa: E402
 from edgekit.backends.tflite import _rewrites_more as M  # noqa: E402
-from edgekit.backends.tflite._rewrites import each  # noqa: E402
 
 
 def _model(node, inputs: dict, out_type=TensorProto.FLOAT, inits=(), opset=21):
@@ -172,7 +172,7 @@ def test_grid_sample_nearest_as_gather(spatial, align, pad):
     x = rng.standard_normal((2, 3, *spatial)).astype(np.float32)
     grid = (rng.integers(-6, 7, (2, *out, rank)) / 4).astype(np.float32)  # ties at .5 and points outside
     want = ort.InferenceSession(proto.SerializeToString()).run(None, {"x": x, "g": grid})[0]
-    assert each(onnx, proto, {"GridSample"}, M._grid_sample_nearest) == 1
+    assert each(onnx, proto, {"GridSample"}, grid_sample_nearest) == 1
     assert "GatherElements" in [n.op_type for n in proto.graph.node]
     got = ort.InferenceSession(proto.SerializeToString()).run(None, {"x": x, "g": grid})[0]
     assert np.array_equal(got, want)

@@ -205,6 +205,24 @@ def openvino_static_findings(path: Path, sizes: dict[str, tuple[int, ...]]) -> l
         return openvino_findings(fixed)
 
 
+def openvino_rewritten_findings(path: Path, sizes: dict[str, tuple[int, ...]] | None) -> list[Finding] | None:
+    """:func:`openvino_findings` of the ONNX as OpenVINO's rewritten-ONNX route writes it (``sizes``:
+    the run's, where that route may fix the inputs); None where the route has nothing to rewrite."""
+    import tempfile
+
+    import onnx
+
+    from ..backends.openvino._rewrite import rewritten, topks
+
+    proto, _, count, _ = rewritten(onnx, path, sizes)
+    if not count and not topks(proto):
+        return None
+    with tempfile.TemporaryDirectory(prefix="edgekit-check-") as tmp:
+        fixed = Path(tmp) / "model.onnx"
+        onnx.save(proto, str(fixed), save_as_external_data=True, location="model.onnx.data")
+        return openvino_findings(fixed)
+
+
 def _openvino_read_error(exc: BaseException) -> list[Finding]:
     import re
 

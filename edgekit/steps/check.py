@@ -210,6 +210,24 @@ def _openvino_static(model: Model, facts: _Facts):
     return openvino_static_findings(model.onnx_path, sizes), None
 
 
+def _openvino_rewritten(model: Model, facts: _Facts):
+    """The rewritten-ONNX route, which convert tries where the ONNX routes before it fail: asked of
+    the graph with the ops OpenVINO lacks or converts wrongly written as ONNX defines them (only
+    where the dynamic read fails; a wrong value, which those rewrites also fix, is not predicted)."""
+    from ._check_onnx import openvino_rewritten_findings
+
+    found, note = _openvino_onnx(model, facts)
+    if model.onnx_path is None or not any(f.severity == FAIL for f in found):
+        return found, note
+    dynamic = any(s.dynamic_axes for s in model.signature.inputs)
+    sizes = {s.name: s.concrete(model.dims) for s in model.signature.inputs} if dynamic else None
+    rewritten = openvino_rewritten_findings(model.onnx_path, sizes)
+    if rewritten is None:
+        return [Finding("(rewrites)", FAIL, "no op here this route rewrites: it converts the onnx route's graph",
+                        found[0].fix)], None
+    return rewritten, None
+
+
 def _openvino_torch(model: Model, facts: _Facts):
     from ._check_torch import export_failure
 
@@ -265,6 +283,7 @@ _ROUTE_CHECKS: dict[tuple, Callable] = {
     ("openvino", "tflite"): _openvino_file,
     ("openvino", "onnx"): _openvino_onnx,
     ("openvino", "onnx-file"): _openvino_static,
+    ("openvino", "onnx", "from_onnx_rewritten"): _openvino_rewritten,
     ("openvino", "torch"): _openvino_torch,
     ("tflite", "tflite"): _tflite_copy,
     ("tflite", "torch"): _litert,

@@ -15,6 +15,9 @@ SPEC = TargetSpec(
         # where the frontend cannot read the graph dynamic (an If whose branches differ in rank)
         Route("onnx-file", "openvino.convert_model (static shapes)", "from_onnx", needs=("onnx",),
               options={"static": True}),
+        # ops OpenVINO's ONNX frontend lacks or converts wrongly, written as ONNX defines them
+        # (before the PyTorch frontend: the same graph as the ONNX routes, axes kept dynamic)
+        Route("onnx", "openvino.convert_model (ONNX rewritten)", "from_onnx_rewritten", needs=("onnx",)),
         Route("torch", "openvino.convert_model (PyTorch frontend)", "from_torch", needs=("torch",)),
     ),
     quantization={mode: None for mode in ("fp16", "dynamic-int8", "static-int8", "mixed", "int8-weights",

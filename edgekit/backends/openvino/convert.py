@@ -76,6 +76,37 @@ def _static(ov, onnx, model: Model, source: Path, dest_dir: Path, precision: str
                                                    if taken else []), *notes]
 
 
+def from_onnx_rewritten(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
+    """Route: the run's fp32 ONNX with the ops OpenVINO's frontend lacks or converts wrongly written
+    as ONNX defines them (``_rewrite.py``), axes kept dynamic unless a rewrite needs the run's
+    sizes; each TopK made stable once converted. Raises where there is nothing to rewrite."""
+    import tempfile
+
+    from ..onnxruntime.convert import ensure_onnx
+    from . import _rewrite
+
+    ov = require("openvino", "OpenVINO IR")
+    onnx = require("onnx", "ONNX models")
+    if ctx.used_onnx and ctx.onnx_path is None and model.onnx_path is None:  # not exported twice
+        raise ConversionError("openvino", "no ONNX to rewrite: the export an earlier route asked for failed")
+    source = ensure_onnx(model, ctx)
+    dynamic = any(s.dynamic_axes for s in model.signature.inputs) and not ctx.buckets
+    sizes = {s.name: s.concrete(model.dims) for s in model.signature.inputs} if dynamic else None
+    proto, done, count, fixed = _rewrite.rewritten(onnx, source, sizes)
+    if not count and not _rewrite.topks(proto):
+        raise ConversionError("openvino", "nothing to rewrite: the graph has no op this route writes differently "
+                                          "(the ONNX route before it converted the same graph)")
+    with tempfile.TemporaryDirectory(prefix="edgekit-rewritten-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        onnx.save(proto, str(path), save_as_external_data=True, location="model.onnx.data")
+        dest, notes = _save(ov, str(path), dest_dir, precision, adjust=_rewrite.stable_topks)
+    if fixed:
+        from .._common import fixed_axes_note
+
+        done = [*fixed_axes_note(model, "a rewrite OpenVINO needs here is written at static shapes"), *done]
+    return dest, [*done, *notes]
+
+
 def from_torch(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext) -> tuple[Path, list[str]]:
     """Route: OpenVINO's PyTorch frontend on the torch module, traced at the run's example inputs
     (where the model cannot go through ONNX)."""
@@ -99,12 +130,14 @@ def from_torch(model: Model, dest_dir: Path, precision: str, ctx: ConvertContext
         ["weights compressed to fp16"] if precision == "fp16" else [])
 
 
-def _save(ov, source: str, dest_dir: Path, precision: str) -> tuple[Path, list[str]]:
+def _save(ov, source: str, dest_dir: Path, precision: str, adjust=None) -> tuple[Path, list[str]]:
+    """Convert ``source``; ``adjust`` (the converted model -> notes) edits it before it is saved."""
     try:
         ov_model = ov.convert_model(source)
     except Exception as exc:
         # a known failure (a custom op, an op without a conversion) names the op and the fix
         raise known("openvino", exc) or ConversionError("openvino", f"OpenVINO cannot read the model: {exc}") from exc
+    notes = adjust(ov_model) if adjust is not None else []
     dest = dest_dir / "model.xml"
     ov.save_model(ov_model, str(dest), compress_to_fp16=precision == "fp16")
-    return dest, ["weights compressed to fp16"] if precision == "fp16" else []
+    return dest, [*notes, *(["weights compressed to fp16"] if precision == "fp16" else [])]

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..._lazy import require
 from ..._types import Model
+from .._onnx_rewrites import EXPAND
 from .._onnx_static import constants_to_initializers, fold_static_ifs, simplify, static_inputs
 from . import (
     _rewrites,
@@ -45,9 +46,9 @@ def prepare_for_onnx2tf(model: Model, onnx_path: Path, folder: Path) -> tuple[Pa
     if ifs:
         done.append(f"{ifs} If taken at the static shapes (its condition depends on shapes only)")
     _rewrites_graph.refuse_ifs_on_values(proto)
-    expanded = _rewrites.EXPAND[0](onnx, proto)  # before onnxsim, which then folds the bodies' shapes
+    expanded = EXPAND[0](onnx, proto)  # before onnxsim, which then folds the bodies' shapes
     if expanded:
-        done.append(_rewrites.EXPAND[1](expanded))
+        done.append(EXPAND[1](expanded))
     proto, folded = simplify(proto)
     if folded:
         done.append("shape arithmetic folded (onnxsim)")

@@ -1,89 +1,14 @@
 """Graph rewrites for ops onnx2tf converts wrongly or into Select-TF ops: each node is written as
 ops onnx2tf converts well, at the static shapes the prepared graph has, keeping ONNX's meaning
 exactly (parity against ONNX Runtime checks the result anyway). Each rewrite returns how many
-nodes it changed."""
+nodes it changed. What OpenVINO's rewritten-ONNX route needs too (the graph helpers, the
+expansion by function body, SpaceToDepth CRD, GridSample nearest) is in ``backends/_onnx_rewrites.py``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
-_DEFAULT = ("", "ai.onnx")
-
-
-class Graph:
-    """The prepared graph with what the rewrites need: static shapes and element types (ONNX's
-    shape inference), initializers by name, the default opset, and names that stay unique."""
-
-    def __init__(self, onnx, proto):
-        self.onnx, self.proto, self.helper = onnx, proto, onnx.helper
-        inferred = onnx.shape_inference.infer_shapes(proto).graph
-        self.shapes, self.types = {}, {}
-        for v in [*inferred.value_info, *inferred.input, *inferred.output]:
-            t = v.type.tensor_type
-            self.types[v.name] = t.elem_type
-            if t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim):
-                self.shapes[v.name] = tuple(int(d.dim_value) for d in t.shape.dim)
-        self.inits = {i.name: i for i in proto.graph.initializer}
-        for i in proto.graph.initializer:
-            self.types[i.name], self.shapes[i.name] = i.data_type, tuple(i.dims)
-        self.opset = next((o.version for o in proto.opset_import if o.domain in _DEFAULT), 1)
-
-    def const(self, name: str, value) -> str:
-        """``value`` (a numpy array) as an initializer called ``name``; returns the name."""
-        self.proto.graph.initializer.append(self.onnx.numpy_helper.from_array(np.asarray(value), name))
-        return name
-
-    def value(self, name: str):
-        """An initializer's value, or None for a tensor computed or fed at run time."""
-        init = self.inits.get(name)
-        return None if init is None else self.onnx.numpy_helper.to_array(init)
-
-    def np_type(self, name: str):
-        return self.helper.tensor_dtype_to_np_dtype(self.types[name])
-
-    def node(self, op: str, inputs: list[str], outputs: list[str], **attrs):
-        return self.helper.make_node(op, inputs, outputs, **attrs)
-
-    def reduce(self, op: str, x: str, out: str, axes: list[int], keepdims: int = 1):
-        """``op`` over ``axes``, as an attribute or an input as the graph's opset wants."""
-        as_input = self.opset >= (13 if op == "ReduceSum" else 18)
-        if as_input:
-            return self.node(op, [x, self.const(out + "_axes", np.array(axes, np.int64))], [out], keepdims=keepdims)
-        return self.node(op, [x], [out], axes=axes, keepdims=keepdims)
-
-
-def each(onnx, proto, ops: set[str], build: Callable) -> int:
-    """Every default-domain node of ``ops`` for which ``build(graph, node)`` returns nodes is
-    replaced by them (None keeps it); returns how many were replaced."""
-    if not any(n.op_type in ops and n.domain in _DEFAULT for n in proto.graph.node):
-        return 0
-    graph = Graph(onnx, proto)
-    nodes, count = [], 0
-    for node in proto.graph.node:
-        new = build(graph, node) if node.op_type in ops and node.domain in _DEFAULT else None
-        if new is None:
-            nodes.append(node)
-        else:
-            nodes.extend(new)
-            count += 1
-    del proto.graph.node[:]
-    proto.graph.node.extend(nodes)
-    return count
-
-
-def _attr(node, name: str, default=None):
-    for a in node.attribute:
-        if a.name == name:
-            from onnx import helper
-
-            return helper.get_attribute_value(a)
-    return default
-
-
-def _input(node, i: int) -> str:
-    return node.input[i] if len(node.input) > i else ""
+from .._onnx_rewrites import Graph, _attr, _input, _rewrite, space_to_depth_crd
 
 
 def _clip(g: Graph, node):
@@ -196,20 +121,6 @@ def _trilu(g: Graph, node):
     return [*nodes, g.node("Where", [mask, x, zero], [out])]
 
 
-def _space_to_depth_crd(g: Graph, node):
-    """``SpaceToDepth`` in CRD mode (onnx2tf writes DCR's order) as Reshape/Transpose/Reshape."""
-    x, out = node.input[0], node.output[0]
-    if _attr(node, "mode", b"DCR") not in (b"CRD", "CRD") or g.shapes.get(x) is None or len(g.shapes[x]) != 4:
-        return None
-    n, c, h, w = g.shapes[x]
-    b = _attr(node, "blocksize")
-    six = g.const(out + "__s2d_6d", np.array([n, c, h // b, b, w // b, b], np.int64))
-    four = g.const(out + "__s2d_4d", np.array([n, c * b * b, h // b, w // b], np.int64))
-    return [g.node("Reshape", [x, six], [out + "__s2d_a"]),
-            g.node("Transpose", [out + "__s2d_a"], [out + "__s2d_b"], perm=[0, 1, 3, 5, 2, 4]),
-            g.node("Reshape", [out + "__s2d_b", four], [out])]
-
-
 def _slice(g: Graph, node):
     """A ``Slice`` with constant starts/ends/axes/steps that reverses (a negative step) or runs past
     an end, which onnx2tf gets wrong: the reversed axes become Gathers of the indices ONNX picks,
@@ -242,13 +153,6 @@ def _slice(g: Graph, node):
     return nodes
 
 
-def _rewrite(ops: set[str], build: Callable) -> Callable:
-    return lambda onnx, proto: each(onnx, proto, ops, build)
-
-
-# run by _prepare before onnxsim, so the shape arithmetic of the bodies it inlines is folded too
-EXPAND = (lambda onnx, proto: expand_by_function(onnx, proto),
-          lambda ops: f"{len(ops)} {'/'.join(sorted(set(ops)))} written as ONNX's function body for them")
 # (rewrite, note) pairs, registered in _prepare._REWRITES
 REWRITES = (
     (_rewrite({"Clip"}, _clip), lambda n: f"{n} Clip written as Max/Min (bounds fed at run time or missing)"),
@@ -260,60 +164,6 @@ REWRITES = (
     (_rewrite({"LayerNormalization"}, _layer_norm),
      lambda n: f"{n} LayerNormalization over the first axis written as elementary ops"),
     (_rewrite({"Trilu"}, _trilu), lambda n: f"{n} Trilu with k written as Where with a mask"),
-    (_rewrite({"SpaceToDepth"}, _space_to_depth_crd), lambda n: f"{n} SpaceToDepth CRD written as Reshape/Transpose"),
+    (_rewrite({"SpaceToDepth"}, space_to_depth_crd), lambda n: f"{n} SpaceToDepth CRD written as Reshape/Transpose"),
 )
 
-
-# ops whose own onnx2tf converter drifts or fails where ONNX's function body for them converts
-# well -> the attribute a node needs for that (None: every node). onnx2tf's Attention fails on
-# past/present caches, 3D or rank-2 masks, qk_matmul_output, nonpad_kv_seqlen and windows
-_EXPANDED = {"SoftmaxCrossEntropyLoss": "ignore_index", "NegativeLogLikelihoodLoss": "ignore_index", "Attention": None}
-
-
-def expand_by_function(onnx, proto) -> list[str]:
-    """``Attention`` (opset 23+), and ``SoftmaxCrossEntropyLoss``/``NegativeLogLikelihoodLoss``
-    with an ``ignore_index`` (which onnx2tf's converters get wrong), replaced by the function body
-    ONNX defines them by, inlined; SCE's body calls NLL, so this runs until none is left (ONNX's
-    own expansion, not a copy). Returns the ops expanded."""
-    import onnx.inliner
-
-    done = []
-    for _ in range(3):
-        called = _call_function_bodies(onnx, proto)
-        if not called:
-            break
-        proto.CopyFrom(onnx.inliner.inline_local_functions(proto))
-        done += called
-    if done:  # the bodies' Constant nodes, as every other constant reaches onnx2tf
-        from .._onnx_static import constants_to_initializers
-
-        constants_to_initializers(proto.graph)
-    return done
-
-
-def _call_function_bodies(onnx, proto) -> list[str]:
-    """Each node of ``_EXPANDED`` (with the attribute it needs) becomes a call to a local function
-    holding its body at the graph's opset and input types; returns their ops."""
-    nodes = [n for n in proto.graph.node if n.op_type in _EXPANDED and n.domain in _DEFAULT
-             and (_EXPANDED[n.op_type] is None or any(a.name == _EXPANDED[n.op_type] for a in n.attribute))]
-    if not nodes:
-        return []
-    g = Graph(onnx, proto)
-    inferred = onnx.shape_inference.infer_shapes(proto).graph
-    types = {v.name: v.type for v in [*inferred.input, *inferred.value_info, *inferred.output]}
-    called = []
-    for i, node in enumerate(nodes):
-        schema = onnx.defs.get_schema(node.op_type, g.opset, "")
-        if not schema.has_context_dependent_function:
-            continue
-        called.append(node.op_type)
-        body = onnx.FunctionProto()
-        body.ParseFromString(schema.get_context_dependent_function(
-            node.SerializeToString(), [(types[n] if n in types else onnx.TypeProto()).SerializeToString()
-                                       for n in node.input]))
-        body.name, body.domain = f"{node.op_type}__{node.output[0]}_{i}", "edgekit.expanded"
-        proto.functions.append(body)
-        node.op_type, node.domain = body.name, body.domain
-    if called and not any(o.domain == "edgekit.expanded" for o in proto.opset_import):
-        proto.opset_import.append(onnx.helper.make_opsetid("edgekit.expanded", 1))
-    return called

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._rewrites import Graph, _attr, _rewrite
+from .._onnx_rewrites import Graph, _attr, _rewrite
 
 _FLOATS = (np.float16, np.float32, np.float64)
 

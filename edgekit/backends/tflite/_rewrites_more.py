@@ -7,14 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._rewrites import Graph, _attr, _input, _rewrite
+from .._onnx_rewrites import Graph, _attr, _input, _rewrite, _text, grid_sample_nearest
 
 _POOL_OPS = {"MaxPool", "AveragePool", "LpPool", "Conv"}
-
-
-def _text(node, name: str, default: str) -> str:
-    value = _attr(node, name, default) or default
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _explicit_pads(g: Graph, node):
@@ -234,53 +229,6 @@ def _scatternd_reduction(g: Graph, node):
     return nodes
 
 
-def _grid_sample_nearest(g: Graph, node):
-    """``GridSample`` in nearest mode (zeros or border padding; 2 or 3 spatial axes) as ONNX
-    defines it: each grid coordinate unnormalized (align_corners or not), rounded half to even,
-    a flat index into the input's spatial plane, ``GatherElements``, and zeros where a
-    coordinate falls outside (padding ``zeros``) or clamped to the edge (``border``)."""
-    x, grid = node.input[0], node.input[1]
-    shape, gshape = g.shapes.get(x), g.shapes.get(grid)
-    pad = _text(node, "padding_mode", "zeros")
-    if _text(node, "mode", "linear") != "nearest" or pad not in ("zeros", "border") or shape is None or \
-            gshape is None or len(shape) not in (4, 5) or g.types.get(x) != g.onnx.TensorProto.FLOAT:
-        return None
-    n, c, *spatial = (int(v) for v in shape)
-    out_sp, t, align = list(gshape[1:-1]), node.output[0] + "__gs", _attr(node, "align_corners", 0)
-    f32 = lambda name, v: g.const(t + name, np.array(v, np.float32))  # noqa: E731
-    nodes, flat, valid = [], None, None
-    for k, size in enumerate(reversed(spatial)):  # grid's last axis: x (width), y, then z
-        co = f"{t}_c{k}"
-        nodes.append(g.node("Gather", [grid, g.const(f"{t}_k{k}", np.array(k, np.int64))], [co], axis=-1))
-        nodes.append(g.node("Add", [co, f32("_one", 1.0)], [co + "_p"]))
-        if align:  # (g + 1) / 2 * (size - 1)
-            nodes.append(g.node("Mul", [co + "_p", f32(f"_h{k}", (size - 1) / 2)], [co + "_u"]))
-        else:  # ((g + 1) * size - 1) / 2
-            nodes += [g.node("Mul", [co + "_p", f32(f"_s{k}", float(size))], [co + "_m"]),
-                      g.node("Sub", [co + "_m", f32("_one", 1.0)], [co + "_n"]),
-                      g.node("Div", [co + "_n", f32("_two", 2.0)], [co + "_u"])]
-        nodes += [g.node("Round", [co + "_u"], [co + "_r"]),
-                  g.node("Clip", [co + "_r", f32("_zero", 0.0), f32(f"_max{k}", size - 1.0)], [co + "_cl"])]
-        if pad == "zeros":
-            nodes += [g.node("Equal", [co + "_r", co + "_cl"], [co + "_in"])]
-            valid = co + "_in" if valid is None else _and(g, nodes, valid, co + "_in", f"{t}_v{k}")
-        stride = int(np.prod(spatial[len(spatial) - k:])) if k else 1
-        nodes.append(g.node("Mul", [co + "_cl", f32(f"_st{k}", float(stride))], [co + "_w"]))
-        flat = co + "_w" if flat is None else _add(g, nodes, flat, co + "_w", f"{t}_f{k}")
-    points = int(np.prod(out_sp))
-    nodes += [g.node("Cast", [flat], [t + "_idx"], to=g.onnx.TensorProto.INT64),
-              g.node("Reshape", [t + "_idx", g.const(t + "_ishape", np.array([n, 1, points], np.int64))], [t + "_i3"]),
-              g.node("Expand", [t + "_i3", g.const(t + "_eshape", np.array([n, c, points], np.int64))], [t + "_ie"]),
-              g.node("Reshape", [x, g.const(t + "_xshape", np.array([n, c, int(np.prod(spatial))], np.int64))], [t + "_x3"]),
-              g.node("GatherElements", [t + "_x3", t + "_ie"], [t + "_g"], axis=2),
-              g.node("Reshape", [t + "_g", g.const(t + "_oshape", np.array([n, c, *out_sp], np.int64))],
-                     [t + "_o" if valid else node.output[0]])]
-    if valid:  # (GridSample is opset 16 on: Unsqueeze takes its axes as an input)
-        nodes += [g.node("Unsqueeze", [valid, g.const(t + "_ax1", np.array([1], np.int64))], [t + "_m"]),
-                  g.node("Where", [t + "_m", t + "_o", f32("_zero", 0.0)], [node.output[0]])]
-    return nodes
-
-
 def _broadcast_rank(g: Graph, node):
     """A 2-D tensor broadcast against one of rank >= 4 (an attention mask added to the scores) given
     the full rank first with ``Unsqueeze`` (numpy broadcasting prepends the ones): onnx2tf lays the
@@ -298,16 +246,6 @@ def _broadcast_rank(g: Graph, node):
     return [g.node("Unsqueeze", [low, axes], [t]), g.node(node.op_type, inputs, list(node.output), name=node.name)]
 
 
-def _and(g: Graph, nodes: list, a: str, b: str, out: str) -> str:
-    nodes.append(g.node("And", [a, b], [out]))
-    return out
-
-
-def _add(g: Graph, nodes: list, a: str, b: str, out: str) -> str:
-    nodes.append(g.node("Add", [a, b], [out]))
-    return out
-
-
 REWRITES = (
     (_rewrite(_POOL_OPS, _explicit_pads),
      lambda n: f"{n} auto_pad SAME_LOWER/SAME_UPPER written as explicit pads (onnx2tf pads SAME_LOWER at the end)"),
@@ -319,7 +257,7 @@ REWRITES = (
      lambda n: f"{n} QuantizeLinear outside a QDQ pair written as its arithmetic (onnx2tf returns it dequantized)"),
     (_rewrite({"BitwiseOr", "BitwiseAnd", "BitwiseNot"}, _bitwise),
      lambda n: f"{n} 8/16-bit BitwiseOr/And/Not written as float32 bit arithmetic (LiteRT has no builtin)"),
-    (_rewrite({"GridSample"}, _grid_sample_nearest),
+    (_rewrite({"GridSample"}, grid_sample_nearest),
      lambda n: f"{n} GridSample nearest written as rounded indices and GatherElements (onnx2tf rounds ties away)"),
     (_rewrite({"Add", "Sub", "Mul", "Div"}, _broadcast_rank),
      lambda n: f"{n} 2-D operands given the rank they broadcast to (Unsqueeze) before Add/Sub/Mul/Div"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._rewrites import Graph, _attr, _rewrite
+from .._onnx_rewrites import Graph, _attr, _rewrite
 
 
 def _out_sizes(node, spatial: tuple[int, ...]) -> tuple[list[int], list[int]]:

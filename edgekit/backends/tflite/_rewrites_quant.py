@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._rewrites import Graph, _rewrite
+from .._onnx_rewrites import Graph, _rewrite
 
 _RANGES = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
 
