@@ -136,3 +136,15 @@ def test_ops_onnx2torch_or_coremltools_lack_are_rewritten(tmp_path, opset):
     assert {"GlobalMaxPool", "Max", "Min", "Clip", "LessOrEqual"}.isdisjoint(n.op_type for n in proto.graph.node)
     x = np.random.default_rng(0).uniform(-20, 20, (1, 2, 3, 5)).astype(np.float32)
     _torch_vs_ort(path, {"x": x})
+
+
+def test_an_op_onnx2torch_lacks_is_named_as_onnx2torch_s_on_the_tflite_route(tmp_path):
+    # onnx2tf's known failure "... is not implemented" matched onnx2torch's "Converter is not implemented" first
+    from edgekit.backends._onnx2torch import to_torch
+
+    path = _save(tmp_path / "unique.onnx", [helper.make_node("Unique", ["x"], ["y"], sorted=1)],
+                 [helper.make_tensor_value_info("x", F, [6])], [helper.make_tensor_value_info("y", F, [None])])
+    model = edgekit.load(path)
+    with pytest.raises(EdgekitError, match="onnx2torch has no converter for Unique") as info:
+        to_torch(model, model.onnx_path, "tflite", {"x": np.arange(6, dtype=np.float32)})
+    assert "onnx2tf does not implement" not in str(info.value)

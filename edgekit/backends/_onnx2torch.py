@@ -81,7 +81,7 @@ def _convert(onnx2torch, proto, target: str) -> Any:
             break
     from .._known import known
 
-    raise known(target, last) or ConversionError(target, f"onnx2torch cannot convert this model: {last}",
+    raise known(target, last, route="onnx2torch") or ConversionError(target, f"onnx2torch cannot convert this model: {last}",
                                                   _FIX) from last
 
 
