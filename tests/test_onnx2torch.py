@@ -148,3 +148,14 @@ def test_an_op_onnx2torch_lacks_is_named_as_onnx2torch_s_on_the_tflite_route(tmp
     with pytest.raises(EdgekitError, match="onnx2torch has no converter for Unique") as info:
         to_torch(model, model.onnx_path, "tflite", {"x": np.arange(6, dtype=np.float32)})
     assert "onnx2tf does not implement" not in str(info.value)
+
+
+def test_an_onnx_comparison_converts_to_coreml(tmp_path):
+    # onnx2torch writes Less as torch.less, which reaches coremltools as 'less' (it has 'lt' only)
+    pytest.importorskip("coremltools")
+    nodes = [helper.make_node("Less", ["x", "y"], ["c"]), helper.make_node("Where", ["c", "y", "x"], ["m"])]
+    path = _save(tmp_path / "less.onnx", nodes, [helper.make_tensor_value_info(n, F, [2, 3]) for n in "xy"],
+                 [helper.make_tensor_value_info("m", F, [2, 3])])
+    result = edgekit.convert(edgekit.load(path), targets=["coreml"], out=tmp_path / "o")
+    (art,) = result.artifacts
+    assert art.path.exists() and art.parity.validation["loads"], art.attempts
