@@ -159,3 +159,14 @@ def test_an_onnx_comparison_converts_to_coreml(tmp_path):
     result = edgekit.convert(edgekit.load(path), targets=["coreml"], out=tmp_path / "o")
     (art,) = result.artifacts
     assert art.path.exists() and art.parity.validation["loads"], art.attempts
+
+
+def test_a_core_ml_package_of_an_input_named_with_a_dot_validates(tmp_path):
+    # coremltools writes 'x.1' (torch's exported names) as 'x_1'; the package is the source's all the same
+    pytest.importorskip("coremltools")
+    path = _save(tmp_path / "dot.onnx", [helper.make_node("Relu", ["x.1"], ["y"])],
+                 [helper.make_tensor_value_info("x.1", F, [2, 3])], [helper.make_tensor_value_info("y", F, [2, 3])])
+    result = edgekit.convert(edgekit.load(path), targets=["coreml"], out=tmp_path / "o")
+    (art,) = result.artifacts
+    assert not art.parity.validation["problems"], art.parity.validation
+    assert [i["name"] for i in art.parity.validation["inputs"]] == ["x_1"]
