@@ -52,11 +52,13 @@ def _converter_frame(exc: BaseException) -> str:
     return found
 
 
-def known(target: str, exc: BaseException, where: str | None = None) -> ConversionError | None:
-    """The known failure ``exc`` is, as a ConversionError naming the op and the fix; None if unknown."""
+def known(target: str, exc: BaseException, where: str | None = None, route: str | None = None) -> ConversionError | None:
+    """The known failure ``exc`` is, as a ConversionError naming the op and the fix; None if unknown.
+    ``route``: a part of the route that raised it (e.g. ``onnx2torch``); entries of other routes are
+    passed over (two converters can raise the same words: onnx2tf's and onnx2torch's "Converter")."""
     text = f"{type(exc).__name__}: {exc}{_converter_frame(exc)}"
     for entry in load_toml("converters", "known_failures.toml").get("failure", []):
-        if entry["target"] != target:
+        if entry["target"] != target or (route and route not in entry.get("route", route)):
             continue
         m = re.search(entry["match"], text)
         if m:

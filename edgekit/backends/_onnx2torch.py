@@ -81,7 +81,7 @@ def _convert(onnx2torch, proto, target: str) -> Any:
             break
     from .._known import known
 
-    raise known(target, last) or ConversionError(target, f"onnx2torch cannot convert this model: {last}",
+    raise known(target, last, route="onnx2torch") or ConversionError(target, f"onnx2torch cannot convert this model: {last}",
                                                   _FIX) from last
 
 
@@ -89,15 +89,19 @@ def _static(onnx, model: Model, onnx_path) -> Any:
     """The ONNX at the run's static shapes with its shape arithmetic folded (onnxsim), Constant nodes
     and initializers as onnx2torch reads them: torch.export then sees no value-dependent shapes."""
     from ._onnx_static import constants_to_initializers, fold_static_ifs, simplify, static_inputs
+    from ._onnx_torchable import ifs_as_where, ops_as_torchable
 
     proto = onnx.load(str(onnx_path))
     static_inputs(proto, {s.name: s.concrete(model.dims) for s in model.signature.inputs})
     fold_static_ifs(onnx, proto)  # before onnxsim, which stops on nested graphs
+    ifs_as_where(onnx, proto)  # an If on values: both branches, then Where (onnx2torch has no If)
     simplified, _ = simplify(proto)
     folded = {t.name for t in simplified.graph.initializer}
     if not any(o.name in folded for o in simplified.graph.output):  # an output folded away has no node
         proto = simplified
     constants_to_initializers(proto.graph)
+    if ops_as_torchable(onnx, proto):
+        constants_to_initializers(proto.graph)
     _size_as_shape_product(onnx, proto.graph)
     _no_needless_allowzero(onnx, proto.graph)
     weights = {t.name for t in proto.graph.initializer}

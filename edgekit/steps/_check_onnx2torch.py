@@ -32,12 +32,13 @@ def onnx2torch_ops() -> frozenset[tuple[str, str]]:
 def onnx2torch_findings(facts: OnnxFacts) -> list[Finding]:
     """The ops onnx2torch cannot convert (no converter; or one that needs torchvision, which is absent)."""
     from ..backends._onnx2torch import _PARAMETERS, NEED_TORCHVISION
+    from ..backends._onnx_torchable import REWRITTEN
 
     known = onnx2torch_ops()
     no_vision = importlib.util.find_spec("torchvision") is None
     findings = []
     for (domain, op), nodes in facts.ops().items():
-        if (domain, op) not in known:
+        if (domain, op) not in known and not (op in REWRITTEN and not domain):
             findings.append(Finding(_named(domain, op), FAIL, f"onnx2torch has no converter for {_named(domain, op)}",
                                     "use another route, or a target that reads ONNX (onnx, openvino)", nodes[:5]))
         elif no_vision and op in NEED_TORCHVISION and not domain:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,13 @@ def _flexible_axes(feature) -> set[int]:
         shapes = flex["enumerated"]
         return {a for a in range(len(shapes[0])) if len({s[a] for s in shapes}) > 1}
     return {a for a, (lo, hi) in enumerate(flex.get("range", [])) if lo != hi}
+
+
+def core_ml_name(name: str) -> str:
+    """``name`` as coremltools writes a feature name (its NameSanitizer, prefix ``var_``): ``x.1``
+    becomes ``x_1``, ``53`` becomes ``var_53``."""
+    clean = re.sub(r"[^a-zA-Z0-9_]", "_", name)
+    return f"var_{clean}" if re.match(r"[^a-zA-Z_]", clean) else clean
 
 
 def _specs(features, source: list[TensorSpec] | None = None) -> list[TensorSpec]:
@@ -95,7 +103,8 @@ class CoreMLRunner:
     def validate(self, source: Signature) -> dict:
         """What can be checked without running: it loads; inputs, outputs and op count are right."""
         problems = []
-        if [s.name for s in self.signature.inputs] != [s.name for s in source.inputs]:
+        if [s.name for s in self.signature.inputs] not in ([s.name for s in source.inputs],
+                                                            [core_ml_name(s.name) for s in source.inputs]):
             problems.append(f"inputs {[s.name for s in self.signature.inputs]} != source {[s.name for s in source.inputs]}")
         if len(self.signature.outputs) != len(source.outputs):
             problems.append(f"{len(self.signature.outputs)} outputs, the source has {len(source.outputs)}")
@@ -114,5 +123,6 @@ class CoreMLRunner:
         return doc
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        result = self.model.predict(feeds)
+        names = {s.name for s in self.signature.inputs}
+        result = self.model.predict({k if k in names else core_ml_name(k): v for k, v in feeds.items()})
         return [np.asarray(result[s.name]) for s in self.signature.outputs]

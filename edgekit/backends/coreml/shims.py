@@ -75,7 +75,9 @@ SHIMS = {"new_ones": _new_ones, "diff": _diff}
 # Python operators that reach coremltools under their dunder name (transformers' masks)
 ALIASES = {"__and__": "bitwise_and", "__or__": "bitwise_or", "__invert__": "bitwise_not",
            # torch.where(cond, tensor, scalar): eager attention's mask; coremltools has only the ScalarSelf form
-           "where.scalarother": "where", "where_scalarother": "where"}
+           "where.scalarother": "where", "where_scalarother": "where",
+           # torch.less & co. (onnx2torch's Less/Greater) keep their long names through torch.jit.trace
+           "less": "lt", "greater": "gt", "less_equal": "le", "greater_equal": "ge"}
 
 
 def register() -> None:
