@@ -160,3 +160,29 @@ def test_wrap_pad_with_constant_pads_and_axes(tmp_path):
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
     _rewritten_agrees(tmp_path, proto, wrap_pad, "Pad", {"x": np.arange(30, dtype=np.float32).reshape(2, 3, 5)})
+
+
+@pytest.mark.integration
+def test_if_on_a_rank_2_condition_converts_with_it_as_a_scalar(tmp_path):
+    """A wake-word head's shape: an If on a [1, 1] score against a threshold (ONNX allows any
+    one-element condition; OpenVINO's frontend only rank 0 or 1), each branch reading the input."""
+    f = TensorProto.FLOAT
+    then_g = helper.make_graph([helper.make_node("Mul", ["x", "two"], ["t"])], "then", [],
+                               [helper.make_tensor_value_info("t", f, [1, 4])])
+    else_g = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [],
+                               [helper.make_tensor_value_info("e", f, [1, 4])])
+    nodes = [helper.make_node("ReduceMean", ["x", "ax"], ["m"], keepdims=1),
+             helper.make_node("Greater", ["m", "zero"], ["c"]),
+             helper.make_node("If", ["c"], ["y"], then_branch=then_g, else_branch=else_g, name="gate")]
+    inits = [helper.make_tensor("ax", TensorProto.INT64, [1], [1]), helper.make_tensor("zero", f, [1, 1], [0.0]),
+             helper.make_tensor("two", f, [], [2.0])]
+    graph = helper.make_graph(nodes, "gate", [helper.make_tensor_value_info("x", f, [1, 4])],
+                              [helper.make_tensor_value_info("y", f, [1, 4])], inits)
+    src = tmp_path / "gate.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), src)
+    for sign in (1.0, -1.0):  # both branches taken, by the sign of the input's mean
+        x = tmp_path / f"x{sign}.npz"
+        np.savez(x, x=sign * np.array([[0.5, 1.0, 1.5, 2.0]], np.float32))
+        (art,) = edgekit.convert(str(src), targets=["openvino"], inputs=x, out=tmp_path / f"o{sign}").artifacts
+        assert art.attempts[0]["error"] and art.attempts[-1]["route"] == REWRITTEN, art.attempts
+        assert art.parity.status == "pass" and any("If condition of rank 2" in n for n in art.notes), art.notes

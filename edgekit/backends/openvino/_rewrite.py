@@ -24,6 +24,9 @@ REWRITES = (
                "frontend has no float Mod with fmod=0)"),
     (R._rewrite({"Pad"}, R.wrap_pad),
      lambda n: f"{n} Pad in wrap mode written as Gathers of wrapped indices (OpenVINO's frontend has no wrap)"),
+    (lambda onnx, proto: scalar_if_conditions(onnx, proto),
+     lambda n: f"{n} If condition of rank 2 or more reshaped to a scalar (ONNX takes any one-element "
+               "tensor; OpenVINO only rank 0 or 1)"),
 )
 # the ops of the rewrites that need static shapes: where one is left, the inputs are fixed
 _STATIC_OPS = {"SpaceToDepth", "GridSample"}
@@ -34,6 +37,32 @@ def _expanded(ops: list[str]) -> str:
     why = (["OpenVINO's Attention gives other values with a sliding window"] if "Attention" in ops else []) + (
         ["OpenVINO has no NLL/SCE loss with ignore_index"] if set(ops) - {"Attention"} else [])
     return f"{R.EXPAND[1](ops)} ({'; '.join(why)})"
+
+
+def scalar_if_conditions(onnx, proto) -> int:
+    """Each ``If`` of the main graph whose condition has a known rank of 2 or more (a [1, 1] score
+    compared with a threshold, say) given that condition reshaped to a scalar: the same one element,
+    which is all ONNX allows there. Returns how many."""
+    graph = onnx.shape_inference.infer_shapes(proto, strict_mode=False).graph
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in (*graph.value_info, *graph.input, *graph.output)
+             if v.type.tensor_type.HasField("shape")}
+    ranks.update({t.name: len(t.dims) for t in proto.graph.initializer})
+    nodes, count = [], 0
+    for node in list(proto.graph.node):
+        if node.op_type == "If" and node.domain in _DEFAULT and ranks.get(node.input[0], 0) >= 2:
+            name = f"{node.name or node.output[0]}__scalar_condition"
+            proto.graph.initializer.append(onnx.helper.make_tensor(f"{name}_shape", onnx.TensorProto.INT64, [0], []))
+            nodes.append(onnx.helper.make_node("Reshape", [node.input[0], f"{name}_shape"], [name], name=name))
+            node.input[0] = name
+            count += 1
+        nodes.append(node)
+    if count:
+        copied = [type(n)() for n in nodes]
+        for new, old in zip(copied, nodes, strict=True):
+            new.CopyFrom(old)
+        del proto.graph.node[:]
+        proto.graph.node.extend(copied)
+    return count
 
 
 def rewrite(onnx, proto) -> tuple[int, list[str]]:
