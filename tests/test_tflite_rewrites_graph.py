@@ -83,7 +83,8 @@ def test_if_on_an_input_value_is_kept():
     from edgekit._known import explain
 
     err = explain("tflite", ValueError("If node 'If_0' branches on the value of input 'sr', not on a shape"))
-    assert "ONNX If, node If_0" in str(err) and "fix 'sr' to the value you use" in str(err)
+    assert "ONNX If, node If_0" in str(err) and "if 'sr' is a setting" in str(err)
+    assert "fix it to the value you use" in str(err) and "onnx2torch route" in str(err)  # data: both branches
 
 
 def test_if_fixed_by_an_initializer_is_taken():
