@@ -57,11 +57,8 @@ def scalar_if_conditions(onnx, proto) -> int:
             count += 1
         nodes.append(node)
     if count:
-        copied = [type(n)() for n in nodes]
-        for new, old in zip(copied, nodes, strict=True):
-            new.CopyFrom(old)
         del proto.graph.node[:]
-        proto.graph.node.extend(copied)
+        proto.graph.node.extend(nodes)
     return count
 
 

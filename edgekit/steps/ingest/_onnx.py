@@ -9,6 +9,7 @@ from pathlib import Path
 from ..._errors import EdgekitError
 from ..._lazy import require
 from ..._types import Model, Signature, TensorSpec
+from ._toposort import GraphCycle, _subgraphs, sort_nodes
 
 _NAMED = re.compile(r"[A-Za-z_][\w.]*")
 
@@ -49,8 +50,8 @@ def _all_tensors(graph):
             if attr.HasField("t"):
                 yield attr.t
             yield from attr.tensors
-            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
-                yield from _all_tensors(sub)
+        for sub in _subgraphs(node):
+            yield from _all_tensors(sub)
 
 
 def check_external_data(path: Path, proto=None) -> None:
@@ -117,8 +118,6 @@ def _sorted(path: Path, proto) -> tuple[Path, list[str]]:
     """The file every conversion reads: ``path`` itself, or, where its nodes are out of
     topological order (ONNX Runtime runs such a graph, the converters and onnx.checker refuse it),
     a sorted copy in a folder of this run, with a note saying so. A cycle is refused."""
-    from ._toposort import GraphCycle, sort_nodes
-
     try:
         moved = sort_nodes(proto)
     except GraphCycle as exc:
@@ -171,8 +170,8 @@ def _weights(graph):
         for attr in node.attribute:
             if node.op_type == "Constant" and attr.HasField("t"):
                 yield node.output[0], attr.t
-            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
-                yield from _weights(sub)
+        for sub in _subgraphs(node):
+            yield from _weights(sub)
 
 
 def _computing_reads(graph, into: set[str]) -> set[str]:
@@ -181,9 +180,8 @@ def _computing_reads(graph, into: set[str]) -> set[str]:
     for node in graph.node:
         if node.op_type not in ("Cast", "CastLike"):
             into.update(node.input)
-        for attr in node.attribute:
-            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
-                _computing_reads(sub, into)
+        for sub in _subgraphs(node):
+            _computing_reads(sub, into)
     return into
 
 

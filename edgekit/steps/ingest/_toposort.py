@@ -26,6 +26,7 @@ class GraphCycle(ValueError):
 
 
 def _subgraphs(node):
+    """The graphs a node's attributes hold (If's branches, Loop's and Scan's bodies)."""
     for attr in node.attribute:
         if attr.HasField("g"):
             yield attr.g
